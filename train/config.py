@@ -1,0 +1,274 @@
+"""The one typed trial config: every knob of one training run, validated once, passed down whole.
+
+A trial config arrives as a nested dict (from YAML, from ``--set`` overrides, or from the dict Ray
+hands each worker) and is rebuilt here into :class:`TrialConfig`. The classes are standard
+dataclasses validated by pydantic (``extra="forbid"``), so a wrong type or unknown key is rejected
+with its key path; :func:`parse` turns that into one readable line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import field
+from typing import Any, Literal, Optional
+
+import pydantic
+from pydantic import ConfigDict
+from pydantic.dataclasses import dataclass
+
+# Attribute docstrings become pydantic field descriptions, so they are the documentation.
+_STRICT = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
+
+DataFormat = Literal["auto", "gtsrb", "gtsrb_kaggle", "asl", "imagefolder", "synthetic"]
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; its message is one line naming the key and what is allowed."""
+
+
+@dataclass(config=_STRICT)
+class SyntheticConfig:
+    """Size and seed of the generated synthetic traffic-sign set (format ``synthetic``)."""
+
+    num_classes: int = 10
+    """Number of sign classes, 2..43 (each a distinct plate shape / colour / glyph combination)."""
+    tracks_per_class: int = 8
+    """Physical signs per class in the training set; each becomes one track of frames."""
+    frames_per_track: int = 10
+    """Frames per track, taken at growing scale as in GTSRB."""
+    test_per_class: int = 12
+    """Test images per class (in ``Final_Test`` with ``GT-final_test.csv``)."""
+    frame_size: int = 48
+    """Side of the largest generated frame, in pixels."""
+    seed: int = 0
+    """Seed for the generator: the same seed writes byte-identical files."""
+
+    def __post_init__(self):
+        _check(2 <= self.num_classes <= 43, "data.synthetic.num_classes", self.num_classes, "2..43")
+        for name in ("tracks_per_class", "frames_per_track", "test_per_class"):
+            _check(getattr(self, name) >= 1, f"data.synthetic.{name}", getattr(self, name), ">= 1")
+        _check(self.frame_size >= 16, "data.synthetic.frame_size", self.frame_size, ">= 16")
+
+
+@dataclass(config=_STRICT)
+class DataConfig:
+    """Where the images come from and how they are prepared."""
+
+    format: DataFormat = "synthetic"
+    """Layout of ``root``: gtsrb, gtsrb_kaggle, asl, imagefolder, synthetic, or auto (detect)."""
+    root: str = "data/synthetic"
+    """Data root directory (relative paths are taken from the current directory)."""
+    image_size: int = 32
+    """Side of the square images the model sees, in pixels (images are resized once, into the cache)."""
+    roi_crop: bool = True
+    """Crop GTSRB images to their annotated sign box before resizing."""
+    val_fraction: float = 0.2
+    """Fraction of the training set held out for validation (whole tracks for GTSRB)."""
+    split_seed: int = 0
+    """Seed of the train/validation split, independent of the training seed."""
+    max_bad_fraction: float = 0.01
+    """Largest fraction of unreadable image files that is skipped rather than fatal."""
+    cache_dir: Optional[str] = None
+    """Where decoded arrays are cached; default $SIGNSEARCH_CACHE or ~/.cache/signsearch."""
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    """Generator settings, used when ``format`` is synthetic."""
+
+    def __post_init__(self):
+        _check(8 <= self.image_size <= 1024, "data.image_size", self.image_size, "8..1024")
+        _check(0.0 < self.val_fraction < 1.0, "data.val_fraction", self.val_fraction, "0 < x < 1")
+        _check(0.0 <= self.max_bad_fraction < 1.0, "data.max_bad_fraction", self.max_bad_fraction, "0 <= x < 1")
+
+
+@dataclass(config=_STRICT)
+class AugmentConfig:
+    """Batch augmentation on the training device; every strength is 0 (off) .. 1 (strongest)."""
+
+    geometric: float = 0.3
+    """Rotation (up to 30 deg), scale (up to +-30 %), translation (up to 15 %), shear and perspective."""
+    photometric: float = 0.3
+    """Brightness, contrast, saturation, hue, Gaussian blur and Gaussian noise."""
+    erasing: float = 0.0
+    """Probability of erasing one random rectangle (occlusion)."""
+    p: float = 0.8
+    """Probability that each enabled augmentation is applied to an image."""
+    hflip: bool = False
+    """Horizontal flips; off by default since they change the meaning of many signs and letters."""
+
+    def __post_init__(self):
+        for name in ("geometric", "photometric", "erasing", "p"):
+            value = getattr(self, name)
+            _check(0.0 <= value <= 1.0, f"augment.{name}", value, "0..1")
+
+
+@dataclass(config=_STRICT)
+class CNNConfig:
+    """Architecture of the small CNN (model name ``small_cnn``), searchable like any other knob."""
+
+    blocks: int = 3
+    """Number of conv blocks (conv -> batch norm -> ReLU -> pool)."""
+    width: int = 32
+    """Channels of the first block; each further block doubles them."""
+    kernel_size: int = 3
+    """Convolution kernel side, odd."""
+    stride: int = 1
+    """Convolution stride."""
+    padding: Optional[int] = None
+    """Convolution padding; None keeps the size ("same" for stride 1)."""
+    pool: Literal["max", "avg", "none"] = "max"
+    """2x2 pooling after each block."""
+    dropout: float = 0.2
+    """Dropout before the classifier."""
+
+    def __post_init__(self):
+        _check(1 <= self.blocks <= 8, "model.cnn.blocks", self.blocks, "1..8")
+        _check(self.width >= 1, "model.cnn.width", self.width, ">= 1")
+        _check(self.kernel_size % 2 == 1, "model.cnn.kernel_size", self.kernel_size, "an odd number")
+        _check(self.stride >= 1, "model.cnn.stride", self.stride, ">= 1")
+        _check(0.0 <= self.dropout < 1.0, "model.cnn.dropout", self.dropout, "0 <= x < 1")
+
+
+@dataclass(config=_STRICT)
+class ModelConfig:
+    """Which network, and which weights it starts from."""
+
+    name: str = "mobilenetv3_small_050"
+    """Any timm model name, or ``small_cnn`` for the configurable CNN below."""
+    pretrained: bool = False
+    """Start from ImageNet weights: from ``weights`` / $SIGNSEARCH_WEIGHTS, else timm's model hub."""
+    weights: Optional[str] = None
+    """Local weights file, or a directory holding ``<name>.safetensors|.pth|.bin`` or ``<name>/``."""
+    drop_rate: float = 0.0
+    """Dropout before the classifier of timm models."""
+    freeze_backbone: bool = False
+    """Feature extraction: train only the classifier head."""
+    unfreeze_epoch: Optional[int] = None
+    """With a frozen backbone, unfreeze it at the start of this epoch (0-based); None keeps it frozen."""
+    cnn: CNNConfig = field(default_factory=CNNConfig)
+    """Architecture of ``small_cnn``."""
+
+    def __post_init__(self):
+        _check(0.0 <= self.drop_rate < 1.0, "model.drop_rate", self.drop_rate, "0 <= x < 1")
+        if self.unfreeze_epoch is not None:
+            _check(self.freeze_backbone, "model.unfreeze_epoch", self.unfreeze_epoch,
+                   "null unless model.freeze_backbone is true")
+            _check(self.unfreeze_epoch >= 1, "model.unfreeze_epoch", self.unfreeze_epoch, ">= 1")
+
+
+@dataclass(config=_STRICT)
+class OptimConfig:
+    """Optimizer, schedule and loss."""
+
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    """AdamW, or SGD with Nesterov momentum."""
+    lr: float = 2e-3
+    """Peak learning rate, reached after the warm-up (for the global batch, not scaled by workers)."""
+    weight_decay: float = 0.01
+    """Decoupled weight decay (AdamW) or L2 (SGD)."""
+    momentum: float = 0.9
+    """SGD momentum (ignored by AdamW)."""
+    warmup_epochs: float = 0.5
+    """Linear warm-up length in epochs (fractions allowed), then cosine decay to zero."""
+    label_smoothing: float = 0.1
+    """Cross-entropy label smoothing."""
+    grad_clip: Optional[float] = 5.0
+    """Clip the global gradient norm to this; None disables clipping."""
+    batch_size: int = 64
+    """Batch size per worker, not global."""
+
+    def __post_init__(self):
+        _check(self.lr > 0, "optim.lr", self.lr, "> 0")
+        _check(self.weight_decay >= 0, "optim.weight_decay", self.weight_decay, ">= 0")
+        _check(self.warmup_epochs >= 0, "optim.warmup_epochs", self.warmup_epochs, ">= 0")
+        _check(0.0 <= self.label_smoothing < 1.0, "optim.label_smoothing", self.label_smoothing, "0 <= x < 1")
+        _check(self.grad_clip is None or self.grad_clip > 0, "optim.grad_clip", self.grad_clip, "> 0 or null")
+        _check(self.batch_size >= 1, "optim.batch_size", self.batch_size, ">= 1")
+
+
+@dataclass(config=_STRICT)
+class WorkersConfig:
+    """Data-parallel workers of one trial."""
+
+    num_workers: int = 1
+    """Ray Train workers (DDP ranks); 1 runs the loop in the trial's own process."""
+    cpus_per_worker: float = 1.0
+    """Logical CPUs reserved per worker (fractions let several trials share a core)."""
+    gpus_per_worker: float = 0.0
+    """GPUs per worker; fractions put several small trials on one GPU."""
+    threads_per_worker: int = 0
+    """torch intra-op threads per worker; 0 means max(1, cpus_per_worker)."""
+
+    def __post_init__(self):
+        _check(self.num_workers >= 1, "workers.num_workers", self.num_workers, ">= 1")
+        _check(self.cpus_per_worker > 0, "workers.cpus_per_worker", self.cpus_per_worker, "> 0")
+        _check(self.gpus_per_worker >= 0, "workers.gpus_per_worker", self.gpus_per_worker, ">= 0")
+        _check(self.threads_per_worker >= 0, "workers.threads_per_worker", self.threads_per_worker, ">= 0")
+
+
+@dataclass(config=_STRICT)
+class TrialConfig:
+    """Everything one training run needs."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    """Data set, image size and split."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """Network and starting weights."""
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    """Batch augmentation strengths."""
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    """Optimizer, schedule, loss and batch size."""
+    workers: WorkersConfig = field(default_factory=WorkersConfig)
+    """Data-parallel workers and their resources."""
+    epochs: int = 6
+    """Training epochs (the schedule's length; ASHA may stop a trial earlier)."""
+    seed: int = 0
+    """Seed for weights init, shuffling and augmentation."""
+    amp: bool = True
+    """Mixed precision (bfloat16/float16 autocast) and channels-last on CUDA; CPU always runs float32."""
+
+    def __post_init__(self):
+        _check(self.epochs >= 1, "epochs", self.epochs, ">= 1")
+        if self.model.unfreeze_epoch is not None:
+            _check(self.model.unfreeze_epoch < self.epochs, "model.unfreeze_epoch",
+                   self.model.unfreeze_epoch, f"< epochs ({self.epochs})")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (JSON/YAML-safe) that :func:`parse` turns back into this config."""
+        return dataclasses.asdict(self)
+
+
+def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: got {value!r}, allowed: {allowed}")
+
+
+def _allowed_keys(cls: type, loc: tuple) -> list[str]:
+    """Field names of the (nested) dataclass that holds the key at ``loc``."""
+    for part in loc[:-1]:
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        if part not in fields or not dataclasses.is_dataclass(fields[part].default_factory):
+            return []
+        cls = fields[part].default_factory
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def _one_line(error: pydantic.ValidationError, cls: type, source: str) -> str:
+    first = error.errors()[0]
+    loc = tuple(str(p) for p in first["loc"])
+    key = ".".join(loc) or "<root>"
+    if first["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
+        return f"{source}: unknown key '{key}' (allowed: {', '.join(_allowed_keys(cls, loc))})"
+    if first["type"] == "value_error":  # raised by _check: its message already names the key
+        return f"{source}: {str(first['ctx']['error'])}"
+    return f"{source}: {key}: {first['msg']} (got {first.get('input')!r})"
+
+
+def parse(raw: dict[str, Any] | None, source: str = "trial config") -> TrialConfig:
+    """Build a :class:`TrialConfig` from a nested dict; any problem is one :class:`ConfigError` line."""
+    if isinstance(raw, TrialConfig):
+        return raw
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of config sections, got {type(raw).__name__}")
+    try:
+        return TrialConfig(**(raw or {}))
+    except pydantic.ValidationError as error:
+        raise ConfigError(_one_line(error, TrialConfig, source)) from None
