@@ -1,0 +1,142 @@
+"""Search-space YAML: every shipped file loads, and every kind of mistake is one clear line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from train.config import ConfigError
+from tune.space import define_by_run, load_search_file, sampled_params
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED = sorted((REPO / "search_spaces").glob("*.yaml"))
+
+
+def test_every_space_is_shipped():
+    assert {p.stem for p in SHIPPED} >= {"smoke", "gtsrb", "asl"}
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_shipped_space_loads_and_samples(path):
+    search = load_search_file(path)
+    base = search.trial_config({})
+    assert base.epochs == search.budget.max_epochs
+    assert base.workers.num_workers == search.resources.workers_per_trial
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(20):  # each sample must be a valid trial config
+        trial = study.ask()
+        define_by_run(search.space)(trial)
+        search.trial_config({key.replace("/", "."): value for key, value in trial.params.items()})
+        study.tell(trial, 0.5)
+
+
+def test_override_points_a_space_at_an_archive():
+    search = load_search_file(REPO / "search_spaces/gtsrb.yaml",
+                              ["dataset.format=gtsrb_kaggle", "dataset.root=/data/gtsrb", "budget.num_samples=3"])
+    cfg = search.trial_config({})
+    assert (cfg.data.format, cfg.data.root, search.budget.num_samples) == ("gtsrb_kaggle", "/data/gtsrb", 3)
+
+
+def test_conditional_parameter_only_when_condition_holds():
+    search = load_search_file(REPO / "search_spaces/gtsrb.yaml")
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=1))
+    seen_frozen = seen_unfrozen = False
+    for _ in range(40):
+        trial = study.ask()
+        define_by_run(search.space)(trial)
+        params = trial.params
+        frozen = params.get("model/freeze_backbone") is True
+        assert ("model/unfreeze_epoch" in params) == frozen
+        if "model/freeze_backbone" in params:
+            assert params["model/pretrained"] is True
+        seen_frozen |= frozen
+        seen_unfrozen |= not frozen
+        study.tell(trial, 0.0)
+    assert seen_frozen and seen_unfrozen
+
+
+def test_sampled_params_reads_nested_config():
+    search = load_search_file(REPO / "search_spaces/smoke.yaml")
+    config = search.trial_config({"optim.lr": 0.01, "model.cnn.width": 16}).to_dict()
+    params = sampled_params(config, search.space)
+    assert params["optim.lr"] == 0.01 and params["model.cnn.width"] == 16
+
+
+def _write(tmp_path, text_or_dict) -> Path:
+    path = tmp_path / "space.yaml"
+    base = yaml.safe_load((REPO / "search_spaces/smoke.yaml").read_text())
+    if isinstance(text_or_dict, str):
+        path.write_text(text_or_dict)
+        return path
+    for dotted, value in text_or_dict.items():
+        node = base
+        *parents, leaf = dotted.split("|")
+        for part in parents:
+            node = node.setdefault(part, {})
+        if value is _DELETE:
+            node.pop(leaf)
+        else:
+            node[leaf] = value
+    path.write_text(yaml.safe_dump(base, sort_keys=False))
+    return path
+
+
+_DELETE = object()
+
+BAD = {
+    "unknown top key": ({"budgets": {}}, "unknown key 'budgets' (allowed: experiment, dataset, train, space"),
+    "unknown budget key": ({"budget|max_epoch": 3}, "unknown key 'budget.max_epoch' (allowed: num_samples, max_epochs"),
+    "wrong type": ({"budget|num_samples": "many"}, "budget.num_samples: Input should be a valid integer"),
+    "empty range": ({"space|optim.lr": {"type": "loguniform", "low": 0.1, "high": 0.01}},
+                    "space.optim.lr: empty range: low (0.1) must be below high (0.01)"),
+    "empty randint": ({"space|model.cnn.blocks": {"type": "randint", "low": 3, "high": 3}},
+                      "space.model.cnn.blocks: empty range"),
+    "log of zero": ({"space|optim.lr": {"type": "loguniform", "low": 0, "high": 0.01}}, "loguniform needs low > 0"),
+    "unknown distribution": ({"space|optim.lr": {"type": "gaussian", "low": 0, "high": 1}},
+                             "type must be one of loguniform, uniform, quniform, randint, choice"),
+    "unknown param field": ({"space|optim.lr": {"type": "uniform", "low": 0.1, "high": 0.2, "log": True}},
+                            "unknown key 'space.optim.lr.log' (allowed: when, low, high, type)"),
+    "empty choice": ({"space|model.cnn.width": {"type": "choice", "values": []}}, "space.model.cnn.width.values"),
+    "param not a config key": ({"space|optim.learning_rate": {"type": "uniform", "low": 0.1, "high": 0.2}},
+                               "space.optim.learning_rate: value 0.1 is not a valid config: unknown key"),
+    "param value out of range": ({"space|augment.geometric": {"type": "uniform", "low": 0.0, "high": 2.0}},
+                                 "space.augment.geometric: value 2.0 is not a valid config: augment.geometric: got 2.0"),
+    "when names a later param": ({"space|optim.lr": {"type": "loguniform", "low": 1e-4, "high": 1e-2,
+                                                      "when": {"model.cnn.width": 16}}},
+                                 "space.optim.lr.when: 'model.cnn.width' must be a parameter listed earlier"),
+    "warm start unknown": ({"searcher|warm_start": [{"optim.lrr": 0.1}]},
+                           "searcher.warm_start[0]: unknown parameter(s) optim.lrr"),
+    "epochs in train": ({"train|epochs": 3}, "train.epochs: set budget.max_epochs instead"),
+    "dataset unknown key": ({"dataset|rooot": "x"}, "unknown key 'dataset.rooot'"),
+    "dataset bad format": ({"dataset|format": "coco"}, "dataset.format: Input should be 'auto'"),
+    "train bad value": ({"train|optim": {"lr": -1.0}}, "train.optim.lr: got -1.0, allowed: > 0"),
+    "grace beyond budget": ({"budget|grace_period": 9}, "grace_period (9) exceeds max_epochs (4)"),
+    "bad experiment name": ({"experiment": "my search"}, "experiment: String should match pattern"),
+    "missing experiment": ({"experiment": _DELETE}, "experiment: Field required"),
+    "concurrency zero": ({"resources|max_concurrent_trials": 0}, "max_concurrent_trials must be >= 1 or 'auto'"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD))
+def test_bad_space_is_one_clear_line(tmp_path, name):
+    changes, expected = BAD[name]
+    path = _write(tmp_path, changes)
+    with pytest.raises(ConfigError) as error:
+        load_search_file(path)
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith(str(path)), message
+    assert expected in message, message
+
+
+def test_bad_yaml_and_missing_file(tmp_path):
+    path = _write(tmp_path, "experiment: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"not valid YAML \(line \d+"):
+        load_search_file(path)
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_search_file(tmp_path / "absent.yaml")
+    with pytest.raises(ConfigError, match="expected dotted.key=value"):
+        load_search_file(REPO / "search_spaces/smoke.yaml", ["budget.num_samples"])

@@ -1,0 +1,309 @@
+"""The per-worker training loop: one function for Ray Train workers, a Tune trial process, or a bare process.
+
+Data stays as memory-mapped uint8 arrays (shared by every trial on a node through the page cache);
+each step gathers one batch, moves it to the device, augments it there with Kornia and normalises
+it. Every random stream (shuffle, augmentation, dropout) is re-seeded from (seed, epoch, rank) at the
+start of each epoch, so a run resumed from an epoch-end checkpoint continues exactly as if it had
+never stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from train.augment import build_augment
+from train.cache import ArraySet, PreparedData, prepare
+from train.config import TrialConfig, parse
+from train.model import apply_frozen_bn_eval, build_model, input_normalization, set_backbone_trainable
+from train.session import LocalSession, RayTrainSession, Session, TuneSession, checkpoint_scratch
+
+CHECKPOINT_FILE = "state.pt"
+CONFIG_FILE = "trial_config.json"
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    """Entry point for ``TorchTrainer`` workers (Ray Train V2)."""
+    run(parse(config), RayTrainSession())
+
+
+def train_in_trial_process(config: dict[str, Any]) -> None:
+    """Entry point for a 1-worker Tune trial: the same loop, no worker group."""
+    run(parse(config), TuneSession())
+
+
+@dataclass
+class Epoch:
+    """Metrics of one epoch, as reported (the same numbers on every rank)."""
+
+    epoch: int
+    train_loss: float
+    val_loss: float
+    val_acc: float
+    lr: float
+    images_per_s: float
+    epoch_s: float
+
+    def as_metrics(self) -> dict[str, Any]:
+        # Tune counts reports as training_iteration; `epoch` is 1-based here so the two agree.
+        return {**self.__dict__, "epoch": self.epoch + 1}
+
+
+class Trainer:
+    """Model, optimizer, schedule and data of one worker; `fit` runs the remaining epochs."""
+
+    def __init__(self, cfg: TrialConfig, session: Session, data: Optional[PreparedData] = None):
+        self.cfg = cfg
+        self.session = session
+        self.device = _pick_device()
+        torch.set_num_threads(cfg.workers.threads_per_worker or max(1, int(cfg.workers.cpus_per_worker)))
+        torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+        self.data = data if data is not None else prepare(cfg.data)
+        self.model = build_model(cfg.model, num_classes=len(self.data.class_names)).to(self.device)
+        self.cuda = self.device.type == "cuda"
+        if self.cuda and cfg.amp:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        mean, std = input_normalization(self.model)
+        self.mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1)
+        self.std = torch.tensor(std, device=self.device).view(1, 3, 1, 1)
+        self.augment = build_augment(cfg.augment).to(self.device)
+        self.ddp_model: nn.Module = self.model
+        self.frozen: Optional[bool] = None
+        self.optimizer = _build_optimizer(cfg, self.model)
+        self.steps_per_epoch = math.ceil(self._shard_length(len(self.data.train.labels)) / cfg.optim.batch_size)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, _warmup_cosine(cfg, self.steps_per_epoch))
+        self.amp_dtype = _amp_dtype(self.cuda and cfg.amp)
+        # Loss scaling is only needed for float16; bfloat16 has float32's exponent range.
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.start_epoch = self._restore()
+
+    # -- set-up -------------------------------------------------------------------------------
+    def _wrap_ddp(self) -> nn.Module:
+        """DDP over the currently trainable parameters (re-wrapped whenever freezing changes).
+
+        DDP registers the parameters that require grad when it is built; wrapping after freezing
+        keeps frozen ones out of the all-reduce, so they never get (zero) gradients that AdamW would
+        then decay.
+        """
+        if self.session.world_size == 1:
+            return self.model
+        device_ids = [self.device.index or 0] if self.cuda else None
+        return nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
+
+    def _shard_length(self, n: int) -> int:
+        return math.ceil(n / self.session.world_size)
+
+    def _restore(self) -> int:
+        checkpoint = self.session.restored_checkpoint()
+        if checkpoint is None:
+            return 0
+        with checkpoint.as_directory() as folder:
+            state = torch.load(Path(folder) / CHECKPOINT_FILE, map_location=self.device, weights_only=False)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        return state["epoch"] + 1
+
+    # -- epochs -------------------------------------------------------------------------------
+    def fit(self) -> list[Epoch]:
+        history = []
+        for epoch in range(self.start_epoch, self.cfg.epochs):
+            _seed_epoch(self.cfg.seed, epoch, self.session.world_rank)
+            self._set_frozen(epoch)
+            train_loss, images_per_s, epoch_s = self._train_epoch(epoch)
+            val_loss, val_acc = self.evaluate(self.data.val)
+            result = Epoch(epoch, train_loss, val_loss, val_acc, self.scheduler.get_last_lr()[0],
+                           images_per_s, epoch_s)
+            history.append(result)
+            self._report(result)
+        return history
+
+    def _set_frozen(self, epoch: int) -> None:
+        model_cfg = self.cfg.model
+        frozen = model_cfg.freeze_backbone and (model_cfg.unfreeze_epoch is None or epoch < model_cfg.unfreeze_epoch)
+        if frozen != self.frozen:
+            set_backbone_trainable(self.model, not frozen)
+            self.frozen = frozen
+            self.ddp_model = self._wrap_ddp()
+
+    def _train_epoch(self, epoch: int) -> tuple[float, float, float]:
+        """(mean train loss, images/s over all workers, seconds) of one epoch."""
+        self.ddp_model.train()
+        if self.frozen:
+            apply_frozen_bn_eval(self.model)
+        order = _epoch_order(len(self.data.train.labels), self.cfg.seed, epoch,
+                             self.session.world_rank, self.session.world_size)
+        loss_sum, seen, start = torch.zeros((), device=self.device), 0, time.perf_counter()
+        for batch_indices in np.array_split(order, self.steps_per_epoch):
+            images, labels = self._batch(self.data.train, batch_indices, train=True)
+            loss = self._step(images, labels)
+            loss_sum += loss.detach() * len(labels)
+            seen += len(labels)
+        elapsed = time.perf_counter() - start
+        total_loss, total_seen = _all_reduce_sum(self.device, loss_sum.item(), float(seen))
+        return total_loss / total_seen, total_seen / elapsed, elapsed
+
+    def _step(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+            logits = self.ddp_model(images)
+            loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.cfg.optim.label_smoothing)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.cfg.optim.grad_clip is not None:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        return loss
+
+    def _batch(self, split: ArraySet, indices: np.ndarray, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        # Sorted reads touch the memory map in file order; the batch's order does not matter.
+        indices = np.sort(indices)
+        pixels = torch.from_numpy(np.ascontiguousarray(split.images[indices]))
+        images = pixels.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+        if train:
+            images = self.augment(images)
+        images = (images - self.mean) / self.std
+        if self.cuda and self.cfg.amp:
+            images = images.contiguous(memory_format=torch.channels_last)
+        labels = torch.from_numpy(split.labels[indices]).to(self.device, non_blocking=True)
+        return images, labels
+
+    @torch.no_grad()
+    def evaluate(self, split: ArraySet) -> tuple[float, float]:
+        """(mean loss, accuracy) over the whole split; each rank takes a slice, sums are all-reduced."""
+        self.ddp_model.eval()
+        mine = np.array_split(np.arange(len(split.labels)), self.session.world_size)[self.session.world_rank]
+        loss_sum = correct = 0.0
+        batch = self.cfg.optim.batch_size * 4  # no activations kept for backward, so larger batches fit
+        for start in range(0, len(mine), batch):
+            images, labels = self._batch(split, mine[start:start + batch], train=False)
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+                logits = self.model(images).float()
+            loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
+            correct += (logits.argmax(1) == labels).sum().item()
+        loss_sum, correct, count = _all_reduce_sum(self.device, loss_sum, correct, float(len(mine)))
+        return loss_sum / max(count, 1.0), correct / max(count, 1.0)
+
+    # -- reporting ----------------------------------------------------------------------------
+    def _report(self, result: Epoch) -> None:
+        metrics = result.as_metrics()
+        if self.session.world_rank == 0:
+            print(_format_epoch(metrics, self.cfg.epochs), flush=True)
+        with checkpoint_scratch() as folder:
+            has_checkpoint = self.session.world_rank == 0  # one copy of the weights is enough
+            if has_checkpoint:
+                self._save(folder, result.epoch)
+            self.session.report(metrics, folder if has_checkpoint else None)
+
+    def _save(self, folder: Path, epoch: int) -> None:
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "epoch": epoch,
+            # Every random stream is re-seeded from these at each epoch start (see _seed_epoch).
+            "rng": {"seed": self.cfg.seed, "next_epoch": epoch + 1},
+            "class_names": self.data.class_names,
+            "data_fingerprint": self.data.fingerprint,
+        }
+        torch.save(state, folder / CHECKPOINT_FILE)
+        (folder / CONFIG_FILE).write_text(json.dumps(self.cfg.to_dict(), indent=2))
+
+
+def run(cfg: TrialConfig, session: Session, data: Optional[PreparedData] = None) -> list[Epoch]:
+    """Train from the session's last checkpoint (if any) to ``cfg.epochs``, reporting every epoch."""
+    return Trainer(cfg, session, data).fit()
+
+
+def run_local(cfg: TrialConfig, checkpoint_root: Optional[Path] = None) -> list[Epoch]:
+    """The loop as a bare process, no Ray involved (benchmarks, debugging)."""
+    return run(cfg, LocalSession(checkpoint_root=checkpoint_root))
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def _pick_device() -> torch.device:
+    # Ray's GPU label can be logical (fake clusters, fractional GPUs): trust what torch sees.
+    if torch.cuda.is_available():
+        # Ray sets CUDA_VISIBLE_DEVICES to this worker's GPU(s), so index 0 is ours.
+        return torch.device("cuda", 0)
+    return torch.device("cpu")
+
+
+def _amp_dtype(enabled: bool) -> Optional[torch.dtype]:
+    if not enabled:
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _build_optimizer(cfg: TrialConfig, model: nn.Module) -> torch.optim.Optimizer:
+    optim = cfg.optim
+    # Every parameter is handed to the optimizer even when frozen: unfreezing later needs no rebuild,
+    # and frozen parameters have no gradient, so AdamW/SGD skip them (weight decay included).
+    params = list(model.parameters())
+    if optim.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=optim.lr, momentum=optim.momentum, nesterov=True,
+                               weight_decay=optim.weight_decay)
+    return torch.optim.AdamW(params, lr=optim.lr, weight_decay=optim.weight_decay)
+
+
+def _warmup_cosine(cfg: TrialConfig, steps_per_epoch: int):
+    """LR multiplier per optimizer step: linear warm-up, then cosine to zero at the last step."""
+    warmup = int(cfg.optim.warmup_epochs * steps_per_epoch)
+    total = max(cfg.epochs * steps_per_epoch, warmup + 1)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+    return factor
+
+
+def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    return (seed * 1_000_003 + epoch * 1_009 + rank) % (2**63 - 1)
+
+
+def _seed_epoch(seed: int, epoch: int, rank: int) -> None:
+    """Augmentation and dropout draw from torch's global RNG; pin it per (seed, epoch, rank)."""
+    torch.manual_seed(_epoch_seed(seed, epoch, rank))
+
+
+def _epoch_order(n: int, seed: int, epoch: int, rank: int, world_size: int) -> np.ndarray:
+    """This rank's sample indices for one epoch: a shared seeded shuffle, padded, strided by rank.
+
+    All ranks draw the same permutation (seed, epoch) and take every world_size-th index, so the
+    shards are disjoint and equally long (DDP needs the same number of steps on every rank).
+    """
+    order = np.random.default_rng([seed, epoch]).permutation(n)
+    padded = np.concatenate([order, order[: (-n) % world_size]])
+    return padded[rank::world_size]
+
+
+def _all_reduce_sum(device: torch.device, *values: float) -> tuple[float, ...]:
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return values
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tuple(tensor.tolist())
+
+
+def _format_epoch(metrics: dict[str, Any], epochs: int) -> str:
+    return (f"epoch {metrics['epoch']}/{epochs}  train_loss {metrics['train_loss']:.4f}  "
+            f"val_loss {metrics['val_loss']:.4f}  val_acc {metrics['val_acc']:.4f}  "
+            f"lr {metrics['lr']:.2e}  {metrics['images_per_s']:.0f} img/s")

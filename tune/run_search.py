@@ -1,0 +1,53 @@
+"""Search hyperparameters with Ray Tune (Optuna TPE + ASHA) over a search-space YAML.
+
+    python tune/run_search.py --config search_spaces/gtsrb.yaml \
+        --set dataset.format=gtsrb dataset.root=/data/gtsrb [--storage PATH|s3://...] [--resume]
+
+The last line printed is the path of the experiment's summary.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="search-space YAML (see search_spaces/)")
+    parser.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                        help="override YAML keys by dotted path, e.g. dataset.root=/data/gtsrb budget.num_samples=32")
+    parser.add_argument("--storage", default="runs", help="results/checkpoints root: a path shared by all nodes, "
+                                                          "or a URI such as s3://bucket/prefix (default: ./runs)")
+    parser.add_argument("--resume", nargs="?", const="latest", default=None, metavar="EXPERIMENT_DIR",
+                        help="continue an interrupted search: the given folder, or the newest of this experiment")
+    parser.add_argument("--num-samples", type=int, help="shorthand for --set budget.num_samples=N")
+    parser.add_argument("--num-cpus", type=int, help="CPUs of the embedded local Ray (default: all)")
+    parser.add_argument("--dashboard-host", default="127.0.0.1", help="embedded Ray's dashboard bind address")
+    parser.add_argument("--dashboard-port", type=int, default=8265)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from train.config import ConfigError
+    from train.data import DataError
+    from tune import search as search_run
+    from tune.space import load_search_file
+
+    overrides = args.overrides + ([f"budget.num_samples={args.num_samples}"] if args.num_samples else [])
+    try:
+        search = load_search_file(args.config, overrides)
+        summary = search_run.run(search, storage=args.storage, resume=args.resume, num_cpus=args.num_cpus,
+                                 dashboard_host=args.dashboard_host, dashboard_port=args.dashboard_port)
+    except (ConfigError, DataError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(search_run.summary_line(summary))
+    print(Path(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""Run a search: Ray up, Optuna TPE + ASHA over a search file's space, W&B logging, summary at the end."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from typing import Any, Optional
+
+import ray
+import yaml
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search.optuna import OptunaSearch
+
+from train.cache import prepare
+from train.config import ConfigError
+from tune.space import SearchFile, define_by_run
+from tune.summary import write_atomic, write_summary
+from tune.trial import max_concurrent_trials, run_trial, trial_resources
+
+SEARCH_FILE = "search.yaml"
+
+
+def connect_ray(num_cpus: Optional[int], dashboard_host: str, dashboard_port: int) -> Optional[str]:
+    """Join the running cluster (RAY_ADDRESS, or one started with `ray start`), else start Ray here.
+
+    Returns the dashboard URL. The embedded Ray binds its dashboard to ``dashboard_host``
+    (loopback by default: the dashboard has no authentication).
+    """
+    if os.environ.get("RAY_ADDRESS"):
+        context = ray.init(address=os.environ["RAY_ADDRESS"])
+    else:
+        try:
+            context = ray.init(address="auto")
+        except ConnectionError:
+            context = ray.init(num_cpus=num_cpus, include_dashboard=True,
+                               dashboard_host=dashboard_host, dashboard_port=dashboard_port)
+    url = context.dashboard_url
+    return f"http://{url}" if url and not url.startswith("http") else url
+
+
+def experiment_dir(storage: str, search: SearchFile, resume: Optional[str]) -> Path:
+    """A new timestamped folder for a new search; for --resume, the given one or the newest."""
+    root = Path(storage).expanduser().resolve()
+    if resume is None:
+        return root / f"{search.experiment}-{datetime.now():%Y%m%d-%H%M%S}"
+    if resume != "latest":
+        path = Path(resume).expanduser().resolve()
+        if not (path / SEARCH_FILE).is_file():
+            raise ConfigError(f"--resume {resume}: not an experiment folder (no {SEARCH_FILE} inside)")
+        return path
+    earlier = sorted(p for p in root.glob(f"{search.experiment}-*") if (p / SEARCH_FILE).is_file())
+    if not earlier:
+        raise ConfigError(f"--resume: no earlier '{search.experiment}' experiment under {root}")
+    return earlier[-1]
+
+
+def _searcher(search: SearchFile) -> OptunaSearch:
+    import optuna
+
+    settings = search.searcher
+    if settings.algorithm == "random":
+        sampler = optuna.samplers.RandomSampler(seed=settings.seed)
+    else:
+        sampler = optuna.samplers.TPESampler(seed=settings.seed, n_startup_trials=settings.startup_trials)
+    points = [{key.replace(".", "/"): value for key, value in point.items()} for point in settings.warm_start]
+    return OptunaSearch(space=define_by_run(search.space), metric=search.metric, mode=search.mode,
+                        sampler=sampler, points_to_evaluate=points or None)
+
+
+def _callbacks(search: SearchFile, folder: Path) -> list:
+    if not search.wandb.enabled:
+        return []
+    from ray.air.integrations.wandb import WandbLoggerCallback
+
+    # Without a key in the environment, runs are written locally; `wandb sync` uploads them later.
+    if not os.environ.get("WANDB_API_KEY"):
+        os.environ.setdefault("WANDB_MODE", "offline")
+    return [WandbLoggerCallback(project=search.wandb.project, entity=search.wandb.entity, group=folder.name,
+                                log_config=False, dir=str(folder))]
+
+
+def _trainable(search: SearchFile, folder: Path):
+    base = search.trial_config({})
+    driver = partial(run_trial, storage_path=str(folder / "train_runs"))
+    return tune.with_resources(driver, trial_resources(base.workers))
+
+
+def build_tuner(search: SearchFile, folder: Path, resume: bool) -> tune.Tuner:
+    trainable = _trainable(search, folder)
+    if resume:
+        return tune.Tuner.restore(str(folder), trainable=trainable, resume_unfinished=True, resume_errored=True)
+    base = search.trial_config({})
+    scheduler = ASHAScheduler(time_attr="training_iteration", max_t=search.budget.max_epochs,
+                              grace_period=search.budget.grace_period,
+                              reduction_factor=search.budget.reduction_factor)
+    concurrency = max_concurrent_trials(base.workers, search.resources.max_concurrent_trials,
+                                        ray.cluster_resources())
+    return tune.Tuner(
+        trainable,
+        param_space=base.to_dict(),
+        tune_config=tune.TuneConfig(search_alg=_searcher(search), scheduler=scheduler,
+                                    num_samples=search.budget.num_samples, max_concurrent_trials=concurrency),
+        run_config=tune.RunConfig(
+            name=folder.name,
+            storage_path=str(folder.parent),
+            callbacks=_callbacks(search, folder),
+            failure_config=tune.FailureConfig(max_failures=search.failure.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        ),
+    )
+
+
+def run(search: SearchFile, *, storage: str, resume: Optional[str] = None, num_cpus: Optional[int] = None,
+        dashboard_host: str = "127.0.0.1", dashboard_port: int = 8265) -> Path:
+    """Run (or resume) the search; return the path of its summary.json."""
+    folder = experiment_dir(storage, search, resume)
+    if resume:
+        search = SearchFile(**yaml.safe_load((folder / SEARCH_FILE).read_text()))
+    data = prepare(search.trial_config({}).data)  # once, here: bad data fails fast, trials hit the cache
+    print(f"data: {data.format} at {search.dataset.get('root')} — {len(data.class_names)} classes, "
+          f"{len(data.train.labels)} train / {len(data.val.labels)} val images", flush=True)
+    dashboard = connect_ray(num_cpus, dashboard_host, dashboard_port)
+    print(f"Ray dashboard: {dashboard}", flush=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        write_atomic(folder / SEARCH_FILE, yaml.safe_dump(search.model_dump(mode="json"), sort_keys=False))
+    start = time.monotonic()
+    results = build_tuner(search, folder, resume=bool(resume)).fit()
+    return write_summary(results, search, folder, wall_s=time.monotonic() - start,
+                         data_fingerprint=data.fingerprint)
+
+
+def summary_line(path: Path) -> str:
+    import json
+
+    summary: dict[str, Any] = json.loads(path.read_text())
+    best = summary["best"]
+    return (f"best {summary['metric']}={best['metrics'][summary['metric']]:.4f} (trial {best['trial_id']}, "
+            f"{best['epochs']} epochs); {summary['num_trials']} trials, {summary['total_epochs']} epochs "
+            f"in {summary['wall_s']:.0f} s")
