@@ -1,0 +1,171 @@
+"""End to end: `make search` on the smoke space, the dashboard, W&B offline runs, interrupt + --resume,
+and a trial killed mid-run that is retried from its checkpoint. Real Ray, real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+import yaml
+
+from tests.conftest import REPO, free_port
+from tests.tune.wandb_records import read_offline_run
+
+SMOKE = REPO / "search_spaces" / "smoke.yaml"
+
+
+def _search_args(tiny_data: dict, storage: Path, *extra: str) -> list[str]:
+    """CLI arguments running the smoke space on the tiny synthetic set (budget kept from smoke.yaml)."""
+    data = [f"dataset.{key}={json.dumps(value)}" for key, value in tiny_data.items()]
+    return ["--storage", str(storage), "--num-cpus", "2", "--dashboard-port", str(free_port()),
+            "--set", *data, *extra]
+
+
+def _env() -> dict[str, str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "WANDB_MODE": "offline"}
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+def _start(args: list[str], log: Path, command: list[str] | None = None) -> subprocess.Popen:
+    command = command or [sys.executable, str(REPO / "tune" / "run_search.py"), "--config", str(SMOKE)]
+    # A new session: the search and every Ray process it starts can be stopped by the group id.
+    return subprocess.Popen(command + args, cwd=REPO, env=_env(), stdout=log.open("w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Kill the search and the Ray processes it started (its own process group, nothing broader)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    else:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait(timeout=30)
+
+
+def _summary_path(log: Path) -> Path:
+    return Path(log.read_text().strip().splitlines()[-1])
+
+
+def _dashboard_answers(proc: subprocess.Popen, log: Path, timeout: float = 240) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        for line in log.read_text().splitlines():
+            if line.startswith("Ray dashboard: http"):
+                url = line.split(": ", 1)[1].strip()
+                try:
+                    with urllib.request.urlopen(f"{url}/api/version", timeout=5) as response:
+                        return json.loads(response.read())
+                except OSError:
+                    pass
+        time.sleep(1)
+    raise AssertionError(f"dashboard never answered while the search ran:\n{log.read_text()[-3000:]}")
+
+
+@pytest.mark.timeout(600)
+def test_make_search_runs_asha_tpe_with_wandb_and_dashboard(tiny_data, tmp_path):
+    log = tmp_path / "search.log"
+    args = _search_args(tiny_data, tmp_path / "runs")
+    proc = _start([], log, command=["make", "--no-print-directory", "search", "ARGS=" + " ".join(args)])
+    try:
+        version = _dashboard_answers(proc, log)
+        assert version["ray_version"] == "2.60.0"
+        assert proc.wait(timeout=540) == 0, log.read_text()[-5000:]
+    finally:
+        _stop(proc)
+    summary = json.loads(_summary_path(log).read_text())
+    search = yaml.safe_load(SMOKE.read_text())
+    max_epochs = search["budget"]["max_epochs"]
+    assert summary["num_trials"] == search["budget"]["num_samples"] >= 4
+    assert summary["num_errors"] == 0
+    epochs = [trial["epochs"] for trial in summary["trials"]]
+    assert min(epochs) < max_epochs, f"ASHA stopped no trial early: {epochs}"
+    assert max(epochs) == max_epochs
+    assert summary["total_epochs"] == sum(epochs) < len(epochs) * max_epochs
+    assert summary["best"]["metrics"]["val_acc"] == max(t["metrics"]["val_acc"] for t in summary["trials"])
+    assert set(summary["versions"]) >= {"ray", "torch", "timm", "kornia", "optuna", "wandb"}
+    assert summary["data_fingerprint"]
+    experiment = Path(summary["experiment_dir"])
+    best_config = yaml.safe_load((experiment / "best_config.yaml").read_text())
+    assert best_config == summary["best"]["config"]
+    assert (experiment / "search.yaml").is_file()
+    # Every trial is an offline W&B run in the experiment's group, holding its config and per-epoch metrics.
+    runs = sorted((experiment / "wandb").glob("offline-run-*"))
+    assert len(runs) == summary["num_trials"]
+    by_id = {trial["trial_id"]: trial for trial in summary["trials"]}
+    for run_dir in runs:
+        record = read_offline_run(run_dir)
+        assert record.group == experiment.name
+        trial = by_id[record.run_id]
+        assert record.config["optim"]["lr"] == pytest.approx(trial["config"]["optim"]["lr"])
+        assert [row["epoch"] for row in record.history] == list(range(1, trial["epochs"] + 1))
+        assert record.history[-1]["val_acc"] == pytest.approx(trial["metrics"]["val_acc"])
+
+
+def _finished_trials(experiment: Path) -> dict[str, int]:
+    """Trial folder -> reported epochs, for trials whose result.json shows they are done."""
+    done = {}
+    for result in experiment.glob("*/result.json"):
+        rows = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
+        if rows and rows[-1].get("done"):
+            done[result.parent.name] = len(rows)
+    return done
+
+
+@pytest.mark.timeout(600)
+def test_interrupted_search_resumes_without_rerunning_finished_trials(tiny_data, tmp_path):
+    storage = tmp_path / "runs"
+    # One trial at a time so the interruption lands between finished and unstarted trials.
+    args = _search_args(tiny_data, storage, "resources.max_concurrent_trials=1", "wandb.enabled=false")
+    log = tmp_path / "first.log"
+    proc = _start(args, log)
+    try:
+        deadline = time.monotonic() + 300
+        finished: dict[str, int] = {}
+        while time.monotonic() < deadline and proc.poll() is None:
+            experiments = list(storage.glob("smoke-*"))
+            finished = _finished_trials(experiments[0]) if experiments else {}
+            if len(finished) >= 2:
+                break
+            time.sleep(0.5)
+        assert len(finished) >= 2, log.read_text()[-3000:]
+    finally:
+        _stop(proc)  # the driver and its Ray die mid-search, as with a lost laptop session
+    experiment = next(storage.glob("smoke-*"))
+    before = {name: (experiment / name / "result.json").read_text() for name in finished}
+
+    resume_log = tmp_path / "resume.log"
+    proc = _start(_search_args(tiny_data, storage, "wandb.enabled=false") + ["--resume"], resume_log)
+    try:
+        assert proc.wait(timeout=480) == 0, resume_log.read_text()[-5000:]
+    finally:
+        _stop(proc)
+    summary = json.loads(_summary_path(resume_log).read_text())
+    assert summary["num_trials"] == yaml.safe_load(SMOKE.read_text())["budget"]["num_samples"]
+    assert summary["num_errors"] == 0
+    for name, text in before.items():  # finished trials were kept, not trained again
+        assert (experiment / name / "result.json").read_text() == text
+    # The Optuna study came back whole: trials proposed after the resume were sampled with the
+    # earlier trials in TPE's history, and all of them are in the final searcher state.
+    state_file = max(experiment.glob("searcher-state-*.pkl"), key=lambda p: p.stat().st_mtime)
+    with state_file.open("rb") as handle:
+        searcher = pickle.load(handle)
+    study = searcher["_ot_study"]
+    completed = [t for t in study.trials if t.state.name == "COMPLETE"]
+    # One continuous study: numbering did not restart at the resume (a lost study would hold only
+    # the post-resume trials, numbered from 0), and the pre-interrupt results are in it.
+    assert sorted(t.number for t in completed) == list(range(summary["num_trials"]))
+    values = sorted(round(t.value, 6) for t in completed)
+    assert values == sorted(round(t["metrics"]["val_acc"], 6) for t in summary["trials"])
