@@ -204,22 +204,22 @@ def _yaml_scalar(value: Scalar) -> str:
     return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
 
 
-def define_by_run(space: dict[str, Param]):
+class define_by_run:  # noqa: N801 - used like a function; a class so the searcher state pickles
     """An Optuna define-by-run function sampling ``space`` in file order, honouring ``when``.
 
     Parameter names use "/" for nesting, which Ray's OptunaSearch unflattens into nested dicts that
     Tune merges over the base config.
     """
 
-    def sample(trial) -> None:
+    def __init__(self, space: dict[str, Param]):
+        self.space = space
+
+    def __call__(self, trial) -> None:
         chosen: dict[str, Any] = {}
-        for key, param in space.items():
+        for key, param in self.space.items():
             if param.when and not all(_matches(chosen.get(other), want) for other, want in param.when.items()):
                 continue
             chosen[key] = param.suggest(trial, key.replace(".", "/"))
-        return None
-
-    return sample
 
 
 def _matches(value: Any, want: Union[Scalar, list[Scalar]]) -> bool:
