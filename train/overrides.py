@@ -39,5 +39,8 @@ def apply_overrides(config: dict[str, Any], assignments: Iterable[str]) -> dict[
             if not isinstance(child, dict):
                 raise ConfigError(f"--set {assignment!r}: '{part}' holds a value, not a section")
             node = child
-        node[leaf] = yaml.safe_load(text) if text else None
+        try:
+            node[leaf] = yaml.safe_load(text) if text else None
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {assignment!r}: the value is not valid YAML (quote strings with spaces)") from None
     return config

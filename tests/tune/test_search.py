@@ -13,7 +13,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import psutil
 import pytest
 import yaml
 
@@ -25,9 +24,17 @@ SMOKE = REPO / "search_spaces" / "smoke.yaml"
 
 def _search_args(tiny_data: dict, storage: Path, *extra: str) -> list[str]:
     """CLI arguments running the smoke space on the tiny synthetic set (budget kept from smoke.yaml)."""
-    data = [f"dataset.{key}={json.dumps(value)}" for key, value in tiny_data.items()]
+    data = [f"dataset.{key}={value}" for key, value in _dotted(tiny_data)]
     return ["--storage", str(storage), "--num-cpus", "2", "--dashboard-port", str(free_port()),
             "--set", *data, *extra]
+
+
+def _dotted(tree: dict, prefix: str = ""):
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from _dotted(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
 
 
 def _env() -> dict[str, str]:
@@ -59,14 +66,22 @@ def _summary_path(log: Path) -> Path:
     return Path(log.read_text().strip().splitlines()[-1])
 
 
+def _auth_token() -> str:
+    """Ray 2.60 guards the dashboard with a token (~/.ray/auth_token), printed by `ray get-auth-token`."""
+    ray_cli = Path(sys.executable).with_name("ray")
+    return subprocess.run([str(ray_cli), "get-auth-token"], capture_output=True, text=True, check=True).stdout.strip()
+
+
 def _dashboard_answers(proc: subprocess.Popen, log: Path, timeout: float = 240) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
         for line in log.read_text().splitlines():
             if line.startswith("Ray dashboard: http"):
                 url = line.split(": ", 1)[1].strip()
+                request = urllib.request.Request(f"{url}/api/version",
+                                                 headers={"Authorization": f"Bearer {_auth_token()}"})
                 try:
-                    with urllib.request.urlopen(f"{url}/api/version", timeout=5) as response:
+                    with urllib.request.urlopen(request, timeout=5) as response:
                         return json.loads(response.read())
                 except OSError:
                     pass
