@@ -90,6 +90,15 @@ def _trainable(search: SearchFile, folder: Path):
     return tune.with_resources(driver, trial_resources(base.workers))
 
 
+def _scheduler(search: SearchFile):
+    budget = search.budget
+    if not budget.early_stopping:
+        return tune.schedulers.FIFOScheduler()
+    return ASHAScheduler(metric=search.metric, mode=search.mode, time_attr="training_iteration",
+                         max_t=budget.max_epochs, grace_period=budget.grace_period,
+                         reduction_factor=budget.reduction_factor)
+
+
 def _trial_dirname(trial) -> str:
     return f"trial_{trial.trial_id}"
 
@@ -99,10 +108,7 @@ def build_tuner(search: SearchFile, folder: Path, resume: bool) -> tune.Tuner:
     if resume:
         return tune.Tuner.restore(str(folder), trainable=trainable, resume_unfinished=True, resume_errored=True)
     base = search.trial_config({})
-    scheduler = ASHAScheduler(metric=search.metric, mode=search.mode, time_attr="training_iteration",
-                              max_t=search.budget.max_epochs,
-                              grace_period=search.budget.grace_period,
-                              reduction_factor=search.budget.reduction_factor)
+    scheduler = _scheduler(search)
     concurrency = max_concurrent_trials(base.workers, search.resources.max_concurrent_trials,
                                         ray.cluster_resources())
     return tune.Tuner(

@@ -106,6 +106,8 @@ class Budget(BaseModel):
     """Epochs every trial gets before ASHA may stop it."""
     reduction_factor: int = Field(3, ge=2)
     """ASHA keeps the top 1/reduction_factor of trials at each rung."""
+    early_stopping: bool = True
+    """ASHA early stopping; false runs every trial to max_epochs (a baseline for comparisons)."""
 
     @model_validator(mode="after")
     def _grace_within_budget(self):
