@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     ray.init(num_cpus=args.num_cpus)
     name = args.name or f"train-{datetime.now():%Y%m%d-%H%M%S}"
     result = torch_trainer(cfg, name=name, storage_path=str(Path(args.storage).resolve())).fit()
+    ray.shutdown()  # flushes the workers' forwarded logs, so the checkpoint path really is the last line
     print(f"final: {({k: result.metrics[k] for k in ('epoch', 'val_acc', 'val_loss')})}")
     print(result.checkpoint.path)
     return 0
