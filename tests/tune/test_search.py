@@ -184,3 +184,54 @@ def test_interrupted_search_resumes_without_rerunning_finished_trials(tiny_data,
     assert sorted(t.number for t in completed) == list(range(summary["num_trials"]))
     values = sorted(round(t.value, 6) for t in completed)
     assert values == sorted(round(t["metrics"]["val_acc"], 6) for t in summary["trials"])
+
+
+def _descendants(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of every process below ``pid``, read from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, stack = [], [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            try:
+                found.append((child, (Path("/proc") / str(child) / "cmdline").read_bytes().replace(b"\0", b" ").decode()))
+            except OSError:
+                continue
+            stack.append(child)
+    return found
+
+
+@pytest.mark.timeout(400)
+def test_crashed_trial_is_retried_from_its_checkpoint(tiny_data, tmp_path):
+    """SIGKILL the process of a running trial after its 2nd checkpoint: Tune retries it from there."""
+    storage = tmp_path / "runs"
+    args = _search_args(tiny_data, storage, "budget.num_samples=2", "resources.max_concurrent_trials=1",
+                        "wandb.enabled=false")
+    log = tmp_path / "search.log"
+    proc = _start(args, log)
+    try:
+        deadline, victim = time.monotonic() + 240, None
+        while time.monotonic() < deadline and proc.poll() is None and victim is None:
+            checkpoints = list(storage.glob("smoke-*/trial_*/checkpoint_000001"))
+            trials = [pid for pid, cmd in _descendants(proc.pid) if cmd.startswith("ray::ImplicitFunc")]
+            if checkpoints and trials:
+                victim = checkpoints[0].parent
+                os.kill(trials[0], signal.SIGKILL)  # the trial's own process, found under our search
+            time.sleep(0.1)
+        assert victim is not None, log.read_text()[-3000:]
+        assert proc.wait(timeout=300) == 0, log.read_text()[-5000:]
+    finally:
+        _stop(proc)
+    summary = json.loads(_summary_path(log).read_text())
+    assert summary["num_errors"] == 0 and summary["num_trials"] == 2
+    rows = [json.loads(line) for line in (victim / "result.json").read_text().splitlines() if line.strip()]
+    epochs = [row["epoch"] for row in rows]
+    assert epochs.count(1) == 1, f"the retried trial started over: {epochs}"
+    assert epochs[-1] == yaml.safe_load(SMOKE.read_text())["budget"]["max_epochs"]
+    assert "Trial task failed" in log.read_text() or "RayActorError" in log.read_text() or \
+        "ActorDiedError" in log.read_text(), "no failure was seen by Tune"
