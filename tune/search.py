@@ -17,8 +17,10 @@ from ray.tune.search.optuna import OptunaSearch
 
 from train.cache import prepare
 from train.config import ConfigError
+from tune.cluster import cluster_capacity
 from tune.space import SearchFile, define_by_run
-from tune.summary import write_atomic, write_summary
+from train.files import write_atomic
+from tune.summary import write_summary
 from tune.trial import max_concurrent_trials, run_trial, trial_resources
 
 SEARCH_FILE = "search.yaml"
@@ -109,8 +111,11 @@ def build_tuner(search: SearchFile, folder: Path, resume: bool) -> tune.Tuner:
         return tune.Tuner.restore(str(folder), trainable=trainable, resume_unfinished=True, resume_errored=True)
     base = search.trial_config({})
     scheduler = _scheduler(search)
-    concurrency = max_concurrent_trials(base.workers, search.resources.max_concurrent_trials,
-                                        ray.cluster_resources())
+    # What the cluster can grow to (an autoscaling cluster's max_workers), not just what is up now.
+    capacity = cluster_capacity()
+    concurrency = max_concurrent_trials(base.workers, search.resources.max_concurrent_trials, capacity)
+    print(f"max concurrent trials: {concurrency} ({search.resources.max_concurrent_trials}; "
+          f"{capacity.describe()})", flush=True)
     return tune.Tuner(
         trainable,
         param_space=base.to_dict(),

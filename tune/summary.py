@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -13,19 +11,12 @@ from typing import Any
 import yaml
 from ray.tune import ResultGrid
 
+from train.files import write_atomic
 from tune.space import SearchFile, sampled_params
 
 KEY_PACKAGES = ("ray", "torch", "torchvision", "timm", "kornia", "optuna", "wandb", "numpy", "pydantic")
 METRIC_KEYS = ("val_acc", "val_loss", "train_loss", "lr", "images_per_s", "epoch", "training_iteration",
                "time_total_s")
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write to a temp file beside ``path`` and rename: readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
 
 
 def package_versions() -> dict[str, str]:
