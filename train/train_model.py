@@ -4,7 +4,8 @@
     python train/train_model.py --config runs/smoke-.../best_config.yaml
 
 --config takes a trial config (e.g. a search's best_config.yaml) or a search-space file, whose fixed
-settings (dataset, train, budget.max_epochs, resources) are used and whose space is ignored.
+settings (dataset, train, budget.max_epochs, resources) are used and whose space is ignored; with a
+search file, --set takes its keys (dataset.root=...) as well as trial-config keys (optim.lr=...).
 The last line printed is the path of the final checkpoint.
 """
 
@@ -28,14 +29,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def load_trial_config(path: str, overrides: list[str]):
+    """A trial config from ``path``; for a search file, overrides may name its keys or trial-config keys."""
     from train.config import parse
     from train.overrides import apply_overrides, load_yaml
 
     raw = load_yaml(path)
     if "experiment" in raw:  # a search-space file: train its fixed settings
-        from tune.space import load_search_file
+        from tune.space import SearchFile, load_search_file
 
-        raw = load_search_file(path).base_config()
+        in_file = [o for o in overrides if o.split(".", 1)[0].split("=", 1)[0] in SearchFile.model_fields]
+        overrides = [o for o in overrides if o not in in_file]
+        raw = load_search_file(path, in_file).base_config()
     return parse(apply_overrides(raw, overrides), source=path)
 
 
