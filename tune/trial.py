@@ -7,12 +7,12 @@ same loop in the trial's own process, which saves the worker-group start (~10 s)
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import ray.tune
 
-from train.config import WorkersConfig, parse
+from train.config import ConfigError, WorkersConfig, parse
+from tune.cluster import Capacity, max_trials
 
 # CPU a multi-worker trial's driver reserves: it only waits on its TorchTrainer.
 DRIVER_CPU = 0.05
@@ -44,12 +44,21 @@ def trial_resources(workers: WorkersConfig) -> dict[str, float]:
     return {"cpu": workers.cpus_per_worker, "gpu": workers.gpus_per_worker}
 
 
-def max_concurrent_trials(workers: WorkersConfig, setting: int | str, cluster: dict[str, float]) -> int:
-    """``setting``, or for "auto" the trials that fit the cluster's CPUs (and GPUs) at once."""
+def max_concurrent_trials(workers: WorkersConfig, setting: int | str, capacity: Capacity) -> int:
+    """``setting``, or for "auto" the trials that fit at once on what the cluster can grow to.
+
+    ``capacity`` (:func:`tune.cluster.cluster_capacity`) counts every node type of an autoscaling
+    cluster at its max_workers, not just the nodes up now: Tune must queue enough trials for the
+    autoscaler to see demand for them. Workers are packed per node (a GPU worker never lands on a
+    CPU-only head), fractional GPUs put several workers on one GPU.
+    """
     if setting != "auto":
         return int(setting)
-    cpus = workers.num_workers * workers.cpus_per_worker + (DRIVER_CPU if workers.num_workers > 1 else 0.0)
-    fits = [cluster.get("CPU", 1.0) / cpus]
-    if workers.gpus_per_worker > 0:
-        fits.append(cluster.get("GPU", 0.0) / (workers.num_workers * workers.gpus_per_worker))
-    return max(1, math.floor(min(fits) + 1e-9))
+    per_worker = {"CPU": workers.cpus_per_worker, "GPU": workers.gpus_per_worker}
+    fits = max_trials(capacity, per_worker, workers.num_workers,
+                      driver_cpu=DRIVER_CPU if workers.num_workers > 1 else 0.0)
+    if fits < 1:
+        wanted = ", ".join(f"{value:g} {key}" for key, value in per_worker.items() if value > 0)
+        raise ConfigError(f"resources: no node of this cluster, now or after autoscaling, fits a trial "
+                          f"({workers.num_workers} worker(s) of {wanted}); cluster: {capacity.describe()}")
+    return fits

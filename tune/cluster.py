@@ -1,0 +1,244 @@
+"""What the cluster can grow to, and checks of cluster configs (`cluster/*.yaml`).
+
+On an autoscaling cluster ``ray.cluster_resources()`` is what is up *now*, usually just the head. The
+autoscaler adds nodes only for demand that is queued, so a search that sized its concurrency from the
+head alone would queue one trial and never make the cluster grow. :func:`cluster_capacity` reads
+what the cluster can grow to instead: the node types and ``max_workers`` of the autoscaling config
+that this cluster's autoscaler runs with. Ray 2.60 keeps that config only in a file on the head
+(``ray up`` writes ``~/ray_bootstrap_config.yaml`` and starts the autoscaler with
+``--autoscaling-config=~/ray_bootstrap_config.yaml``; a fake local cluster names its own file), so
+the file is found from the command line of the cluster's autoscaler process (``monitor.py``,
+matched by the GCS port). The GCS's ``ClusterConfig`` key, which Ray's own "max resources" helpers
+read, is only written by KubeRay's autoscaler v2, not by ``ray up`` or ``ray start``.
+
+Without an autoscaling config (a laptop, a fixed cluster) the capacity is the nodes that are alive.
+
+    python -m tune.cluster cluster/cluster.yaml [cluster/local.yaml ...]   # validate, show capacity
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Optional
+
+import yaml
+
+# Written by `ray up` on the head node (Ray's own marker of a cluster-launcher cluster).
+BOOTSTRAP_CONFIG = "~/ray_bootstrap_config.yaml"
+# Node resources that say nothing about what a trial can use.
+_IGNORED = {"memory", "object_store_memory"}
+
+
+class ClusterConfigError(ValueError):
+    """A cluster config that Ray's autoscaler would reject; the message is one line naming the file."""
+
+
+@dataclass(frozen=True)
+class NodeGroup:
+    """Nodes of one shape: ``count`` live nodes, or for an autoscaled type its ``max_workers``."""
+
+    name: str
+    resources: Mapping[str, float]
+    count: int
+    autoscaled: bool = False
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """The nodes a search can use at most; autoscaled groups share the config's global max_workers."""
+
+    groups: tuple[NodeGroup, ...]
+    max_workers: Optional[int] = None
+    source: str = "live nodes"
+
+    def describe(self) -> str:
+        parts = []
+        for group in self.groups:
+            shape = ", ".join(f"{value:g} {key}" for key, value in sorted(group.resources.items())
+                              if key in ("CPU", "GPU"))
+            count = f"up to {group.count}" if group.autoscaled else f"{group.count}"
+            parts.append(f"{count} x {group.name} ({shape or 'no CPU/GPU'})")
+        cap = f", at most {self.max_workers} workers in all" if self.max_workers is not None else ""
+        return f"{'; '.join(parts)}{cap} [{self.source}]"
+
+
+def capacity_from_nodes(nodes: Iterable[Mapping[str, Any]]) -> Capacity:
+    """Capacity of the alive nodes of ``ray.nodes()``."""
+    groups = []
+    for node in nodes:
+        if not node.get("Alive", True):
+            continue
+        resources = {k: float(v) for k, v in node.get("Resources", {}).items() if _is_plain(k)}
+        name = "head" if "node:__internal_head__" in node.get("Resources", {}) else f"node {node['NodeID'][:8]}"
+        groups.append(NodeGroup(name, resources, 1))
+    return Capacity(tuple(groups), None, "live nodes")
+
+
+def capacity_from_config(config: Mapping[str, Any], source: str = "autoscaling config",
+                         head_resources: Optional[Mapping[str, float]] = None) -> Capacity:
+    """The head plus every worker node type at its ``max_workers``, as the autoscaler can launch them.
+
+    ``head_resources`` (the live head's) replace the head type's declared resources when given.
+    A worker type without ``max_workers`` may use the global ``max_workers`` (as in Ray).
+    """
+    types = config.get("available_node_types") or {}
+    head_type = config.get("head_node_type")
+    global_max = config.get("max_workers")
+    groups = []
+    for name, spec in types.items():
+        resources = {k: float(v) for k, v in (spec.get("resources") or {}).items() if _is_plain(k)}
+        if name == head_type:
+            groups.append(NodeGroup(name, dict(head_resources) if head_resources is not None else resources, 1))
+            continue
+        count = spec.get("max_workers", global_max)
+        if count is None or count <= 0:
+            continue
+        groups.append(NodeGroup(name, resources, int(count), autoscaled=True))
+    return Capacity(tuple(groups), int(global_max) if global_max is not None else None, source)
+
+
+def autoscaling_config_path(gcs_address: str) -> Optional[Path]:
+    """The autoscaling config of the cluster whose GCS is at ``gcs_address``, if this machine runs its
+    autoscaler; else ``~/ray_bootstrap_config.yaml`` when it exists and no autoscaler was found here.
+
+    None when the cluster's autoscaler runs here without a config (a plain ``ray start --head`` or
+    ``ray.init()``: such a cluster never grows).
+    """
+    import ray  # noqa: F401  (puts Ray's bundled psutil on sys.path)
+    import psutil
+
+    port = gcs_address.rsplit(":", 1)[-1]
+    for process in psutil.process_iter(["cmdline", "cwd"]):
+        args = process.info.get("cmdline") or []
+        if not any(arg.endswith("monitor.py") for arg in args):
+            continue
+        flags = dict(arg[2:].split("=", 1) for arg in args if arg.startswith("--") and "=" in arg)
+        if flags.get("gcs-address", "").rsplit(":", 1)[-1] != port:
+            continue
+        if not flags.get("autoscaling-config"):
+            return None
+        path = Path(os.path.expanduser(flags["autoscaling-config"]))
+        if not path.is_absolute() and process.info.get("cwd"):
+            path = Path(process.info["cwd"]) / path
+        return path
+    bootstrap = Path(BOOTSTRAP_CONFIG).expanduser()
+    return bootstrap if bootstrap.is_file() else None
+
+
+def cluster_capacity() -> Capacity:
+    """What the connected cluster can grow to (its autoscaling config), else its alive nodes."""
+    import ray
+
+    nodes = [node for node in ray.nodes() if node.get("Alive")]
+    live = capacity_from_nodes(nodes)
+    path = autoscaling_config_path(ray.get_runtime_context().gcs_address)
+    if path is None or not path.is_file():
+        return live
+    config = yaml.safe_load(path.read_text()) or {}
+    head = next((group.resources for group in live.groups if group.name == "head"), None)
+    return capacity_from_config(config, source=f"autoscaling config {path}", head_resources=head)
+
+
+def max_trials(capacity: Capacity, per_worker: Mapping[str, float], workers: int,
+               driver_cpu: float = 0.0) -> int:
+    """Trials of ``workers`` workers (each needing ``per_worker``) that fit at once.
+
+    Workers are packed node by node (a worker never spans nodes; a trial's workers may). Autoscaled
+    types are filled best-first until the global max_workers is spent. A multi-worker trial's
+    driver (``driver_cpu``) needs CPU left over somewhere on the chosen nodes.
+    """
+    need = {key: value for key, value in per_worker.items() if value > 0}
+
+    def slots(resources: Mapping[str, float]) -> int:
+        return min((math.floor(resources.get(key, 0.0) / value + 1e-9) for key, value in need.items()), default=0)
+
+    chosen = [(group, group.count) for group in capacity.groups if not group.autoscaled]
+    budget = capacity.max_workers if capacity.max_workers is not None else math.inf
+    for group in sorted((g for g in capacity.groups if g.autoscaled), key=lambda g: slots(g.resources),
+                        reverse=True):
+        take = int(min(group.count, budget))
+        if take > 0 and slots(group.resources) > 0:
+            chosen.append((group, take))
+            budget -= take
+    trials = sum(slots(group.resources) * count for group, count in chosen) // workers
+    if driver_cpu > 0 and trials > 0:
+        cpus = sum(group.resources.get("CPU", 0.0) * count for group, count in chosen)
+        per_trial = workers * per_worker.get("CPU", 0.0) + driver_cpu
+        trials = min(trials, math.floor(cpus / per_trial + 1e-9))
+    return trials
+
+
+def _is_plain(resource: str) -> bool:
+    return resource not in _IGNORED and not resource.startswith("node:")
+
+
+# -- config checks ----------------------------------------------------------------------------------
+def validate_cluster_config(path: str | Path) -> dict[str, Any]:
+    """Check a cluster YAML as Ray does; return the config as the autoscaler will see it.
+
+    ``ray up`` fills in the provider's defaults (``prepare_config``) and then validates against
+    Ray's schema (``validate_config``); the autoscaler of a ``fake_multinode`` cluster validates the
+    file as written (Ray's wheel lacks that provider's defaults file). Errors become one line.
+    """
+    from ray.autoscaler._private.providers import _get_default_config
+    from ray.autoscaler._private.util import fill_node_type_min_max_workers, prepare_config, validate_config
+
+    try:
+        config = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise ClusterConfigError(f"{path}: {str(error).splitlines()[0]}") from None
+    if not isinstance(config, dict):
+        raise ClusterConfigError(f"{path}: not a mapping of cluster settings")
+    try:
+        try:
+            _get_default_config(config.get("provider") or {})
+            has_defaults = True
+        except (OSError, NotImplementedError, KeyError):
+            has_defaults = False
+        if has_defaults:
+            config = prepare_config(config)
+            validate_config(config)
+        else:
+            validate_config(config)
+            config = copy.deepcopy(config)
+            fill_node_type_min_max_workers(config)
+    except Exception as error:  # jsonschema.ValidationError, ValueError, RuntimeError, KeyError
+        raise ClusterConfigError(f"{path}: {_one_line(error)}") from None
+    for name, spec in config["available_node_types"].items():
+        if spec.get("min_workers", 0) > spec.get("max_workers", 0) and name != config["head_node_type"]:
+            raise ClusterConfigError(f"{path}: available_node_types.{name}: min_workers ({spec['min_workers']}) "
+                                     f"exceeds max_workers ({spec['max_workers']})")
+    return config
+
+
+def _one_line(error: Exception) -> str:
+    import jsonschema
+
+    if isinstance(error, jsonschema.ValidationError):
+        where = ".".join(str(part) for part in error.absolute_path) or "<top level>"
+        return f"{where}: {error.message}"
+    if isinstance(error, KeyError):
+        return f"missing key {error}"
+    return str(error).splitlines()[0]
+
+
+def main(argv: list[str]) -> int:
+    status = 0
+    for path in argv:
+        try:
+            config = validate_cluster_config(path)
+        except ClusterConfigError as error:
+            print(f"error: {error}", file=sys.stderr)
+            status = 2
+            continue
+        print(f"{path}: valid; {capacity_from_config(config, source=path).describe()}")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:] or ["cluster/cluster.yaml", "cluster/local.yaml"]))
