@@ -23,6 +23,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--resume", nargs="?", const="latest", default=None, metavar="EXPERIMENT_DIR",
                         help="continue an interrupted search: the given folder, or the newest of this experiment")
     parser.add_argument("--num-samples", type=int, help="shorthand for --set budget.num_samples=N")
+    parser.add_argument("--address", help="Ray to run on: a cluster address, or 'local' to always start one here "
+                                          "(default: $RAY_ADDRESS, else a cluster running here, else start one)")
     parser.add_argument("--num-cpus", type=int, help="CPUs of the embedded local Ray (default: all)")
     parser.add_argument("--dashboard-host", default="127.0.0.1", help="embedded Ray's dashboard bind address")
     parser.add_argument("--dashboard-port", type=int, default=8265)
@@ -39,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     overrides = args.overrides + ([f"budget.num_samples={args.num_samples}"] if args.num_samples else [])
     try:
         search = load_search_file(args.config, overrides)
-        summary = search_run.run(search, storage=args.storage, resume=args.resume, num_cpus=args.num_cpus,
-                                 dashboard_host=args.dashboard_host, dashboard_port=args.dashboard_port)
+        connection = search_run.RayConnection(args.address, args.num_cpus, args.dashboard_host, args.dashboard_port)
+        summary = search_run.run(search, storage=args.storage, resume=args.resume, ray_connection=connection)
     except (ConfigError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

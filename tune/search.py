@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -26,22 +27,33 @@ from tune.trial import max_concurrent_trials, run_trial, trial_resources
 SEARCH_FILE = "search.yaml"
 
 
-def connect_ray(num_cpus: Optional[int], dashboard_host: str, dashboard_port: int) -> Optional[str]:
-    """Join the running cluster (RAY_ADDRESS, or one started with `ray start`), else start Ray here.
+@dataclass
+class RayConnection:
+    """Which Ray a search runs on; the embedded one's settings."""
 
-    Returns the dashboard URL. The embedded Ray binds its dashboard to ``dashboard_host``
-    (loopback by default: the dashboard has no authentication).
-    """
-    if os.environ.get("RAY_ADDRESS"):
-        context = ray.init(address=os.environ["RAY_ADDRESS"])
-    else:
-        try:
-            context = ray.init(address="auto")
-        except ConnectionError:
-            context = ray.init(num_cpus=num_cpus, include_dashboard=True,
-                               dashboard_host=dashboard_host, dashboard_port=dashboard_port)
-    url = context.dashboard_url
-    return f"http://{url}" if url and not url.startswith("http") else url
+    address: Optional[str] = None
+    """None: $RAY_ADDRESS, else a cluster running on this machine, else start one here; "local": always start one."""
+    num_cpus: Optional[int] = None
+    """CPUs of an embedded Ray (None: all)."""
+    dashboard_host: str = "127.0.0.1"
+    """Bind address of an embedded Ray's dashboard: loopback unless asked otherwise."""
+    dashboard_port: int = 8265
+
+    def connect(self) -> Optional[str]:
+        """Connect or start Ray; return the dashboard URL."""
+        address = self.address or os.environ.get("RAY_ADDRESS")
+        context = None
+        if address != "local":
+            try:
+                context = ray.init(address=address or "auto")
+            except ConnectionError:
+                if address:  # an address that was asked for and does not answer is an error
+                    raise ConfigError(f"cannot reach the Ray cluster at {address}") from None
+        if context is None:
+            context = ray.init(address="local", num_cpus=self.num_cpus, include_dashboard=True,
+                               dashboard_host=self.dashboard_host, dashboard_port=self.dashboard_port)
+        url = context.dashboard_url
+        return f"http://{url}" if url and not url.startswith("http") else url
 
 
 def experiment_dir(storage: str, search: SearchFile, resume: Optional[str]) -> Path:
@@ -135,8 +147,8 @@ def build_tuner(search: SearchFile, folder: Path, resume: bool) -> tune.Tuner:
     )
 
 
-def run(search: SearchFile, *, storage: str, resume: Optional[str] = None, num_cpus: Optional[int] = None,
-        dashboard_host: str = "127.0.0.1", dashboard_port: int = 8265) -> Path:
+def run(search: SearchFile, *, storage: str, resume: Optional[str] = None,
+        ray_connection: RayConnection = RayConnection()) -> Path:
     """Run (or resume) the search; return the path of its summary.json."""
     folder = experiment_dir(storage, search, resume)
     if resume:
@@ -144,7 +156,7 @@ def run(search: SearchFile, *, storage: str, resume: Optional[str] = None, num_c
     data = prepare(search.trial_config({}).data)  # once, here: bad data fails fast, trials hit the cache
     print(f"data: {data.format} at {search.dataset.get('root')} — {len(data.class_names)} classes, "
           f"{len(data.train.labels)} train / {len(data.val.labels)} val images", flush=True)
-    dashboard = connect_ray(num_cpus, dashboard_host, dashboard_port)
+    dashboard = ray_connection.connect()
     print(f"Ray dashboard: {dashboard}", flush=True)
     folder.mkdir(parents=True, exist_ok=True)
     if not resume:

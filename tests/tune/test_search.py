@@ -25,7 +25,7 @@ SMOKE = REPO / "search_spaces" / "smoke.yaml"
 def _search_args(tiny_data: dict, storage: Path, *extra: str) -> list[str]:
     """CLI arguments running the smoke space on the tiny synthetic set (budget kept from smoke.yaml)."""
     data = [f"dataset.{key}={value}" for key, value in _dotted(tiny_data)]
-    return ["--storage", str(storage), "--num-cpus", "2", "--dashboard-port", str(free_port()),
+    return ["--storage", str(storage), "--address", "local", "--num-cpus", "2", "--dashboard-port", str(free_port()),
             "--set", *data, *extra]
 
 
