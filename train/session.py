@@ -1,7 +1,7 @@
 """Where the training loop reports to: Ray Train workers, a Ray Tune trial process, or a bare process.
 
 The loop in :mod:`train.loop` is the same function in all three; only the session differs. A
-1-worker Tune trial runs the loop in its own process through :class:`TuneSession`, skipping the
+1-worker Tune trial runs the loop in its own process through :func:`tune_session`, skipping the
 Train worker-group start (~10 s per trial on a small node), which ASHA would otherwise pay once per
 trial.
 """
@@ -25,44 +25,39 @@ class Session(Protocol):
     def restored_checkpoint(self) -> Any: ...
 
 
-class RayTrainSession:
+class RaySession:
+    """Reports and checkpoints through Ray: ``ray.train`` in a TorchTrainer worker, ``ray.tune`` in a trial.
+
+    Both modules offer the same ``report(metrics, checkpoint=...)``, ``get_checkpoint()`` and
+    ``Checkpoint``; Ray Train V2 forbids ``ray.train.report`` inside a plain Tune trial, hence two APIs.
+    """
+
+    def __init__(self, api: Any, world_rank: int, world_size: int) -> None:
+        self.api = api
+        self.world_rank = world_rank
+        self.world_size = world_size
+
+    def report(self, metrics: dict[str, Any], checkpoint_dir: Optional[Path]) -> None:
+        checkpoint = self.api.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
+        self.api.report(metrics, checkpoint=checkpoint)
+
+    def restored_checkpoint(self) -> Any:
+        return self.api.get_checkpoint()
+
+
+def ray_train_session() -> RaySession:
     """Inside a ``TorchTrainer`` worker (Ray Train V2): ranks come from the Train context."""
+    import ray.train
 
-    def __init__(self) -> None:
-        import ray.train
-
-        context = ray.train.get_context()
-        self.world_rank = context.get_world_rank()
-        self.world_size = context.get_world_size()
-
-    def report(self, metrics: dict[str, Any], checkpoint_dir: Optional[Path]) -> None:
-        import ray.train
-
-        checkpoint = ray.train.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
-        ray.train.report(metrics, checkpoint=checkpoint)
-
-    def restored_checkpoint(self) -> Any:
-        import ray.train
-
-        return ray.train.get_checkpoint()
+    context = ray.train.get_context()
+    return RaySession(ray.train, context.get_world_rank(), context.get_world_size())
 
 
-class TuneSession:
+def tune_session() -> RaySession:
     """A 1-worker trial running the loop in the Tune trial's own process."""
+    import ray.tune
 
-    world_rank = 0
-    world_size = 1
-
-    def report(self, metrics: dict[str, Any], checkpoint_dir: Optional[Path]) -> None:
-        import ray.tune
-
-        checkpoint = ray.tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
-        ray.tune.report(metrics, checkpoint=checkpoint)
-
-    def restored_checkpoint(self) -> Any:
-        import ray.tune
-
-        return ray.tune.get_checkpoint()
+    return RaySession(ray.tune, world_rank=0, world_size=1)
 
 
 class LocalSession:
