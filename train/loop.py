@@ -26,7 +26,7 @@ from train.augment import build_augment
 from train.cache import ArraySet, PreparedData, prepare
 from train.config import TrialConfig, parse
 from train.model import apply_frozen_bn_eval, build_model, input_normalization, set_backbone_trainable
-from train.session import LocalSession, RayTrainSession, Session, TuneSession, checkpoint_scratch
+from train.session import LocalSession, Session, checkpoint_scratch, ray_train_session
 
 CHECKPOINT_FILE = "state.pt"
 CONFIG_FILE = "trial_config.json"
@@ -34,12 +34,7 @@ CONFIG_FILE = "trial_config.json"
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """Entry point for ``TorchTrainer`` workers (Ray Train V2)."""
-    run(parse(config), RayTrainSession())
-
-
-def train_in_trial_process(config: dict[str, Any]) -> None:
-    """Entry point for a 1-worker Tune trial: the same loop, no worker group."""
-    run(parse(config), TuneSession())
+    run(parse(config), ray_train_session())
 
 
 @dataclass
@@ -87,6 +82,8 @@ class Trainer:
         # Loss scaling is only needed for float16; bfloat16 has float32's exponent range.
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.start_epoch = self._restore()
+        self.first_step_at: Optional[float] = None
+        """Wall clock (time.time()) when this run's first optimizer step returned; for start-up benchmarks."""
 
     # -- set-up -------------------------------------------------------------------------------
     def _wrap_ddp(self) -> nn.Module:
@@ -149,6 +146,8 @@ class Trainer:
         for batch_indices in np.array_split(order, self.steps_per_epoch):
             images, labels = self._batch(self.data.train, batch_indices, train=True)
             loss = self._step(images, labels)
+            if self.first_step_at is None:
+                self.first_step_at = time.time()
             loss_sum += loss.detach() * len(labels)
             seen += len(labels)
         elapsed = time.perf_counter() - start
@@ -200,7 +199,9 @@ class Trainer:
 
     # -- reporting ----------------------------------------------------------------------------
     def _report(self, result: Epoch) -> None:
-        metrics = result.as_metrics()
+        metrics = {**result.as_metrics(), "node_id": _ray_node_id()}  # where the epoch ran (cluster tests)
+        if result.epoch == self.start_epoch:  # the run's first report says when training really began
+            metrics["first_step_at"] = self.first_step_at
         if self.session.world_rank == 0:
             print(_format_epoch(metrics, self.cfg.epochs), flush=True)
         with checkpoint_scratch() as folder:
@@ -242,6 +243,12 @@ def _pick_device() -> torch.device:
         # Ray sets CUDA_VISIBLE_DEVICES to this worker's GPU(s), so index 0 is ours.
         return torch.device("cuda", 0)
     return torch.device("cpu")
+
+
+def _ray_node_id() -> Optional[str]:
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
 
 
 def _amp_dtype(enabled: bool) -> Optional[torch.dtype]:

@@ -23,9 +23,9 @@ def run_trial(config: dict[str, Any], storage_path: str) -> None:
     cfg = parse(config)
     if cfg.workers.num_workers == 1:
         from train.loop import run
-        from train.session import TuneSession
+        from train.session import tune_session
 
-        run(cfg, TuneSession())
+        run(cfg, tune_session())
         return
     from ray.tune.integration.ray_train import TuneReportCallback
 
