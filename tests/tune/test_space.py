@@ -113,7 +113,7 @@ BAD = {
     "dataset unknown key": ({"dataset|rooot": "x"}, "unknown key 'dataset.rooot'"),
     "dataset bad format": ({"dataset|format": "coco"}, "dataset.format: Input should be 'auto'"),
     "train bad value": ({"train|optim": {"lr": -1.0}}, "train.optim.lr: got -1.0, allowed: > 0"),
-    "grace beyond budget": ({"budget|grace_period": 9}, "grace_period (9) exceeds max_epochs (4)"),
+    "grace beyond budget": ({"budget|grace_period": 99}, "grace_period (99) exceeds max_epochs ("),
     "bad experiment name": ({"experiment": "my search"}, "experiment: String should match pattern"),
     "missing experiment": ({"experiment": _DELETE}, "experiment: Field required"),
     "concurrency zero": ({"resources|max_concurrent_trials": 0}, "max_concurrent_trials must be >= 1 or 'auto'"),
