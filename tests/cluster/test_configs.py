@@ -1,0 +1,137 @@
+"""cluster/cluster.yaml and cluster/local.yaml pass Ray's own cluster-config validation, describe the
+same node types, pin the project's Ray and Python, and a broken node type fails with a clear line."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from importlib import metadata
+
+import pytest
+import ray
+import yaml
+from ray.autoscaler._private.util import prepare_config, validate_config
+
+from tests.conftest import REPO
+from tune.cluster import ClusterConfigError, validate_cluster_config
+
+AWS = REPO / "cluster" / "cluster.yaml"
+GCP = REPO / "cluster" / "gcp.yaml"
+LOCAL = REPO / "cluster" / "local.yaml"
+# Every top-level key of Ray's fake_multinode example.yaml (which the wheel does not ship): the fake
+# provider's autoscaler reads the file as it is, with no defaults filled in.
+FAKE_PROVIDER_KEYS = {"cluster_name", "max_workers", "provider", "available_node_types", "head_node_type", "auth",
+                      "upscaling_speed", "idle_timeout_minutes", "docker", "initialization_commands",
+                      "setup_commands", "head_setup_commands", "worker_setup_commands", "head_start_ray_commands",
+                      "worker_start_ray_commands", "file_mounts", "cluster_synced_files",
+                      "file_mounts_sync_continuously", "rsync_exclude", "rsync_filter"}
+
+
+def _load(path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+@pytest.mark.parametrize("path, provider", [(AWS, "aws"), (GCP, "gcp")], ids=["cluster.yaml", "gcp.yaml"])
+def test_cloud_configs_pass_rays_validator_as_ray_up_runs_it(path, provider):
+    config = prepare_config(_load(path))  # ray up: provider defaults filled in, then the schema
+    validate_config(config)
+    assert config["provider"]["type"] == provider
+    assert validate_cluster_config(path)["available_node_types"].keys() == config["available_node_types"].keys()
+
+
+def test_local_yaml_passes_rays_validator_as_the_autoscaler_reads_it():
+    config = _load(LOCAL)
+    validate_config(config)  # what the fake cluster's autoscaler runs on the file
+    assert config["provider"]["type"] == "fake_multinode"
+    assert FAKE_PROVIDER_KEYS <= set(config), sorted(FAKE_PROVIDER_KEYS - set(config))
+    validate_cluster_config(LOCAL)
+
+
+def _gpu_types(config: dict) -> dict[str, dict]:
+    return {name: spec for name, spec in config["available_node_types"].items()
+            if spec["resources"].get("GPU", 0) > 0}
+
+
+@pytest.mark.parametrize("path", [AWS, GCP, LOCAL], ids=["cluster.yaml", "gcp.yaml", "local.yaml"])
+def test_a_cpu_head_and_single_and_multi_gpu_worker_types(path):
+    config = validate_cluster_config(path)
+    head = config["available_node_types"][config["head_node_type"]]
+    assert head["resources"].get("GPU", 0) == 0 and head["max_workers"] == 0
+    gpus = {spec["resources"]["GPU"] for spec in _gpu_types(config).values()}
+    assert 1 in gpus and max(gpus) > 1, gpus
+    for spec in _gpu_types(config).values():
+        assert spec["min_workers"] == 0 < spec["max_workers"] <= config["max_workers"]
+    assert config["idle_timeout_minutes"] > 0
+
+
+def test_local_yaml_has_the_node_types_of_cluster_yaml():
+    aws, local = _load(AWS), _load(LOCAL)
+    assert set(_gpu_types(local)) == set(_gpu_types(aws)) == set(_gpu_types(_load(GCP))) == {"gpu.small", "gpu.multi"}
+    for name in ("gpu.small", "gpu.multi"):
+        assert local["available_node_types"][name]["resources"]["GPU"] <= aws["available_node_types"][name]["resources"]["GPU"]
+    # Sized for a 2-core machine (logical CPUs), with a short idle timeout so scale-down is seen.
+    assert sum(spec["resources"]["CPU"] * spec["max_workers"] for spec in _gpu_types(local).values()) <= 4
+    assert local["idle_timeout_minutes"] <= 0.5
+
+
+@pytest.mark.parametrize("path", [AWS, GCP], ids=["cluster.yaml", "gcp.yaml"])
+def test_cloud_configs_pin_the_projects_ray_and_python_and_install_from_the_lock_file(path):
+    config = _load(path)
+    py = f"py{sys.version_info.major}{sys.version_info.minor}"
+    assert config["docker"]["image"] == f"rayproject/ray:{ray.__version__}-{py}-gpu"
+    lock_ray = next(line.split("==")[1] for line in (REPO / "requirements.lock").read_text().splitlines()
+                    if line.startswith("ray=="))
+    assert lock_ray == ray.__version__ == metadata.version("ray")
+    commands = " && ".join(config["setup_commands"])
+    assert "-r requirements.lock" in commands and "--no-deps" in commands and "-e ." in commands
+    assert config["file_mounts"]["/home/ray/signsearch"] == "."
+    # Results and checkpoints go to storage every node mounts (NFS: EFS / Filestore at /mnt/shared).
+    assert any("/mnt/shared" in command and "nfs" in command for command in config["initialization_commands"])
+    assert "--volume=/mnt/shared:/mnt/shared" in config["docker"]["run_options"]
+
+
+def _broken(tmp_path, edit) -> str:
+    config = _load(LOCAL)
+    edit(config)
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ClusterConfigError) as error:
+        validate_cluster_config(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message
+    return message
+
+
+def test_a_bad_node_type_fails_with_one_clear_line(tmp_path):
+    def misspelt(config):
+        spec = config["available_node_types"]["gpu.small"]
+        spec["resource"] = spec.pop("resources")
+    message = _broken(tmp_path, misspelt)
+    assert "available_node_types.gpu.small: 'resources' is a required property" in message
+
+    message = _broken(tmp_path, lambda c: c["available_node_types"]["gpu.small"].update(gpus=1))
+    assert "available_node_types.gpu.small: Additional properties are not allowed ('gpus' was unexpected)" in message
+
+    message = _broken(tmp_path, lambda c: c["available_node_types"]["gpu.multi"]["resources"].update(GPU=0.5))
+    assert "available_node_types.gpu.multi.resources.GPU" in message and "integer" in message
+
+    message = _broken(tmp_path, lambda c: c.update(head_node_type="ray.head.gpu"))
+    assert "`head_node_type` must be one of `available_node_types`" in message
+
+    message = _broken(tmp_path, lambda c: c["available_node_types"]["gpu.small"].update(min_workers=3))
+    assert "available_node_types.gpu.small: min_workers (3) exceeds max_workers (2)" in message
+
+
+def test_the_cli_validates_both_files_and_fails_on_a_broken_one(tmp_path):
+    ok = subprocess.run([sys.executable, "-m", "tune.cluster", str(AWS), str(GCP), str(LOCAL)], cwd=REPO,
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert "cluster.yaml: valid" in ok.stdout and "local.yaml: valid" in ok.stdout
+    broken = copy.deepcopy(_load(AWS))
+    del broken["available_node_types"]["gpu.small"]["node_config"]
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(broken))
+    bad = subprocess.run([sys.executable, "-m", "tune.cluster", str(tmp_path / "bad.yaml")], cwd=REPO,
+                         capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert "available_node_types.gpu.small: 'node_config' is a required property" in bad.stderr

@@ -1,0 +1,327 @@
+"""The search on Ray's fake multi-node autoscaler (cluster/local.yaml): trials that only fit on GPU
+worker types make the autoscaler launch nodes, the trials run there, the nodes go again after the
+idle timeout; a worker node killed mid-search costs no trial (retried from its checkpoints).
+
+Every Ray process of a fake cluster — head, autoscaler, fake worker nodes and their workers — runs in
+one session that the fixture starts (``start_new_session``); tear-down kills exactly that session.
+The search runs in a session of its own, killed by its process group, as in tests/tune/test_search.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import yaml
+
+from tests.conftest import REPO, free_port
+
+LOCAL_YAML = REPO / "cluster" / "local.yaml"
+SMOKE = REPO / "search_spaces" / "smoke.yaml"
+RAY_CLI = Path(sys.executable).with_name("ray")
+HEAD_NODE_ID = "f" * 51 + "00000"  # the fake provider's fixed head id (RAY_FAKE_CLUSTER=1 ray start --head)
+
+
+# -- the fake cluster ---------------------------------------------------------------------------
+@dataclass
+class FakeCluster:
+    address: str                       # the head's GCS, ip:port
+    session: int                       # session id shared by every process of this cluster
+    temp_dir: Path
+    env: dict[str, str] = field(repr=False)
+
+    def nodes(self) -> list[dict]:
+        """Alive nodes (id, resources), from the GCS's node table."""
+        return [node for node in self._node_table() if node["alive"]]
+
+    def _node_table(self) -> list[dict]:
+        code = ("import json, ray\n"
+                "from ray._raylet import GcsClient\n"
+                f"infos = GcsClient(address={self.address!r}).get_all_node_info(timeout=10)\n"
+                "print(json.dumps([{'id': key.hex(), 'alive': info.state == 0,  # GcsNodeState.ALIVE\n"
+                "                   'resources': dict(info.resources_total)} for key, info in infos.items()]))\n")
+        out = subprocess.run([sys.executable, "-c", code], env=self.env, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    def processes(self) -> list[int]:
+        return _session_pids(self.session)
+
+    def kill_node(self, node_id: str) -> list[int]:
+        """SIGKILL one fake node, as if its machine died: its raylet (``--node_id=<id>``), everything the
+        raylet started (workers, agents), and the node's other processes (those the fake provider
+        started with RAY_OVERRIDE_NODE_ID_FOR_TESTING=<id>, e.g. its log monitor). Nothing else."""
+        import ray  # noqa: F401  (Ray's bundled psutil)
+        import psutil
+
+        assert node_id != HEAD_NODE_ID
+        mine = self.processes()
+        raylets = [pid for pid in mine if f"--node_id={node_id}" in _cmdline(pid)]
+        assert len(raylets) == 1, f"raylet of {node_id}: {raylets}"
+        victims = {raylets[0], *(child.pid for child in psutil.Process(raylets[0]).children(recursive=True))}
+        victims |= {pid for pid in mine if f"RAY_OVERRIDE_NODE_ID_FOR_TESTING={node_id}" in _environ(pid)}
+        for pid in victims:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return sorted(victims)
+
+    def monitor_logs(self) -> list[Path]:
+        """The autoscaler's logs (monitor.log/.out/.err) of this cluster's session."""
+        return sorted(path for path in self.temp_dir.glob("session_*/logs/monitor.*")
+                      if not path.parts[-3] == "session_latest")  # a symlink to the same session
+
+    def autoscaler_log(self) -> str:
+        return "\n".join(f"== {p.name}\n{p.read_text(errors='replace')[-4000:]}" for p in self.monitor_logs())
+
+    def autoscaler_events(self) -> list[str]:
+        """The autoscaler's event summary: "Adding 1 node(s) of type gpu.small.", "Removing ..."."""
+        marker = ":event_summary:"
+        return [line.split(marker, 1)[1].strip()
+                for path in self.monitor_logs() if path.name == "monitor.log"
+                for line in path.read_text(errors="replace").splitlines() if marker in line]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _environ(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+
+
+def _session_pids(session: int) -> list[int]:
+    """Live (non-zombie) processes of this user in ``session``."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if entry.stat().st_uid != os.getuid():
+                continue
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # state ppid pgrp session ...
+        if int(fields[3]) == session and fields[0] != "Z":
+            pids.append(int(entry.name))
+    return pids
+
+
+def _kill_session(session: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = _session_pids(session)
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"processes of session {session} survived SIGKILL: {pids}")
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def fake_cluster(tmp_path) -> Iterator[FakeCluster]:
+    """A fake autoscaling cluster from cluster/local.yaml on ports of its own; killed afterwards."""
+    import ray._private.services
+    from ray._private.authentication.authentication_token_generator import generate_new_authentication_token
+
+    # Short: Ray's socket paths live under it (Unix sockets allow ~107 characters).
+    temp_dir = Path(tempfile.mkdtemp(prefix="rayfc-", dir="/tmp"))
+    port = free_port()
+    address = f"{ray._private.services.get_node_ip_address()}:{port}"
+    config = yaml.safe_load(LOCAL_YAML.read_text())
+    # Fake workers join the GCS named here (default: port 6379, which may be someone else's Ray).
+    config["provider"]["gcs_address"] = address
+    config_path = temp_dir / "local.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    head = config["available_node_types"][config["head_node_type"]]["resources"]
+    env = {**os.environ, "RAY_FAKE_CLUSTER": "1", "AUTOSCALER_UPDATE_INTERVAL_S": "1",
+           # A killed node is declared dead and replaced after this many seconds without a heartbeat.
+           "AUTOSCALER_HEARTBEAT_TIMEOUT_S": "10",
+           # A token of its own: a driver elsewhere on this machine whose ray.init("auto") finds this
+           # cluster's GCS cannot join it (and fills its nodes with trials of its own).
+           "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": generate_new_authentication_token(),
+           "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1",
+           # Ray code inside the cluster that looks for "the" local cluster (Train's placement-group
+           # cleaner does) must find this one, not whatever other Ray runs on this machine.
+           "RAY_ADDRESS": address}
+    command = [str(RAY_CLI), "start", "--head", f"--port={port}", f"--num-cpus={head.get('CPU', 0)}",
+               f"--num-gpus={head.get('GPU', 0)}", f"--temp-dir={temp_dir}", f"--autoscaling-config={config_path}",
+               f"--ray-client-server-port={free_port()}", f"--dashboard-port={free_port()}",
+               "--dashboard-agent-listen-port=0", "--include-dashboard=false",
+               "--object-store-memory=100000000", "--disable-usage-stats"]
+    log = tmp_path / "ray-start.log"
+    with log.open("w") as out:
+        starter = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    cluster = FakeCluster(address, starter.pid, temp_dir, env)
+    try:
+        assert starter.wait(timeout=120) == 0, log.read_text()[-3000:]
+        yield cluster
+    finally:
+        try:
+            for path in cluster.monitor_logs():  # kept for a look after a failure
+                shutil.copy(path, tmp_path / path.name)
+        finally:
+            _kill_session(starter.pid)
+            shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+# -- the search ---------------------------------------------------------------------------------
+def _dotted(tree: dict, prefix: str = ""):
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from _dotted(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def _start_search(cluster: FakeCluster, tiny_data: dict, storage: Path, log: Path, *overrides: str) -> subprocess.Popen:
+    """The smoke search on the tiny data set, joining ``cluster`` (RAY_ADDRESS), in a session of its own."""
+    data = [f"dataset.{key}={value}" for key, value in _dotted(tiny_data)]
+    command = [sys.executable, str(REPO / "tune" / "run_search.py"), "--config", str(SMOKE),
+               "--storage", str(storage), "--set", *data, "wandb.enabled=false", *overrides]
+    # An explicit address never turns token auth on by itself (Ray 2.60): say so.
+    env = {**os.environ, "RAY_ADDRESS": cluster.address, "RAY_AUTH_MODE": "token",
+           "RAY_AUTH_TOKEN": cluster.env["RAY_AUTH_TOKEN"], "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(command, cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=30)
+
+
+def _rows(trial_dir: Path) -> list[dict]:
+    path = trial_dir / "result.json"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _summary(log: Path) -> dict:
+    return json.loads(Path(log.read_text().strip().splitlines()[-1]).read_text())
+
+
+def _wait_until(predicate, timeout: float, what: str, detail=lambda: "", every: float = 1.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{detail()}")
+
+
+@pytest.mark.timeout(300)
+def test_trials_scale_the_cluster_up_run_on_workers_and_nodes_go_when_idle(fake_cluster, tiny_data, tmp_path):
+    cluster = fake_cluster
+    assert [node["id"] for node in cluster.nodes()] == [HEAD_NODE_ID]  # min_workers 0: only the head
+    log = tmp_path / "search.log"
+    start = time.monotonic()
+    # Each trial needs a (logical) GPU; the head has none, so every trial waits for a GPU worker node.
+    proc = _start_search(cluster, tiny_data, tmp_path / "runs", log, "resources.gpus_per_worker=1",
+                         "budget.num_samples=3", "budget.max_epochs=2")
+    try:
+        assert proc.wait(timeout=240) == 0, log.read_text()[-5000:] + cluster.autoscaler_log()
+    finally:
+        _stop(proc)
+    search_s = time.monotonic() - start
+    text = log.read_text()
+    # "auto" counted what the cluster can grow to (2 x gpu.small + 1 x gpu.multi = 4 GPUs), not
+    # the GPU-less head that was all there was when the search started.
+    assert "max concurrent trials: 4 (auto;" in text, text[-3000:]
+    summary = _summary(log)
+    assert summary["num_trials"] == 3 and summary["num_errors"] == 0
+    assert all(trial["status"] == "TERMINATED" for trial in summary["trials"])
+    workers_seen = set()
+    for trial in summary["trials"]:
+        rows = _rows(Path(trial["path"]))
+        assert rows, trial["path"]
+        nodes = {row["node_id"] for row in rows}
+        assert HEAD_NODE_ID not in nodes, f"trial {trial['trial_id']} trained on the head: {nodes}"
+        workers_seen |= nodes
+    # The autoscaler launched the workers the trials ran on (fake node ids count up from ...00001).
+    assert workers_seen and all(node.startswith("f" * 51) and node != HEAD_NODE_ID for node in workers_seen)
+    added = [event for event in cluster.autoscaler_events() if event.startswith("Adding")]
+    assert any("of type gpu." in event for event in added), cluster.autoscaler_events()
+
+    # Idle workers go after idle_timeout_minutes (0.25 min here); only the head stays.
+    idle_start = time.monotonic()
+    _wait_until(lambda: [node["id"] for node in cluster.nodes()] == [HEAD_NODE_ID], 90,
+                "the idle worker nodes to be terminated", lambda: str(cluster.nodes()), every=2.0)
+    removed = [event for event in cluster.autoscaler_events() if event.startswith("Removing")]
+    assert removed and all("(idle)" in event for event in removed), cluster.autoscaler_events()
+    print(f"search {search_s:.0f} s, trials on {len(workers_seen)} worker node(s), {added}; "
+          f"all idle workers gone {time.monotonic() - idle_start:.0f} s after it: {removed}")
+
+
+@pytest.mark.timeout(420)
+def test_a_lost_worker_node_costs_no_trial(fake_cluster, tiny_data, tmp_path):
+    """2-worker DDP trials (a TorchTrainer each) on GPU workers; one node is killed mid-search."""
+    cluster = fake_cluster
+    storage = tmp_path / "runs"
+    log = tmp_path / "search.log"
+    max_epochs = 8
+    proc = _start_search(cluster, tiny_data, storage, log, "resources.workers_per_trial=2",
+                         "resources.gpus_per_worker=1", "budget.num_samples=2", f"budget.max_epochs={max_epochs}",
+                         "budget.early_stopping=false", "failure.max_failures=2", "train.optim.batch_size=8")
+    try:
+        # Once a trial has a checkpoint (and epochs to go), kill the worker node its rank 0 trains on.
+        def running_trial():
+            for trial_dir in storage.glob("smoke-*/trial_*"):
+                rows = _rows(trial_dir)
+                if 2 <= len(rows) < max_epochs - 2 and rows[-1]["node_id"] != HEAD_NODE_ID:
+                    return trial_dir, rows[-1]["node_id"], len(rows)
+            assert proc.poll() is None, log.read_text()[-5000:]
+            return None
+
+        trial_dir, node_id, epochs_before = _wait_until(running_trial, 240, "a trial with a checkpoint",
+                                                        lambda: log.read_text()[-3000:], every=0.2)
+        killed = cluster.kill_node(node_id)
+        print(f"killed node {node_id[-5:]} ({len(killed)} processes) under {trial_dir.name} at epoch {epochs_before}")
+        assert proc.wait(timeout=240) == 0, log.read_text()[-5000:] + cluster.autoscaler_log()
+    finally:
+        _stop(proc)
+    summary = _summary(log)
+    assert summary["num_trials"] == 2 and summary["num_errors"] == 0, summary
+    # Every trial finished all its epochs. (Reported `epoch`, not Tune's training_iteration: a
+    # retried multi-worker trial restarts Tune's iteration count while its TorchTrainer resumes.)
+    assert all(trial["status"] == "TERMINATED" and trial["metrics"]["epoch"] == max_epochs
+               for trial in summary["trials"]), summary["trials"]
+    rows = _rows(trial_dir)
+    epochs = [row["epoch"] for row in rows]
+    nodes = [row["node_id"] for row in rows]
+    moved = next(i for i in range(1, len(nodes)) if nodes[i] != nodes[i - 1])
+    # The killed trial went on from its last checkpoint, on another node: no epoch trained twice.
+    assert node_id not in nodes[moved:], (nodes, node_id)
+    assert epochs_before < epochs[moved] <= epochs_before + 2, (epochs, epochs_before)
+    assert epochs == sorted(set(epochs)) and epochs[-1] == max_epochs, epochs
+    print(f"killed trial's epochs {epochs}, node changed at epoch {epochs[moved]}; "
+          f"autoscaler: {cluster.autoscaler_events()}")
