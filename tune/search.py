@@ -108,7 +108,9 @@ def _scheduler(search: SearchFile):
     budget = search.budget
     if not budget.early_stopping:
         return tune.schedulers.FIFOScheduler()
-    return ASHAScheduler(metric=search.metric, mode=search.mode, time_attr="training_iteration",
+    # "epoch" (not training_iteration): a retried multi-worker trial restarts Tune's iteration count
+    # at 1 while its TorchTrainer resumes from the checkpoint's epoch.
+    return ASHAScheduler(metric=search.metric, mode=search.mode, time_attr="epoch",
                          max_t=budget.max_epochs, grace_period=budget.grace_period,
                          reduction_factor=budget.reduction_factor)
 

@@ -40,7 +40,8 @@ def _trial_entry(result, search: SearchFile) -> dict[str, Any]:
         "error": str(result.error).splitlines()[0] if result.error else None,
         "params": sampled_params(result.config, search.space),
         "config": result.config,
-        "epochs": int(metrics.get("training_iteration", 0)),
+        # The loop's own epoch count: right even where a retried trial restarted Tune's iteration count.
+        "epochs": int(metrics.get("epoch", metrics.get("training_iteration", 0))),
         "metrics": {key: _clean(metrics[key]) for key in METRIC_KEYS if key in metrics},
         "path": result.path,
         "checkpoint": result.checkpoint.path if result.checkpoint else metrics.get("checkpoint_path"),
