@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, free_port
+from tests.helpers import dotted, kill_group, last_line_path, result_rows, start_in_session
 
 LOCAL_YAML = REPO / "cluster" / "local.yaml"
 SMOKE = REPO / "search_spaces" / "smoke.yaml"
@@ -190,43 +191,19 @@ def fake_cluster(tmp_path) -> Iterator[FakeCluster]:
 
 
 # -- the search ---------------------------------------------------------------------------------
-def _dotted(tree: dict, prefix: str = ""):
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            yield from _dotted(value, f"{prefix}{key}.")
-        else:
-            yield f"{prefix}{key}", value
-
-
 def _start_search(cluster: FakeCluster, tiny_data: dict, storage: Path, log: Path, *overrides: str) -> subprocess.Popen:
     """The smoke search on the tiny data set, joining ``cluster`` (RAY_ADDRESS), in a session of its own."""
-    data = [f"dataset.{key}={value}" for key, value in _dotted(tiny_data)]
+    data = [f"dataset.{key}={value}" for key, value in dotted(tiny_data)]
     command = [sys.executable, str(REPO / "tune" / "run_search.py"), "--config", str(SMOKE),
                "--storage", str(storage), "--set", *data, "wandb.enabled=false", *overrides]
     # An explicit address never turns token auth on by itself (Ray 2.60): say so.
     env = {**os.environ, "RAY_ADDRESS": cluster.address, "RAY_AUTH_MODE": "token",
-           "RAY_AUTH_TOKEN": cluster.env["RAY_AUTH_TOKEN"], "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(command, cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait(timeout=30)
-
-
-def _rows(trial_dir: Path) -> list[dict]:
-    path = trial_dir / "result.json"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+           "RAY_AUTH_TOKEN": cluster.env["RAY_AUTH_TOKEN"]}
+    return start_in_session(command, log, env)
 
 
 def _summary(log: Path) -> dict:
-    return json.loads(Path(log.read_text().strip().splitlines()[-1]).read_text())
+    return json.loads(last_line_path(log).read_text())
 
 
 def _wait_until(predicate, timeout: float, what: str, detail=lambda: "", every: float = 1.0):
@@ -251,7 +228,7 @@ def test_trials_scale_the_cluster_up_run_on_workers_and_nodes_go_when_idle(fake_
     try:
         assert proc.wait(timeout=240) == 0, log.read_text()[-5000:] + cluster.autoscaler_log()
     finally:
-        _stop(proc)
+        kill_group(proc)
     search_s = time.monotonic() - start
     text = log.read_text()
     # "auto" counted what the cluster can grow to (2 x gpu.small + 1 x gpu.multi = 4 GPUs), not
@@ -262,7 +239,7 @@ def test_trials_scale_the_cluster_up_run_on_workers_and_nodes_go_when_idle(fake_
     assert all(trial["status"] == "TERMINATED" for trial in summary["trials"])
     workers_seen = set()
     for trial in summary["trials"]:
-        rows = _rows(Path(trial["path"]))
+        rows = result_rows(Path(trial["path"]))
         assert rows, trial["path"]
         nodes = {row["node_id"] for row in rows}
         assert HEAD_NODE_ID not in nodes, f"trial {trial['trial_id']} trained on the head: {nodes}"
@@ -296,7 +273,7 @@ def test_a_lost_worker_node_costs_no_trial(fake_cluster, tiny_data, tmp_path):
         # Once a trial has a checkpoint (and epochs to go), kill the worker node its rank 0 trains on.
         def running_trial():
             for trial_dir in storage.glob("smoke-*/trial_*"):
-                rows = _rows(trial_dir)
+                rows = result_rows(trial_dir)
                 if 2 <= len(rows) < max_epochs - 2 and rows[-1]["node_id"] != HEAD_NODE_ID:
                     return trial_dir, rows[-1]["node_id"], len(rows)
             assert proc.poll() is None, log.read_text()[-5000:]
@@ -308,14 +285,14 @@ def test_a_lost_worker_node_costs_no_trial(fake_cluster, tiny_data, tmp_path):
         print(f"killed node {node_id[-5:]} ({len(killed)} processes) under {trial_dir.name} at epoch {epochs_before}")
         assert proc.wait(timeout=240) == 0, log.read_text()[-5000:] + cluster.autoscaler_log()
     finally:
-        _stop(proc)
+        kill_group(proc)
     summary = _summary(log)
     assert summary["num_trials"] == 2 and summary["num_errors"] == 0, summary
     # Every trial finished all its epochs. (Reported `epoch`, not Tune's training_iteration: a
     # retried multi-worker trial restarts Tune's iteration count while its TorchTrainer resumes.)
     assert all(trial["status"] == "TERMINATED" and trial["metrics"]["epoch"] == max_epochs
                for trial in summary["trials"]), summary["trials"]
-    rows = _rows(trial_dir)
+    rows = result_rows(trial_dir)
     epochs = [row["epoch"] for row in rows]
     nodes = [row["node_id"] for row in rows]
     moved = next(i for i in range(1, len(nodes)) if nodes[i] != nodes[i - 1])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import pytest
 import torch
 
 from tests.conftest import REPO
+from tests.helpers import kill_group, last_line_path, start_in_session
 from train.cache import prepare
 from train.config import parse
 from train.loop import CHECKPOINT_FILE, _epoch_order, run_local
@@ -69,9 +69,7 @@ def test_frozen_backbone_then_unfrozen(tiny_data, tmp_path):
 
 
 def _train_cli(args: list[str], log: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, str(TRAIN), *args], cwd=REPO, env=env, stdout=log.open("w"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    return start_in_session([sys.executable, str(TRAIN), *args], log, dict(os.environ))
 
 
 def _epochs(log: Path) -> list[tuple[int, float, float]]:
@@ -105,22 +103,14 @@ def test_two_worker_trainer_learns(tiny_data, tmp_path):
     try:
         assert proc.wait(timeout=280) == 0, log.read_text()[-4000:]
     finally:
-        _kill_group(proc)
+        kill_group(proc)
     epochs = _epochs(log)
     assert [e for e, _, _ in epochs] == [1, 2, 3], log.read_text()[-3000:]
     accuracies = [acc for _, _, acc in epochs]
     chance = 1 / tiny_data["synthetic"]["num_classes"]
     assert accuracies[-1] > accuracies[0] and accuracies[-1] > 2 * chance, accuracies
-    checkpoint = Path(log.read_text().strip().splitlines()[-1])
+    checkpoint = last_line_path(log)
     assert (checkpoint / CHECKPOINT_FILE).is_file()
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait(timeout=30)
 
 
 @pytest.mark.timeout(400)
@@ -145,7 +135,7 @@ def test_killed_training_resumes_at_the_right_epoch_with_the_same_state(tiny_dat
             time.sleep(0.2)
         assert len(list(storage.glob("resumable/checkpoint_*"))) >= 2, log.read_text()[-3000:]
     finally:
-        _kill_group(proc)  # the driver, its Ray and the worker die at once
+        kill_group(proc)  # the driver, its Ray and the worker die at once
     done_before = max(e for e, _, _ in _epochs(log))
     assert done_before < 4, "the run finished before it could be killed"
 
@@ -154,10 +144,10 @@ def test_killed_training_resumes_at_the_right_epoch_with_the_same_state(tiny_dat
     try:
         assert proc.wait(timeout=240) == 0, resumed_log.read_text()[-4000:]
     finally:
-        _kill_group(proc)
+        kill_group(proc)
     resumed = _epochs(resumed_log)
     assert resumed[0][0] in (done_before, done_before + 1) and resumed[-1][0] == 4, resumed
-    final = torch.load(Path(resumed_log.read_text().strip().splitlines()[-1]) / CHECKPOINT_FILE, weights_only=False)
+    final = torch.load(last_line_path(resumed_log) / CHECKPOINT_FILE, weights_only=False)
     expected = torch.load(tmp_path / "reference" / "checkpoint_0004" / CHECKPOINT_FILE, weights_only=False)
     assert final["epoch"] == expected["epoch"] == 3
     for key in expected["model"]:

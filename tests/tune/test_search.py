@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, free_port
+from tests.helpers import dotted, kill_group, last_line_path, result_rows, start_in_session
 from tests.tune.wandb_records import read_offline_run
 
 SMOKE = REPO / "search_spaces" / "smoke.yaml"
@@ -24,17 +25,9 @@ SMOKE = REPO / "search_spaces" / "smoke.yaml"
 
 def _search_args(tiny_data: dict, storage: Path, *extra: str) -> list[str]:
     """CLI arguments running the smoke space on the tiny synthetic set (budget kept from smoke.yaml)."""
-    data = [f"dataset.{key}={value}" for key, value in _dotted(tiny_data)]
+    data = [f"dataset.{key}={value}" for key, value in dotted(tiny_data)]
     return ["--storage", str(storage), "--address", "local", "--num-cpus", "2", "--dashboard-port", str(free_port()),
             "--set", *data, *extra]
-
-
-def _dotted(tree: dict, prefix: str = ""):
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            yield from _dotted(value, f"{prefix}{key}.")
-        else:
-            yield f"{prefix}{key}", value
 
 
 def _env() -> dict[str, str]:
@@ -45,25 +38,7 @@ def _env() -> dict[str, str]:
 
 def _start(args: list[str], log: Path, command: list[str] | None = None) -> subprocess.Popen:
     command = command or [sys.executable, str(REPO / "tune" / "run_search.py"), "--config", str(SMOKE)]
-    # A new session: the search and every Ray process it starts can be stopped by the group id.
-    return subprocess.Popen(command + args, cwd=REPO, env=_env(), stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """Kill the search and the Ray processes it started (its own process group, nothing broader)."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
-    else:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    proc.wait(timeout=30)
-
-
-def _summary_path(log: Path) -> Path:
-    return Path(log.read_text().strip().splitlines()[-1])
+    return start_in_session(command + args, log, _env())
 
 
 def _auth_token() -> str:
@@ -99,8 +74,8 @@ def test_make_search_runs_asha_tpe_with_wandb_and_dashboard(tiny_data, tmp_path)
         assert version["ray_version"] == "2.60.0"
         assert proc.wait(timeout=540) == 0, log.read_text()[-5000:]
     finally:
-        _stop(proc)
-    summary = json.loads(_summary_path(log).read_text())
+        kill_group(proc)
+    summary = json.loads(last_line_path(log).read_text())
     search = yaml.safe_load(SMOKE.read_text())
     max_epochs = search["budget"]["max_epochs"]
     assert summary["num_trials"] == search["budget"]["num_samples"] >= 4
@@ -133,7 +108,7 @@ def _finished_trials(experiment: Path) -> dict[str, int]:
     """Trial folder -> reported epochs, for trials whose result.json shows they are done."""
     done = {}
     for result in experiment.glob("*/result.json"):
-        rows = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
+        rows = result_rows(result.parent)
         if rows and rows[-1].get("done"):
             done[result.parent.name] = len(rows)
     return done
@@ -157,7 +132,7 @@ def test_interrupted_search_resumes_without_rerunning_finished_trials(tiny_data,
             time.sleep(0.5)
         assert len(finished) >= 2, log.read_text()[-3000:]
     finally:
-        _stop(proc)  # the driver and its Ray die mid-search, as with a lost laptop session
+        kill_group(proc)  # the driver and its Ray die mid-search, as with a lost laptop session
     experiment = next(storage.glob("smoke-*"))
     before = {name: (experiment / name / "result.json").read_text() for name in finished}
 
@@ -166,8 +141,8 @@ def test_interrupted_search_resumes_without_rerunning_finished_trials(tiny_data,
     try:
         assert proc.wait(timeout=480) == 0, resume_log.read_text()[-5000:]
     finally:
-        _stop(proc)
-    summary = json.loads(_summary_path(resume_log).read_text())
+        kill_group(proc)
+    summary = json.loads(last_line_path(resume_log).read_text())
     assert summary["num_trials"] == yaml.safe_load(SMOKE.read_text())["budget"]["num_samples"]
     assert summary["num_errors"] == 0
     for name, text in before.items():  # finished trials were kept, not trained again
@@ -226,10 +201,10 @@ def test_crashed_trial_is_retried_from_its_checkpoint(tiny_data, tmp_path):
         assert victim is not None, log.read_text()[-3000:]
         assert proc.wait(timeout=300) == 0, log.read_text()[-5000:]
     finally:
-        _stop(proc)
-    summary = json.loads(_summary_path(log).read_text())
+        kill_group(proc)
+    summary = json.loads(last_line_path(log).read_text())
     assert summary["num_errors"] == 0 and summary["num_trials"] == 2
-    rows = [json.loads(line) for line in (victim / "result.json").read_text().splitlines() if line.strip()]
+    rows = result_rows(victim)
     epochs = [row["epoch"] for row in rows]
     assert epochs.count(1) == 1, f"the retried trial started over: {epochs}"
     assert epochs[-1] == yaml.safe_load(SMOKE.read_text())["budget"]["max_epochs"]
