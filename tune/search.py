@@ -7,7 +7,6 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from pathlib import Path
 from typing import Any, Optional
 
 import ray
@@ -20,7 +19,7 @@ from train.cache import prepare
 from train.config import ConfigError
 from tune.cluster import cluster_capacity
 from tune.space import SearchFile, define_by_run
-from train.files import write_atomic
+from tune.storage import Experiment, experiments, normalise, read_text
 from tune.summary import write_summary
 from tune.trial import max_concurrent_trials, run_trial, trial_resources
 
@@ -56,19 +55,18 @@ class RayConnection:
         return f"http://{url}" if url and not url.startswith("http") else url
 
 
-def experiment_dir(storage: str, search: SearchFile, resume: Optional[str]) -> Path:
-    """A new timestamped folder for a new search; for --resume, the given one or the newest."""
-    root = Path(storage).expanduser().resolve()
+def find_experiment(storage: str, search: SearchFile, resume: Optional[str]) -> Experiment:
+    """A new timestamped experiment for a new search; for --resume, the given one or the newest."""
     if resume is None:
-        return root / f"{search.experiment}-{datetime.now():%Y%m%d-%H%M%S}"
+        return Experiment(normalise(storage), f"{search.experiment}-{datetime.now():%Y%m%d-%H%M%S}")
     if resume != "latest":
-        path = Path(resume).expanduser().resolve()
-        if not (path / SEARCH_FILE).is_file():
+        experiment = Experiment.at(resume)
+        if not experiment.has(SEARCH_FILE):
             raise ConfigError(f"--resume {resume}: not an experiment folder (no {SEARCH_FILE} inside)")
-        return path
-    earlier = sorted(p for p in root.glob(f"{search.experiment}-*") if (p / SEARCH_FILE).is_file())
+        return experiment
+    earlier = experiments(storage, f"{search.experiment}-", SEARCH_FILE)
     if not earlier:
-        raise ConfigError(f"--resume: no earlier '{search.experiment}' experiment under {root}")
+        raise ConfigError(f"--resume: no earlier '{search.experiment}' experiment under {normalise(storage)}")
     return earlier[-1]
 
 
@@ -85,7 +83,7 @@ def _searcher(search: SearchFile) -> OptunaSearch:
                         sampler=sampler, points_to_evaluate=points or None)
 
 
-def _callbacks(search: SearchFile, folder: Path) -> list:
+def _callbacks(search: SearchFile, experiment: Experiment) -> list:
     if not search.wandb.enabled:
         return []
     from ray.air.integrations.wandb import WandbLoggerCallback
@@ -94,13 +92,13 @@ def _callbacks(search: SearchFile, folder: Path) -> list:
     if not os.environ.get("WANDB_API_KEY"):
         os.environ.setdefault("WANDB_MODE", "offline")
     # The mode also goes to wandb.init in the logging actors, which do not see this process's environment.
-    return [WandbLoggerCallback(project=search.wandb.project, entity=search.wandb.entity, group=folder.name,
-                                mode=os.environ.get("WANDB_MODE", "online"), dir=str(folder))]
+    return [WandbLoggerCallback(project=search.wandb.project, entity=search.wandb.entity, group=experiment.name,
+                                mode=os.environ.get("WANDB_MODE", "online"), dir=str(experiment.local_dir()))]
 
 
-def _trainable(search: SearchFile, folder: Path):
+def _trainable(search: SearchFile, experiment: Experiment):
     base = search.trial_config({})
-    driver = partial(run_trial, storage_path=str(folder / "train_runs"))
+    driver = partial(run_trial, storage_path=experiment.child("train_runs"))
     return tune.with_resources(driver, trial_resources(base.workers))
 
 
@@ -119,10 +117,10 @@ def _trial_dirname(trial) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def build_tuner(search: SearchFile, folder: Path, resume: bool) -> tune.Tuner:
-    trainable = _trainable(search, folder)
+def build_tuner(search: SearchFile, experiment: Experiment, resume: bool) -> tune.Tuner:
+    trainable = _trainable(search, experiment)
     if resume:
-        return tune.Tuner.restore(str(folder), trainable=trainable, resume_unfinished=True, resume_errored=True)
+        return tune.Tuner.restore(experiment.uri, trainable=trainable, resume_unfinished=True, resume_errored=True)
     base = search.trial_config({})
     scheduler = _scheduler(search)
     # What the cluster can grow to (an autoscaling cluster's max_workers), not just what is up now.
@@ -139,9 +137,9 @@ def build_tuner(search: SearchFile, folder: Path, resume: bool) -> tune.Tuner:
                                     # start-up per trial, which ASHA would otherwise pay on every trial.
                                     reuse_actors=True, trial_dirname_creator=_trial_dirname),
         run_config=tune.RunConfig(
-            name=folder.name,
-            storage_path=str(folder.parent),
-            callbacks=_callbacks(search, folder),
+            name=experiment.name,
+            storage_path=experiment.root,
+            callbacks=_callbacks(search, experiment),
             failure_config=tune.FailureConfig(max_failures=search.failure.max_failures),
             # Two per trial: the latest for resuming, one before it in case the latest is cut off.
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
@@ -150,31 +148,30 @@ def build_tuner(search: SearchFile, folder: Path, resume: bool) -> tune.Tuner:
 
 
 def run(search: SearchFile, *, storage: str, resume: Optional[str] = None,
-        ray_connection: RayConnection = RayConnection()) -> Path:
-    """Run (or resume) the search; return the path of its summary.json."""
-    folder = experiment_dir(storage, search, resume)
-    if resume:
-        search = SearchFile(**yaml.safe_load((folder / SEARCH_FILE).read_text()))
+        ray_connection: RayConnection = RayConnection()) -> str:
+    """Run (or resume) the search; return the path (or URI) of its summary.json."""
+    experiment = find_experiment(storage, search, resume)
+    if resume:  # the search as it was started: overrides given now do not apply
+        search = SearchFile(**yaml.safe_load(experiment.read_text(SEARCH_FILE)))
     data = prepare(search.trial_config({}).data)  # once, here: bad data fails fast, trials hit the cache
     print(f"data: {data.format} at {search.dataset.get('root')} — {len(data.class_names)} classes, "
           f"{len(data.train.labels)} train / {len(data.val.labels)} val images", flush=True)
     dashboard = ray_connection.connect()
     print(f"Ray dashboard: {dashboard}", flush=True)
-    folder.mkdir(parents=True, exist_ok=True)
     if not resume:
-        write_atomic(folder / SEARCH_FILE, yaml.safe_dump(search.model_dump(mode="json"), sort_keys=False))
+        experiment.write_text(SEARCH_FILE, yaml.safe_dump(search.model_dump(mode="json"), sort_keys=False))
     start = time.monotonic()
-    results = build_tuner(search, folder, resume=bool(resume)).fit()
-    summary = write_summary(results, search, folder, wall_s=time.monotonic() - start,
+    results = build_tuner(search, experiment, resume=bool(resume)).fit()
+    summary = write_summary(results, search, experiment, wall_s=time.monotonic() - start,
                             data_fingerprint=data.fingerprint)
     ray.shutdown()  # flushes the workers' forwarded logs, so the summary path really is the last line
     return summary
 
 
-def summary_line(path: Path) -> str:
+def summary_line(summary_path: str) -> str:
     import json
 
-    summary: dict[str, Any] = json.loads(path.read_text())
+    summary: dict[str, Any] = json.loads(read_text(summary_path))
     best = summary["best"]
     return (f"best {summary['metric']}={best['metrics'][summary['metric']]:.4f} (trial {best['trial_id']}, "
             f"{best['epochs']} epochs); {summary['num_trials']} trials, {summary['total_epochs']} epochs "

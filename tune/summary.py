@@ -11,8 +11,8 @@ from typing import Any
 import yaml
 from ray.tune import ResultGrid
 
-from train.files import write_atomic
 from tune.space import SearchFile, sampled_params
+from tune.storage import Experiment
 
 KEY_PACKAGES = ("ray", "torch", "torchvision", "timm", "kornia", "optuna", "wandb", "numpy", "pydantic")
 METRIC_KEYS = ("val_acc", "val_loss", "train_loss", "lr", "images_per_s", "epoch", "training_iteration",
@@ -48,18 +48,18 @@ def _trial_entry(result, search: SearchFile) -> dict[str, Any]:
     }
 
 
-def write_summary(results: ResultGrid, search: SearchFile, experiment_dir: Path, *,
-                  wall_s: float, data_fingerprint: str) -> Path:
-    """Write summary.json and best_config.yaml into ``experiment_dir``; return summary.json's path."""
+def write_summary(results: ResultGrid, search: SearchFile, experiment: Experiment, *,
+                  wall_s: float, data_fingerprint: str) -> str:
+    """Write summary.json and best_config.yaml into the experiment; return summary.json's path or URI."""
     trials = [_trial_entry(result, search) for result in results]
     scored = [t for t in trials if t["metrics"].get(search.metric) is not None]
     if not scored:
-        raise RuntimeError(f"no trial reported '{search.metric}'; see the trial errors in {experiment_dir}")
+        raise RuntimeError(f"no trial reported '{search.metric}'; see the trial errors in {experiment.uri}")
     pick = max if search.mode == "max" else min
     best = pick(scored, key=lambda t: t["metrics"][search.metric])
     summary = {
         "experiment": search.experiment,
-        "experiment_dir": str(experiment_dir),
+        "experiment_dir": experiment.uri,
         "metric": search.metric,
         "mode": search.mode,
         "best": best,
@@ -72,10 +72,8 @@ def write_summary(results: ResultGrid, search: SearchFile, experiment_dir: Path,
         "data_fingerprint": data_fingerprint,
         "versions": package_versions(),
     }
-    summary_path = experiment_dir / "summary.json"
-    write_atomic(summary_path, json.dumps(summary, indent=2, default=str))
     header = (f"# Best trial {best['trial_id']} of {search.experiment}: {search.metric}="
               f"{best['metrics'][search.metric]}\n"
-              f"# Re-run: python train/train_model.py --config {experiment_dir / 'best_config.yaml'}\n")
-    write_atomic(experiment_dir / "best_config.yaml", header + yaml.safe_dump(best["config"], sort_keys=False))
-    return summary_path
+              f"# Re-run: python train/train_model.py --config {experiment.child('best_config.yaml')}\n")
+    experiment.write_text("best_config.yaml", header + yaml.safe_dump(best["config"], sort_keys=False))
+    return experiment.write_text("summary.json", json.dumps(summary, indent=2, default=str))

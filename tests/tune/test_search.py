@@ -23,7 +23,7 @@ from tests.tune.wandb_records import read_offline_run
 SMOKE = REPO / "search_spaces" / "smoke.yaml"
 
 
-def _search_args(tiny_data: dict, storage: Path, *extra: str) -> list[str]:
+def _search_args(tiny_data: dict, storage: Path | str, *extra: str) -> list[str]:
     """CLI arguments running the smoke space on the tiny synthetic set (budget kept from smoke.yaml)."""
     data = [f"dataset.{key}={value}" for key, value in dotted(tiny_data)]
     return ["--storage", str(storage), "--address", "local", "--num-cpus", "2", "--dashboard-port", str(free_port()),
@@ -117,8 +117,9 @@ def _finished_trials(experiment: Path) -> dict[str, int]:
 @pytest.mark.timeout(600)
 def test_interrupted_search_resumes_without_rerunning_finished_trials(tiny_data, tmp_path):
     storage = tmp_path / "runs"
+    # Given as a URI, as for s3://: Tune, Train and the summary all go through pyarrow filesystems.
     # One trial at a time so the interruption lands between finished and unstarted trials.
-    args = _search_args(tiny_data, storage, "resources.max_concurrent_trials=1", "wandb.enabled=false")
+    args = _search_args(tiny_data, f"file://{storage}", "resources.max_concurrent_trials=1", "wandb.enabled=false")
     log = tmp_path / "first.log"
     proc = _start(args, log)
     try:
@@ -137,19 +138,21 @@ def test_interrupted_search_resumes_without_rerunning_finished_trials(tiny_data,
     before = {name: (experiment / name / "result.json").read_text() for name in finished}
 
     resume_log = tmp_path / "resume.log"
-    proc = _start(_search_args(tiny_data, storage, "wandb.enabled=false") + ["--resume"], resume_log)
+    proc = _start(_search_args(tiny_data, f"file://{storage}", "wandb.enabled=false") + ["--resume"], resume_log)
     try:
         assert proc.wait(timeout=480) == 0, resume_log.read_text()[-5000:]
     finally:
         kill_group(proc)
-    summary = json.loads(last_line_path(resume_log).read_text())
+    summary_uri = resume_log.read_text().strip().splitlines()[-1]
+    assert summary_uri == f"file://{experiment}/summary.json"
+    summary = json.loads((experiment / "summary.json").read_text())
     assert summary["num_trials"] == yaml.safe_load(SMOKE.read_text())["budget"]["num_samples"]
     assert summary["num_errors"] == 0
     for name, text in before.items():  # finished trials were kept, not trained again
         assert (experiment / name / "result.json").read_text() == text
     # The Optuna study came back whole: trials proposed after the resume were sampled with the
     # earlier trials in TPE's history, and all of them are in the final searcher state.
-    state_file = max(experiment.glob("searcher-state-*.pkl"), key=lambda p: p.stat().st_mtime)
+    state_file = sorted(experiment.glob("searcher-state-*.pkl"))[-1]  # named by session start: the resumed one
     with state_file.open("rb") as handle:
         searcher = pickle.load(handle)
     study = searcher["_ot_study"]
