@@ -24,6 +24,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="override trial-config keys by dotted path, e.g. optim.lr=3e-3 workers.num_workers=2")
     parser.add_argument("--storage", default="runs/train", help="where the run's checkpoints go (default: ./runs/train)")
     parser.add_argument("--name", help="run name (default: train-<timestamp>)")
+    parser.add_argument("--address", help="Ray to run on: a cluster address, or 'local' to always start one here "
+                                          "(default: $RAY_ADDRESS, else a cluster running here, else start one)")
     parser.add_argument("--num-cpus", type=int, help="CPUs of the embedded local Ray (default: all)")
     return parser.parse_args(argv)
 
@@ -43,29 +45,34 @@ def load_trial_config(path: str, overrides: list[str]):
     return parse(apply_overrides(raw, overrides), source=path)
 
 
+def train(args: argparse.Namespace) -> str:
+    """Run the TorchTrainer; return the final checkpoint's path."""
+    import ray
+
+    from train.cache import prepare
+    from train.connect import RayConnection
+    from train.launch import torch_trainer
+
+    cfg = load_trial_config(args.config, args.overrides)
+    prepare(cfg.data)  # fail fast on bad data, and build the cache once before the workers start
+    print(f"Ray dashboard: {RayConnection(args.address, args.num_cpus).connect()}", flush=True)
+    name = args.name or f"train-{datetime.now():%Y%m%d-%H%M%S}"
+    result = torch_trainer(cfg, name=name, storage_path=str(Path(args.storage).resolve())).fit()
+    ray.shutdown()  # flushes the workers' forwarded logs, so the checkpoint path really is the last line
+    print(f"final: {({k: result.metrics[k] for k in ('epoch', 'val_acc', 'val_loss')})}")
+    return result.checkpoint.path
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from train.config import ConfigError
     from train.data import DataError
 
     try:
-        cfg = load_trial_config(args.config, args.overrides)
-        from train.cache import prepare
-
-        prepare(cfg.data)  # fail fast on bad data, and build the cache once before the workers start
+        print(train(args))
     except (ConfigError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    import ray
-
-    from train.launch import torch_trainer
-
-    ray.init(num_cpus=args.num_cpus)
-    name = args.name or f"train-{datetime.now():%Y%m%d-%H%M%S}"
-    result = torch_trainer(cfg, name=name, storage_path=str(Path(args.storage).resolve())).fit()
-    ray.shutdown()  # flushes the workers' forwarded logs, so the checkpoint path really is the last line
-    print(f"final: {({k: result.metrics[k] for k in ('epoch', 'val_acc', 'val_loss')})}")
-    print(result.checkpoint.path)
     return 0
 
 

@@ -33,6 +33,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from train.config import ConfigError
+    from train.connect import RayConnection
     from train.data import DataError
     from tune import search as search_run
     from tune.space import load_search_file
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides = args.overrides + ([f"budget.num_samples={args.num_samples}"] if args.num_samples else [])
     try:
         search = load_search_file(args.config, overrides)
-        connection = search_run.RayConnection(args.address, args.num_cpus, args.dashboard_host, args.dashboard_port)
+        connection = RayConnection(args.address, args.num_cpus, args.dashboard_host, args.dashboard_port)
         summary = search_run.run(search, storage=args.storage, resume=args.resume, ray_connection=connection)
     except (ConfigError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)

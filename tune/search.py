@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any, Optional
@@ -17,6 +16,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from train.cache import prepare
 from train.config import ConfigError
+from train.connect import RayConnection
 from tune.cluster import cluster_capacity
 from tune.space import SearchFile, define_by_run
 from tune.storage import Experiment, experiments, normalise, read_text
@@ -24,35 +24,6 @@ from tune.summary import write_summary
 from tune.trial import max_concurrent_trials, run_trial, trial_resources
 
 SEARCH_FILE = "search.yaml"
-
-
-@dataclass
-class RayConnection:
-    """Which Ray a search runs on; the embedded one's settings."""
-
-    address: Optional[str] = None
-    """None: $RAY_ADDRESS, else a cluster running on this machine, else start one here; "local": always start one."""
-    num_cpus: Optional[int] = None
-    """CPUs of an embedded Ray (None: all)."""
-    dashboard_host: str = "127.0.0.1"
-    """Bind address of an embedded Ray's dashboard: loopback unless asked otherwise."""
-    dashboard_port: int = 8265
-
-    def connect(self) -> Optional[str]:
-        """Connect or start Ray; return the dashboard URL."""
-        address = self.address or os.environ.get("RAY_ADDRESS")
-        context = None
-        if address != "local":
-            try:
-                context = ray.init(address=address or "auto")
-            except ConnectionError:
-                if address:  # an address that was asked for and does not answer is an error
-                    raise ConfigError(f"cannot reach the Ray cluster at {address}") from None
-        if context is None:
-            context = ray.init(address="local", num_cpus=self.num_cpus, include_dashboard=True,
-                               dashboard_host=self.dashboard_host, dashboard_port=self.dashboard_port)
-        url = context.dashboard_url
-        return f"http://{url}" if url and not url.startswith("http") else url
 
 
 def find_experiment(storage: str, search: SearchFile, resume: Optional[str]) -> Experiment:

@@ -99,7 +99,8 @@ def test_two_worker_trainer_learns(tiny_data, tmp_path):
 
     config_file.write_text(yaml.safe_dump(config))
     log = tmp_path / "train.log"
-    proc = _train_cli(["--config", str(config_file), "--storage", str(tmp_path / "runs"), "--num-cpus", "2"], log)
+    proc = _train_cli(["--config", str(config_file), "--storage", str(tmp_path / "runs"),
+                       "--address", "local", "--num-cpus", "2"], log)
     try:
         assert proc.wait(timeout=280) == 0, log.read_text()[-4000:]
     finally:
@@ -125,7 +126,8 @@ def test_killed_training_resumes_at_the_right_epoch_with_the_same_state(tiny_dat
     reference = run_local(parse(config), checkpoint_root=tmp_path / "reference")
 
     storage, log = tmp_path / "runs", tmp_path / "first.log"
-    args = ["--config", str(config_file), "--storage", str(storage), "--name", "resumable", "--num-cpus", "2"]
+    args = ["--config", str(config_file), "--storage", str(storage), "--name", "resumable",
+            "--address", "local", "--num-cpus", "2"]
     proc = _train_cli(args, log)
     try:
         deadline = time.monotonic() + 240

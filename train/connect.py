@@ -1,0 +1,40 @@
+"""Which Ray a run uses: a cluster's, or one started in this process."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+import ray
+
+from train.config import ConfigError
+
+
+@dataclass
+class RayConnection:
+    """Which Ray a search runs on; the embedded one's settings."""
+
+    address: Optional[str] = None
+    """None: $RAY_ADDRESS, else a cluster running on this machine, else start one here; "local": always start one."""
+    num_cpus: Optional[int] = None
+    """CPUs of an embedded Ray (None: all)."""
+    dashboard_host: str = "127.0.0.1"
+    """Bind address of an embedded Ray's dashboard: loopback unless asked otherwise."""
+    dashboard_port: int = 8265
+
+    def connect(self) -> Optional[str]:
+        """Connect or start Ray; return the dashboard URL."""
+        address = self.address or os.environ.get("RAY_ADDRESS")
+        context = None
+        if address != "local":
+            try:
+                context = ray.init(address=address or "auto")
+            except ConnectionError:
+                if address:  # an address that was asked for and does not answer is an error
+                    raise ConfigError(f"cannot reach the Ray cluster at {address}") from None
+        if context is None:
+            context = ray.init(address="local", num_cpus=self.num_cpus, include_dashboard=True,
+                               dashboard_host=self.dashboard_host, dashboard_port=self.dashboard_port)
+        url = context.dashboard_url
+        return f"http://{url}" if url and not url.startswith("http") else url
