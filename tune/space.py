@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -32,11 +32,12 @@ class _Param(BaseModel):
 class _Range(_Param):
     low: float
     high: float
+    _high_note: ClassVar[str] = ""
 
     @model_validator(mode="after")
     def _non_empty(self):
         if not self.low < self.high:
-            raise ValueError(f"empty range: low ({self.low}) must be below high ({self.high})")
+            raise ValueError(f"empty range: low ({self.low}) must be below high ({self.high}){self._high_note}")
         return self
 
 
@@ -68,18 +69,13 @@ class QUniform(_Range):
         return trial.suggest_float(name, self.low, self.high, step=self.q)
 
 
-class RandInt(_Param):
+class RandInt(_Range):
     """Integers from low (inclusive) to high (exclusive), as ``ray.tune.randint``."""
 
     type: Literal["randint"]
     low: int
     high: int
-
-    @model_validator(mode="after")
-    def _non_empty(self):
-        if not self.low < self.high:
-            raise ValueError(f"empty range: randint needs low < high (high is exclusive), got {self.low}..{self.high}")
-        return self
+    _high_note: ClassVar[str] = "; high is exclusive"
 
     def suggest(self, trial, name: str) -> int:
         return trial.suggest_int(name, self.low, self.high - 1)
