@@ -1,0 +1,260 @@
+"""Benchmark: epochs ASHA+TPE spends to match random search at full budget, and trial start overhead.
+
+On a fixed synthetic task (search_spaces/smoke.yaml's data set and space: small_cnn at 32 px), in one run, with the
+real search runner (``tune.search.run``, W&B off, each search on a new local Ray it starts and stops):
+
+* **random**: ``budget.early_stopping=false`` (FIFO, every trial runs ``--epochs``) and
+  ``searcher.algorithm=random`` (Optuna's RandomSampler);
+* **ASHA+TPE**: smoke.yaml's searcher and ASHA settings (grace 1, reduction factor 3) at the same budget.
+
+Both get the same number of trials, seed and max epochs (``--seeds`` runs one such pair per seed and reports the
+median ratio). Each search's trial-epochs (result.json rows of every
+trial) are put in completion order, and the epochs spent until the first epoch whose ``val_acc`` reaches the best
+accuracy random search found are counted (the qualifying epoch included). Completion time of a row = its trial's
+start + ``time_total_s``; Tune's ``timestamp`` is whole seconds, so a trial's start is pinned as tightly as its rows
+allow (the latest ``timestamp - time_total_s``; off by < 1 s, the same for all rows of a trial).
+**Target: ASHA+TPE needs <= 35 % of random search's epochs.**
+
+Trial start overhead = first result's ``time_total_s`` (Tune counts it from the trial function's start) minus that
+epoch's compute (``epoch_s``, the training pass the loop reports). That still holds the first epoch's validation pass
+and checkpoint write, so it is also shown net of their typical cost (median ``time_this_iter_s - epoch_s`` of later
+epochs). Given for the 1-worker trials of the random search (fresh trial processes vs reused ones) and for a small
+extra search with 2-worker trials (a trial driver running a TorchTrainer; fresh vs reused driver).
+
+    python bench/search_efficiency.py [--trials 16] [--epochs 8] [--seeds 0 [1 ...]] [--two-worker-trials 2]
+
+Ray is always a new local one (``RayConnection(address="local")``: never someone else's cluster on this machine);
+everything is written to a temp folder that is deleted afterwards (``--keep`` keeps it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Optional
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))  # bench/ is not a package; train_overhead also puts the repo root on sys.path
+
+from train_overhead import TWO_WORKER_CPUS, load_average, machine  # noqa: E402
+
+REPO = BENCH.parent
+SMOKE = REPO / "search_spaces" / "smoke.yaml"
+TARGET = 0.35
+
+
+def search_file(root: Path, name: str, trials: int, epochs: int, seed: int, *extra: str):
+    from tune.space import load_search_file
+
+    return load_search_file(SMOKE, [
+        f"experiment=bench-{name}", f"dataset.root={root / 'signs'}", f"dataset.cache_dir={root / 'cache'}",
+        f"budget.num_samples={trials}", f"budget.max_epochs={epochs}", f"searcher.seed={seed}",
+        "wandb.enabled=false", *extra])
+
+
+def run_search(search, root: Path) -> dict[str, Any]:
+    """Run one search with the project's runner on a new local Ray; its summary.json and every trial's rows."""
+    from train.connect import RayConnection
+    from tune import search as search_runner
+
+    # address="local": always a Ray of our own (never someone else's cluster on this machine), stopped by run().
+    connection = RayConnection(address="local", num_cpus=os.cpu_count() or 2, dashboard_port=free_port())
+    try:
+        summary_path = Path(search_runner.run(search, storage=str(root / "runs"), ray_connection=connection))
+    finally:  # run() stops Ray when it finishes; this stops it when run() did not
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+    summary = json.loads(summary_path.read_text())
+    errors = [t["error"] for t in summary["trials"] if t["status"] == "ERROR"]
+    if errors:
+        raise RuntimeError(f"{search.experiment}: {len(errors)} trial(s) failed, first: {errors[0]}")
+    return {"wall_s": round(summary["wall_s"], 1), "summary": summary, "rows": result_rows(summary_path.parent)}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def result_rows(folder: Path) -> list[dict[str, Any]]:
+    """Every trial-epoch of a search, in completion order (see the module docstring)."""
+    keep = ("trial_id", "epoch", "val_acc", "epoch_s", "time_this_iter_s", "time_total_s", "timestamp", "pid")
+    rows = []
+    for path in sorted(folder.glob("trial_*/result.json")):
+        trial = [{k: row.get(k) for k in keep}
+                 for row in map(json.loads, path.read_text().splitlines()) if "val_acc" in row]
+        if not trial:
+            continue
+        start = max(row["timestamp"] - row["time_total_s"] for row in trial)
+        for row in trial:
+            row["trial_start"] = start
+            row["done_at"] = start + row["time_total_s"]
+        rows.extend(trial)
+    rows.sort(key=lambda row: row["done_at"])
+    return rows
+
+
+def epochs_to_reach(rows: list[dict[str, Any]], target: float) -> Optional[int]:
+    for count, row in enumerate(rows, start=1):
+        if row["val_acc"] >= target - 1e-12:
+            return count
+    return None
+
+
+def start_overheads(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Trial start overhead of every trial, grouped by fresh / reused trial process, with medians."""
+    later = [r["time_this_iter_s"] - r["epoch_s"] for r in rows if r["epoch"] >= 2]
+    per_epoch_other = statistics.median(later) if later else 0.0  # validation + checkpoint + report
+    firsts = sorted((r for r in rows if r["epoch"] == 1), key=lambda r: r["trial_start"])
+    seen, groups = set(), {"fresh": [], "reused": []}
+    for row in firsts:
+        raw = row["time_total_s"] - row["epoch_s"]
+        groups["reused" if row["pid"] in seen else "fresh"].append((raw, raw - per_epoch_other))
+        seen.add(row["pid"])
+    out = {}
+    for process, values in groups.items():
+        if values:
+            out[process] = {"trials": len(values),
+                            "median_s": round(statistics.median(v[0] for v in values), 2),
+                            "median_net_s": round(statistics.median(v[1] for v in values), 2),
+                            "each_s": [round(v[0], 2) for v in values]}
+    out["per_epoch_eval_checkpoint_s"] = round(per_epoch_other, 2)
+    return out
+
+
+def describe(result: dict[str, Any], target: float) -> dict[str, Any]:
+    rows = result["rows"]
+    best = max(row["val_acc"] for row in rows)
+    return {"trials": result["summary"]["num_trials"], "total_epochs": len(rows), "best_val_acc": best,
+            "epochs_to_best": epochs_to_reach(rows, best), "epochs_to_target": epochs_to_reach(rows, target),
+            "epochs_per_trial": sorted((t["epochs"] for t in result["summary"]["trials"]), reverse=True),
+            "wall_s": result["wall_s"]}
+
+
+def compare(random_run: dict[str, Any], asha_run: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Epochs each search spent to reach the best val_acc random search found (one seed)."""
+    target = max(row["val_acc"] for row in random_run["rows"])
+    random, asha = describe(random_run, target), describe(asha_run, target)
+    needs = asha["epochs_to_target"]
+    return {"seed": seed, "target_val_acc": target, "random": random, "asha_tpe": asha,
+            "epochs_ratio": round(needs / random["epochs_to_target"], 3) if needs is not None else None,
+            "epochs_ratio_vs_random_total": round(needs / random["total_epochs"], 3) if needs is not None else None}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=16, help="trials per search (budget.num_samples)")
+    parser.add_argument("--epochs", type=int, default=8, help="budget.max_epochs (random runs every trial to it)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                        help="searcher.seed of a random / ASHA+TPE pair each (several: the median ratio is reported)")
+    parser.add_argument("--two-worker-trials", type=int, default=2,
+                        help="trials of the 2-worker start-overhead search (0 skips it)")
+    parser.add_argument("--keep", action="store_true", help="keep the temp folder (result.json rows, summaries)")
+    args = parser.parse_args()
+
+    from train.cache import prepare
+
+    info = machine()
+    load = {"start": load_average()}
+    root = Path(tempfile.mkdtemp(prefix="signsearch-bench-search-"))
+    out: dict[str, Any] = {"benchmark": "search_efficiency", "machine": info, "trials": args.trials,
+                           "max_epochs": args.epochs, "seeds": args.seeds}
+    try:
+        first = search_file(root, "asha-tpe", args.trials, args.epochs, args.seeds[0])
+        data = prepare(first.trial_config({}).data)  # generated once here; every search below hits the cache
+        out["task"] = {"model": first.train["model"]["name"], "image_size": first.dataset["image_size"],
+                       "batch": first.trial_config({}).optim.batch_size,
+                       "train_images": len(data.train.labels), "val_images": len(data.val.labels),
+                       "classes": len(data.class_names), "grace_period": first.budget.grace_period,
+                       "reduction_factor": first.budget.reduction_factor}
+        out["ray_cpus"] = os.cpu_count() or 2
+        runs, one_worker_rows, two_run = [], [], None
+        for seed in args.seeds:
+            random_run = run_search(search_file(root, f"random-s{seed}", args.trials, args.epochs, seed,
+                                                "budget.early_stopping=false", "searcher.algorithm=random"), root)
+            load[f"after_random_s{seed}"] = load_average()
+            asha_run = run_search(search_file(root, f"asha-tpe-s{seed}", args.trials, args.epochs, seed), root)
+            load[f"after_asha_s{seed}"] = load_average()
+            runs.append(compare(random_run, asha_run, seed))
+            one_worker_rows += random_run["rows"] + asha_run["rows"]
+        if args.two_worker_trials:
+            two_run = run_search(search_file(root, "two-worker", args.two_worker_trials, 2, args.seeds[0],
+                                             "budget.early_stopping=false", "searcher.algorithm=random",
+                                             "resources.workers_per_trial=2",
+                                             f"resources.cpus_per_worker={TWO_WORKER_CPUS}"), root)
+            load["after_two_worker"] = load_average()
+        out["runs"] = runs
+        # A seed where ASHA+TPE never reached random's best counts as an infinite ratio.
+        median = statistics.median(math.inf if r["epochs_ratio"] is None else r["epochs_ratio"] for r in runs)
+        out["epochs_ratio_median"] = None if math.isinf(median) else median
+        out["start_overhead"] = {"one_worker": start_overheads(one_worker_rows)}
+        if two_run is not None:
+            out["start_overhead"]["two_worker"] = start_overheads(two_run["rows"])
+    finally:
+        if args.keep:
+            print(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    load["end"] = load_average()
+    out["load_average"] = load
+    report(out)
+
+
+def report(out: dict[str, Any]) -> None:
+    info, task = out["machine"], out["task"]
+    print(f"\nsearch_efficiency -- {info['cores']} cores ({info['cpu']}), {info['ram_gib']} GiB, "
+          f"torch {info['torch']}, ray {info['ray']}; 1-min load average {out['load_average']}")
+    print(f"Task: smoke.yaml space, {task['model']} at {task['image_size']} px, batch {task['batch']}, "
+          f"{task['classes']} classes, {task['train_images']} train / {task['val_images']} val images; "
+          f"{out['trials']} trials x up to {out['max_epochs']} epochs per search; Ray with {out['ray_cpus']} CPUs "
+          f"(max_concurrent_trials auto); ASHA grace {task['grace_period']}, "
+          f"reduction factor {task['reduction_factor']}")
+    print(f"  {'seed':<6}{'search':<22}{'epochs':>8}{'best val_acc':>14}{'epochs to best':>16}"
+          f"{'to random best':>16}{'wall s':>9}")
+    for run in out["runs"]:
+        for name, key in (("random, full budget", "random"), ("ASHA + TPE", "asha_tpe")):
+            r = run[key]
+            to_target = "never" if r["epochs_to_target"] is None else str(r["epochs_to_target"])
+            print(f"  {run['seed']:<6}{name:<22}{r['total_epochs']:>8}{r['best_val_acc']:>14.4f}"
+                  f"{r['epochs_to_best']:>16}{to_target:>16}{r['wall_s']:>9.1f}")
+        if run["epochs_ratio"] is None:
+            print(f"        ASHA+TPE never reached random's best {run['target_val_acc']:.4f}: its best "
+                  f"{run['asha_tpe']['best_val_acc']:.4f} after {run['asha_tpe']['total_epochs']} epochs")
+        else:
+            print(f"        ASHA+TPE / random epochs to reach {run['target_val_acc']:.4f}: {run['epochs_ratio']:.3f} "
+                  f"({run['epochs_ratio_vs_random_total']:.3f} of random's whole budget)")
+    ratio = out["epochs_ratio_median"]
+    label = "ratio" if len(out["runs"]) == 1 else f"median ratio over {len(out['runs'])} seeds (never = infinite)"
+    if ratio is None:
+        print(f"  in the median seed ASHA+TPE never reached random search's best -> MISSES target <= {TARGET:.2f}")
+    else:
+        print(f"  {label}: {ratio:.3f} -> {'meets' if ratio <= TARGET else 'MISSES'} target <= {TARGET:.2f}")
+    print("Trial start overhead: first result's time_total_s - epoch_s (net: minus the median validation + "
+          "checkpoint cost of later epochs)")
+    print(f"  {'trials':<34}{'n':>4}{'median s':>10}{'net s':>8}   each (s)")
+    for label, key in (("1 worker", "one_worker"), ("2 workers", "two_worker")):
+        groups = out["start_overhead"].get(key)
+        if not groups:
+            continue
+        for process in ("fresh", "reused"):
+            if process in groups:
+                g = groups[process]
+                name = f"{label}, {process} trial process"
+                print(f"  {name:<34}{g['trials']:>4}{g['median_s']:>10.2f}{g['median_net_s']:>8.2f}   {g['each_s']}")
+    print(json.dumps(out, default=str))
+
+
+if __name__ == "__main__":
+    main()
