@@ -10,7 +10,7 @@ from ray.train.torch import TorchConfig, TorchTrainer
 from ray.train.torch.config import _TorchBackend
 
 from train.config import TrialConfig, WorkersConfig
-from train.loop import train_loop_per_worker
+from train.worker import torch_sees_cuda, train_loop_per_worker
 
 
 def scaling_config(workers: WorkersConfig) -> ScalingConfig:
@@ -22,12 +22,6 @@ def scaling_config(workers: WorkersConfig) -> ScalingConfig:
                          resources_per_worker=resources)
 
 
-def _torch_sees_cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
 class _SeenDeviceBackend(_TorchBackend):
     """Backend "auto": NCCL where the workers' torch sees CUDA, else gloo.
 
@@ -37,7 +31,7 @@ class _SeenDeviceBackend(_TorchBackend):
 
     def on_start(self, worker_group, backend_config):
         if backend_config.backend == "auto":
-            cuda = worker_group.execute_single(0, _torch_sees_cuda)
+            cuda = worker_group.execute_single(0, torch_sees_cuda)
             backend_config = replace(backend_config, backend="nccl" if cuda else "gloo")
         super().on_start(worker_group, backend_config)
 

@@ -24,17 +24,12 @@ from torch import nn
 
 from train.augment import build_augment
 from train.cache import ArraySet, PreparedData, prepare
-from train.config import TrialConfig, parse
+from train.config import TrialConfig
 from train.model import apply_frozen_bn_eval, build_model, input_normalization, set_backbone_trainable
-from train.session import LocalSession, Session, checkpoint_scratch, ray_train_session
+from train.session import LocalSession, Session, checkpoint_scratch
 
 CHECKPOINT_FILE = "state.pt"
 CONFIG_FILE = "trial_config.json"
-
-
-def train_loop_per_worker(config: dict[str, Any]) -> None:
-    """Entry point for ``TorchTrainer`` workers (Ray Train V2)."""
-    run(parse(config), ray_train_session())
 
 
 @dataclass

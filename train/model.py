@@ -22,13 +22,15 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-import timm
 import torch
 import torch.nn.functional as F
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch import nn
 
 from train.config import CNNConfig, ConfigError, ModelConfig
+
+# ImageNet statistics (timm.data.IMAGENET_DEFAULT_MEAN/STD), used by small_cnn without importing timm.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 ENV_WEIGHTS = "SIGNSEARCH_WEIGHTS"
 """Environment variable naming a weights file or directory, used when ``model.weights`` is not set."""
@@ -70,6 +72,8 @@ def build_model(cfg: ModelConfig, num_classes: int) -> nn.Module:
             raise ConfigError("model.pretrained: small_cnn has no ImageNet weights; set it to false "
                               "or pick a timm model such as mobilenetv3_small_050")
         return SmallCNN(cfg.cnn, num_classes)
+    import timm  # here, not at the top: ~2 s of imports that small_cnn trials never need
+
     _check_timm_name(cfg.name)
     kwargs: dict[str, Any] = dict(num_classes=num_classes, drop_rate=cfg.drop_rate)
     if not cfg.pretrained:
@@ -85,6 +89,8 @@ def build_model(cfg: ModelConfig, num_classes: int) -> nn.Module:
 
 def _check_timm_name(name: str) -> None:
     """Reject a name timm does not know (an optional ``.tag`` such as ``.lamb_in1k`` is allowed)."""
+    import timm
+
     if timm.is_model(name):
         return
     close = difflib.get_close_matches(name, timm.list_models(), n=3)
@@ -95,6 +101,8 @@ def _check_timm_name(name: str) -> None:
 
 def _create_from_file(name: str, path: Path, kwargs: dict[str, Any], custom_load: Any = False) -> nn.Module:
     """timm's own loader reads the file (safetensors or torch pickle) and adapts the classifier."""
+    import timm
+
     overlay = dict(file=str(path), custom_load=custom_load)
     try:
         return timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay, **kwargs)
@@ -106,6 +114,8 @@ def _create_from_file(name: str, path: Path, kwargs: dict[str, Any], custom_load
 
 def _create_from_hub(name: str, kwargs: dict[str, Any]) -> nn.Module:
     """timm's download, attempted only when the hub answers at all."""
+    import timm
+
     reason = _hub_unreachable_reason(name)
     if reason:
         raise _unavailable(name, reason)
@@ -165,6 +175,8 @@ def _directory_candidates(directory: Path, name: str) -> Iterable[Path]:
 
 def _pretrained_cfg(name: str) -> Any:
     """timm's PretrainedCfg of ``name`` (the default tag when none is given)."""
+    import timm
+
     return timm.models.get_pretrained_cfg(name) or timm.models.get_pretrained_cfg(name.split(".", 1)[0])
 
 
@@ -305,7 +317,9 @@ def input_normalization(model: nn.Module) -> tuple[tuple[float, ...], tuple[floa
     """Per-channel (mean, std) for inputs in [0, 1]: the values the model's weights were trained with."""
     model = _unwrap(model)
     if isinstance(model, SmallCNN):
-        return tuple(IMAGENET_DEFAULT_MEAN), tuple(IMAGENET_DEFAULT_STD)
+        return IMAGENET_MEAN, IMAGENET_STD
+    import timm.data
+
     data_cfg = timm.data.resolve_model_data_config(model)
     return tuple(float(m) for m in data_cfg["mean"]), tuple(float(s) for s in data_cfg["std"])
 

@@ -1,0 +1,26 @@
+"""What Ray Train ships to its workers, in a module that imports nothing heavy.
+
+A multi-worker trial's driver only builds the TorchTrainer: importing the loop (torch, timm,
+torchvision, kornia: ~2-4 s on a small node) there would add that to every trial's start. The
+functions below import what they need on the worker, where it is needed anyway.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    """Entry point for ``TorchTrainer`` workers (Ray Train V2)."""
+    from train.config import parse
+    from train.loop import run
+    from train.session import ray_train_session
+
+    run(parse(config), ray_train_session())
+
+
+def torch_sees_cuda() -> bool:
+    """Whether this worker's torch has a CUDA device (Ray's GPU label can be logical)."""
+    import torch
+
+    return torch.cuda.is_available()
