@@ -270,7 +270,8 @@ def train_phases(rows: list[dict[str, Any]], prefix: str) -> None:
     driver: the trial function until the Train controller runs (imports, TorchTrainer, controller actor);
     actors: worker processes started; context: Train context + torch process group on the workers (the
     backend imports torch there); launch: the loop function shipped to and deserialised by every worker (its
-    module's imports); loop: from launch to the first optimizer step (data, model, DDP, step). Left out
+    module's imports: train.worker, light); loop: from launch to the first optimizer step (train.loop's imports
+    -- kornia, timm for timm models -- then data, model, DDP, step). Left out
     silently when the logs are not where Ray 2.60 writes them.
     """
     import ray
@@ -439,7 +440,8 @@ def report(out: dict[str, Any]) -> None:
         print("  2-worker phases (Ray Train's controller log): driver = trial function -> Train controller up "
               "(imports, TorchTrainer, controller actor); actors = worker processes started; context = Train "
               "context + torch process group (the backend imports torch); launch = the loop function deserialised "
-              "on every worker (its module's imports); loop = launch -> first optimizer step (data, model, DDP, step)")
+              "on every worker (train.worker: light); loop = launch -> first optimizer step (the workers import "
+              "train.loop: kornia, timm; then data, model, DDP, step)")
         cold = s["one_worker"][0]
         print(f"  (Tuner.fit() -> first Tune trial start, fresh trial process: {cold['fit_to_tune_start_s']:.2f} s)")
         summary = start_summary(s)
@@ -459,9 +461,9 @@ def report(out: dict[str, Any]) -> None:
         print("  Fresh 1-worker trial process, breakdown (separate fresh interpreter, ray.tune already imported):")
         for key, value in s["cold_breakdown"].items():
             print(f"    {key:<30}{value:>7.2f} s")
-        print("  (timm + kornia are also what a fresh 2-worker trial driver imports through train.launch -> "
-              "train.loop before it starts the worker group, and what every fresh Train worker imports on top "
-              "of the torch its backend already loaded)")
+        print("  (timm + kornia are also what every fresh Train worker imports, in the loop phase, on top of the "
+              "torch its backend already loaded; the trial driver no longer imports them: train.launch -> "
+              "train.worker is light)")
     if "augment" in out:
         speed, share = out["augment"]["speed"], out["augment"]["fraction_of_step"]
         print(f"\n3. Augmentation ({speed['image_size']} px, batch {speed['batch']}, strength {speed['strength']}):"
