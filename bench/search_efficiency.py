@@ -33,7 +33,6 @@ import argparse
 import json
 import math
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -43,7 +42,7 @@ from typing import Any, Optional
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))  # bench/ is not a package; train_overhead also puts the repo root on sys.path
 
-from train_overhead import TWO_WORKER_CPUS, load_average, machine  # noqa: E402
+from train_overhead import TWO_WORKER_CPUS, drop_scratch, load_average, machine  # noqa: E402
 
 REPO = BENCH.parent
 SMOKE = REPO / "search_spaces" / "smoke.yaml"
@@ -203,10 +202,7 @@ def main() -> None:
         if two_run is not None:
             out["start_overhead"]["two_worker"] = start_overheads(two_run["rows"])
     finally:
-        if args.keep:
-            print(f"kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+        drop_scratch(root, args.keep)
     load["end"] = load_average()
     out["load_average"] = load
     report(out)

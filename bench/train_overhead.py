@@ -69,6 +69,14 @@ def load_average() -> float:
     return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else float("nan")
 
 
+def drop_scratch(root: Path, keep: bool) -> None:
+    """Delete a benchmark's temp folder, or say where it was kept (--keep)."""
+    if keep:
+        print(f"kept {root}")
+    else:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def machine() -> dict[str, Any]:
     cpu = "unknown"
     try:
@@ -401,10 +409,7 @@ def main() -> None:
         if "start" not in args.skip:
             out["trial_start"]["cold_breakdown"] = cold_breakdown(trial_config(data, epochs=1, threads=args.threads))
     finally:
-        if args.keep:
-            print(f"kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+        drop_scratch(root, args.keep)
     load["end"] = load_average()
     out["load_average"] = load
     report(out)
