@@ -26,21 +26,30 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return loaded
 
 
+def set_dotted(config: dict[str, Any], key: str, value: Any) -> None:
+    """``config["a"]["b"] = value`` for key "a.b", creating sections on the way."""
+    node = config
+    *parents, leaf = key.split(".")
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"'{part}' holds a value, not a section")
+        node = child
+    node[leaf] = value
+
+
 def apply_overrides(config: dict[str, Any], assignments: Iterable[str]) -> dict[str, Any]:
     """Set each ``dotted.key=value`` (value parsed as YAML: 3e-4, true, [a, b]) in a nested dict."""
     for assignment in assignments:
         key, sep, text = assignment.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set {assignment!r}: expected dotted.key=value, e.g. optim.lr=3e-4")
-        node = config
-        *parents, leaf = key.split(".")
-        for part in parents:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"--set {assignment!r}: '{part}' holds a value, not a section")
-            node = child
         try:
-            node[leaf] = yaml.safe_load(text) if text else None
+            value = yaml.safe_load(text) if text else None
         except yaml.YAMLError:
             raise ConfigError(f"--set {assignment!r}: the value is not valid YAML (quote strings with spaces)") from None
+        try:
+            set_dotted(config, key, value)
+        except ConfigError as error:
+            raise ConfigError(f"--set {assignment!r}: {error}") from None
     return config

@@ -17,7 +17,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from train.config import ConfigError, TrialConfig, parse
-from train.overrides import apply_overrides, load_yaml
+from train.overrides import apply_overrides, load_yaml, set_dotted
 
 _STRICT = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 Scalar = Union[bool, int, float, str, None]
@@ -192,14 +192,10 @@ class SearchFile(BaseModel):
 
     def trial_config(self, sampled: dict[str, Any]) -> TrialConfig:
         """Base config with dotted-key samples applied, validated."""
-        config = apply_overrides(self.base_config(), [f"{k}={_yaml_scalar(v)}" for k, v in sampled.items()])
+        config = self.base_config()
+        for key, value in sampled.items():
+            set_dotted(config, key, value)
         return parse(config)
-
-
-def _yaml_scalar(value: Scalar) -> str:
-    import yaml
-
-    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
 
 
 class define_by_run:  # noqa: N801 - used like a function; a class so the searcher state pickles
