@@ -80,16 +80,6 @@ def _epochs(log: Path) -> list[tuple[int, float, float]]:
     return [rows[epoch] for epoch in sorted(rows)]
 
 
-def _sets(config: dict, prefix: str = "") -> list[str]:
-    out = []
-    for key, value in config.items():
-        if isinstance(value, dict):
-            out += _sets(value, f"{prefix}{key}.")
-        else:
-            out.append(f"{prefix}{key}={value}")
-    return out
-
-
 @pytest.mark.timeout(300)
 def test_two_worker_trainer_learns(tiny_data, tmp_path):
     """2 DDP workers (gloo) on the synthetic set: validation accuracy rises over 3 epochs."""
