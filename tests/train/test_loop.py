@@ -121,15 +121,18 @@ def test_killed_training_resumes_at_the_right_epoch_with_the_same_state(tiny_dat
     proc = _train_cli(args, log)
     try:
         deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and proc.poll() is None:
-            if len(list(storage.glob("resumable/checkpoint_*"))) >= 2:
-                break
+        checkpoints = []
+        while time.monotonic() < deadline and proc.poll() is None and len(checkpoints) < 2:
+            checkpoints = list(storage.glob("resumable/checkpoint_*"))
             time.sleep(0.2)
-        assert len(list(storage.glob("resumable/checkpoint_*"))) >= 2, log.read_text()[-3000:]
+        still_running = proc.poll() is None
     finally:
         kill_group(proc)  # the driver, its Ray and the worker die at once
-    done_before = max(e for e, _, _ in _epochs(log))
-    assert done_before < 4, "the run finished before it could be killed"
+    # Count checkpoints on disk, not epoch lines in the log: Ray forwards worker output with a delay,
+    # so the log can lag behind the storage folder by a few epochs' lines.
+    assert len(checkpoints) >= 2, log.read_text()[-3000:]
+    done_before = len(checkpoints)
+    assert still_running and done_before < 4, "the run finished before it could be killed"
 
     resumed_log = tmp_path / "resumed.log"
     proc = _train_cli(args, resumed_log)
