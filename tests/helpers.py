@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -29,12 +30,52 @@ def start_in_session(command: list[str], log: Path, env: dict[str, str]) -> subp
 
 
 def kill_group(proc: subprocess.Popen) -> None:
-    """SIGKILL the process group started by :func:`start_in_session` (its own id, nothing broader)."""
+    """SIGKILL what :func:`start_in_session` started: its process group and every process below it, each
+    by its own id, and wait until they are gone. Ray starts its workers (Train controller and workers,
+    trial actors) in sessions of their own: a group kill alone leaves them running for ~2 s more, long
+    enough to train another epoch and commit its checkpoint."""
+    below = [pid for pid, _ in descendants(proc.pid)]
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+    for pid in below:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     proc.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(_alive(pid) for pid in below):
+        time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    """Running, as opposed to gone or a zombie (killed children of a killed raylet are reaped late here)."""
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def descendants(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of every process below ``pid``, read from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, stack = [], [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            try:
+                found.append((child, (Path("/proc") / str(child) / "cmdline").read_bytes().replace(b"\0", b" ").decode()))
+            except OSError:
+                continue
+            stack.append(child)
+    return found
 
 
 def result_rows(trial_dir: Path) -> list[dict]:

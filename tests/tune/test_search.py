@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, free_port
-from tests.helpers import dotted, kill_group, last_line_path, result_rows, start_in_session
+from tests.helpers import descendants, dotted, kill_group, last_line_path, result_rows, start_in_session
 from tests.tune.wandb_records import read_offline_run
 
 SMOKE = REPO / "search_spaces" / "smoke.yaml"
@@ -164,26 +164,6 @@ def test_interrupted_search_resumes_without_rerunning_finished_trials(tiny_data,
     assert values == sorted(round(t["metrics"]["val_acc"], 6) for t in summary["trials"])
 
 
-def _descendants(pid: int) -> list[tuple[int, str]]:
-    """(pid, command line) of every process below ``pid``, read from /proc."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, stack = [], [pid]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            try:
-                found.append((child, (Path("/proc") / str(child) / "cmdline").read_bytes().replace(b"\0", b" ").decode()))
-            except OSError:
-                continue
-            stack.append(child)
-    return found
-
-
 @pytest.mark.timeout(400)
 def test_crashed_trial_is_retried_from_its_checkpoint(tiny_data, tmp_path):
     """SIGKILL the process of a running trial after its 2nd checkpoint: Tune retries it from there."""
@@ -196,7 +176,7 @@ def test_crashed_trial_is_retried_from_its_checkpoint(tiny_data, tmp_path):
         deadline, victim = time.monotonic() + 240, None
         while time.monotonic() < deadline and proc.poll() is None and victim is None:
             checkpoints = list(storage.glob("smoke-*/trial_*/checkpoint_000001"))
-            trials = [pid for pid, cmd in _descendants(proc.pid) if cmd.startswith("ray::ImplicitFunc")]
+            trials = [pid for pid, cmd in descendants(proc.pid) if cmd.startswith("ray::ImplicitFunc")]
             if checkpoints and trials:
                 victim = checkpoints[0].parent
                 os.kill(trials[0], signal.SIGKILL)  # the trial's own process, found under our search
