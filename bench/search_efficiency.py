@@ -41,11 +41,11 @@ import argparse
 import json
 import math
 import os
-import random
 import statistics
 import sys
 import tempfile
 from pathlib import Path
+from random import Random
 from typing import Any, Optional
 
 BENCH = Path(__file__).resolve().parent
@@ -134,7 +134,7 @@ def order_averaged_epochs_to_reach(rows: list[dict[str, Any]], target: float) ->
     runs = list(trials.values())
     if not any(acc >= target - 1e-12 for run in runs for acc in run):
         return None
-    rng, total = random.Random(0), 0
+    rng, total = Random(0), 0
     for _ in range(SHUFFLES):
         rng.shuffle(runs)
         for run in runs:
