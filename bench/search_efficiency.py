@@ -78,7 +78,7 @@ def run_search(search, root: Path) -> dict[str, Any]:
     from tune import search as search_runner
 
     # address="local": always a Ray of our own (never someone else's cluster on this machine), stopped by run().
-    connection = RayConnection(address="local", num_cpus=os.cpu_count() or 2, dashboard_port=free_port())
+    connection = RayConnection(address="local", num_cpus=os.cpu_count() or 2)
     try:
         summary_path = Path(search_runner.run(search, storage=str(root / "runs"), ray_connection=connection))
     finally:  # run() stops Ray when it finishes; this stops it when run() did not
@@ -91,14 +91,6 @@ def run_search(search, root: Path) -> dict[str, Any]:
     if errors:
         raise RuntimeError(f"{search.experiment}: {len(errors)} trial(s) failed, first: {errors[0]}")
     return {"wall_s": round(summary["wall_s"], 1), "summary": summary, "rows": result_rows(summary_path.parent)}
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def result_rows(folder: Path) -> list[dict[str, Any]]:

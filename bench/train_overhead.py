@@ -129,19 +129,14 @@ def _r(value: Optional[float], digits: int = 2) -> Optional[float]:
 def start_ray() -> None:
     """A new local Ray on this machine only (``address="local"``), sized to its cores, quiet.
 
-    The dashboard stays on (loopback, a free port): Ray Train V2's PlacementGroupCleaner asks the state API
+    The dashboard stays on (loopback; 8265 or the next free port, Ray's own search): Ray Train V2's PlacementGroupCleaner asks the state API
     (served by the dashboard) whether the Train controller is alive, and without it a multi-worker run gets
     its placement group removed under it ("A worker health check failed ... placement group was removed").
     """
-    import socket
-
     import ray
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     ray.init(address="local", num_cpus=os.cpu_count() or 2, include_dashboard=True, dashboard_host="127.0.0.1",
-             dashboard_port=port, log_to_driver=False)
+             log_to_driver=False)
 
 
 # -- 1. throughput ---------------------------------------------------------------------------------

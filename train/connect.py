@@ -21,7 +21,9 @@ class RayConnection:
     """CPUs of an embedded Ray (None: all)."""
     dashboard_host: str = "127.0.0.1"
     """Bind address of an embedded Ray's dashboard: loopback unless asked otherwise."""
-    dashboard_port: int = 8265
+    dashboard_port: Optional[int] = None
+    """Port of an embedded Ray's dashboard. None: 8265, or the first free one of the 50 after it (Ray's own
+    search). A port given here is taken as is: Ray fails if it is in use."""
 
     def connect(self) -> Optional[str]:
         """Connect or start Ray; return the dashboard URL."""

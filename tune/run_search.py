@@ -26,7 +26,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                           "(default: $RAY_ADDRESS, else a cluster running here, else start one)")
     parser.add_argument("--num-cpus", type=int, help="CPUs of the embedded local Ray (default: all)")
     parser.add_argument("--dashboard-host", default="127.0.0.1", help="embedded Ray's dashboard bind address")
-    parser.add_argument("--dashboard-port", type=int, default=8265)
+    parser.add_argument("--dashboard-port", type=int,
+                        help="embedded Ray's dashboard port (default: 8265, or the next free one; the URL is printed)")
     return parser.parse_args(argv)
 
 

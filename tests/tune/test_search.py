@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO
 from tests.helpers import descendants, dotted, kill_group, last_line_path, result_rows, start_in_session
 from tests.tune.wandb_records import read_offline_run
 
@@ -26,8 +26,7 @@ SMOKE = REPO / "search_spaces" / "smoke.yaml"
 def _search_args(tiny_data: dict, storage: Path | str, *extra: str) -> list[str]:
     """CLI arguments running the smoke space on the tiny synthetic set (budget kept from smoke.yaml)."""
     data = [f"dataset.{key}={value}" for key, value in dotted(tiny_data)]
-    return ["--storage", str(storage), "--address", "local", "--num-cpus", "2", "--dashboard-port", str(free_port()),
-            "--set", *data, *extra]
+    return ["--storage", str(storage), "--address", "local", "--num-cpus", "2", "--set", *data, *extra]
 
 
 def _env() -> dict[str, str]:
