@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import socket
 from pathlib import Path
 
@@ -40,6 +41,16 @@ def tiny_data(tmp_path_factory, cache_dir) -> dict:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port free now, from 20000-32767: above Ray's worker ports (10002-19999) and below the kernel's
+    ephemeral range (32768+), where every Ray process's bind-to-0 servers land, so that none of them can
+    take it before the test's Ray binds it (a port from bind-to-0 itself could be handed out again)."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, 32768)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 20000-32767")
