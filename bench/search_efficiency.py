@@ -51,7 +51,7 @@ from typing import Any, Optional
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))  # bench/ is not a package; train_overhead also puts the repo root on sys.path
 
-from train_overhead import TWO_WORKER_CPUS, drop_scratch, load_average, machine  # noqa: E402
+from train_overhead import TWO_WORKER_CPUS, drop_scratch, load_average, machine, machine_line  # noqa: E402
 
 REPO = BENCH.parent
 SMOKE = REPO / "search_spaces" / "smoke.yaml"
@@ -245,9 +245,8 @@ def main() -> None:
 
 
 def report(out: dict[str, Any]) -> None:
-    info, task = out["machine"], out["task"]
-    print(f"\nsearch_efficiency -- {info['cores']} cores ({info['cpu']}), {info['ram_gib']} GiB, "
-          f"torch {info['torch']}, ray {info['ray']}; 1-min load average {out['load_average']}")
+    task = out["task"]
+    print(machine_line(out))
     extra = " ".join(("--set", *out["overrides"])) if out["overrides"] else ""
     print(f"Task: smoke.yaml space, {' '.join(TASK)} {extra}; {task['model']} at {task['image_size']} px, batch "
           f"{task['batch']}, {task['classes']} classes, {task['train_images']} train / {task['val_images']} val "

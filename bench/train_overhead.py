@@ -410,10 +410,15 @@ def main() -> None:
     report(out)
 
 
-def report(out: dict[str, Any]) -> None:
+def machine_line(out: dict[str, Any]) -> str:
+    """The first line of a benchmark's report: which benchmark, on what, under which load."""
     info = out["machine"]
-    print(f"\ntrain_overhead -- {info['cores']} cores ({info['cpu']}), {info['ram_gib']} GiB, torch {info['torch']}, "
-          f"ray {info['ray']}; 1-min load average {out['load_average']}")
+    return (f"\n{out['benchmark']} -- {info['cores']} cores ({info['cpu']}), {info['ram_gib']} GiB, "
+            f"torch {info['torch']}, ray {info['ray']}; 1-min load average {out['load_average']}")
+
+
+def report(out: dict[str, Any]) -> None:
+    print(machine_line(out))
     if "throughput" in out:
         t = out["throughput"]
         print(f"\n1. Throughput: {out['model']} at {out['image_size']} px, batch {out['batch']}, "
