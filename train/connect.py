@@ -36,7 +36,16 @@ class RayConnection:
                 if address:  # an address that was asked for and does not answer is an error
                     raise ConfigError(f"cannot reach the Ray cluster at {address}") from None
         if context is None:
-            context = ray.init(address="local", num_cpus=self.num_cpus, include_dashboard=True,
-                               dashboard_host=self.dashboard_host, dashboard_port=self.dashboard_port)
+            context = self._start_local()
         url = context.dashboard_url
         return f"http://{url}" if url and not url.startswith("http") else url
+
+    def _start_local(self):
+        try:
+            return ray.init(address="local", num_cpus=self.num_cpus, include_dashboard=True,
+                            dashboard_host=self.dashboard_host, dashboard_port=self.dashboard_port)
+        except ValueError as error:
+            if "already occupied" not in str(error):
+                raise
+            raise ConfigError(f"dashboard port {self.dashboard_port} on {self.dashboard_host} is in use: give "
+                              "another one, or none (Ray then takes 8265 or the next free port)") from None
