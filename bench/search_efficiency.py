@@ -119,21 +119,17 @@ def epochs_to_reach(rows: list[dict[str, Any]], target: float) -> Optional[int]:
 
 
 def order_averaged_epochs_to_reach(rows: list[dict[str, Any]], target: float) -> Optional[float]:
-    """Mean epochs to reach ``target`` over seeded shuffles of the trials' order (one trial after another)."""
-    trials: dict[str, list[float]] = {}
+    """Mean of :func:`epochs_to_reach` over seeded shuffles of the trials' order (one trial after another)."""
+    trials: dict[str, list[dict[str, Any]]] = {}
     for row in sorted(rows, key=lambda row: row["epoch"]):
-        trials.setdefault(row["trial_id"], []).append(row["val_acc"])
+        trials.setdefault(row["trial_id"], []).append(row)
     runs = list(trials.values())
-    if not any(acc >= target - 1e-12 for run in runs for acc in run):
+    if epochs_to_reach(rows, target) is None:
         return None
     rng, total = Random(0), 0
     for _ in range(SHUFFLES):
         rng.shuffle(runs)
-        for run in runs:
-            hit = next((i for i, acc in enumerate(run, start=1) if acc >= target - 1e-12), None)
-            total += hit or len(run)
-            if hit:
-                break
+        total += epochs_to_reach([row for run in runs for row in run], target)
     return total / SHUFFLES
 
 

@@ -129,9 +129,10 @@ def _r(value: Optional[float], digits: int = 2) -> Optional[float]:
 def start_ray() -> None:
     """A new local Ray on this machine only (``address="local"``), sized to its cores, quiet.
 
-    The dashboard stays on (loopback; 8265 or the next free port, Ray's own search): Ray Train V2's PlacementGroupCleaner asks the state API
-    (served by the dashboard) whether the Train controller is alive, and without it a multi-worker run gets
-    its placement group removed under it ("A worker health check failed ... placement group was removed").
+    The dashboard stays on (loopback; 8265 or the next free port, Ray's own search): Ray Train V2's
+    PlacementGroupCleaner asks the state API (served by the dashboard) whether the Train controller is alive,
+    and without it a multi-worker run gets its placement group removed under it ("A worker health check
+    failed ... placement group was removed").
     """
     import ray
 
