@@ -1,0 +1,1 @@
+"""After a search: evaluate, analyse, export, predict and serve the winner."""
