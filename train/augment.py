@@ -17,6 +17,7 @@ comes from torch's global RNG: ``torch.manual_seed(s); aug(x)`` gives the same b
 
 from __future__ import annotations
 
+import functools
 import math
 
 from typing import Any, Optional
@@ -54,9 +55,11 @@ class RandomHueRotation(K.RandomHue):
 
     def apply_transform(self, input: Tensor, params: dict[str, Tensor], flags: dict[str, Any],
                         transform: Optional[Tensor] = None) -> Tensor:
-        # The B tiny matrices are built on the CPU in float64 (MPS has no float64), then moved once.
-        turns = params["hue_factor"].to(device="cpu", dtype=torch.float64)
-        rotation = _grey_axis_rotation(turns).to(device=input.device, dtype=input.dtype)
+        # The B tiny matrices are built where the drawn factors already are (moving them to the CPU would
+        # wait for the GPU on every batch), in float64 except on MPS, which has none.
+        precise = torch.float32 if input.device.type == "mps" else torch.float64
+        turns = params["hue_factor"].to(device=input.device, dtype=precise)
+        rotation = _grey_axis_rotation(turns).to(dtype=input.dtype)
         return torch.einsum("bij,bjhw->bihw", rotation, input).clamp(0.0, 1.0)
 
 
@@ -64,9 +67,16 @@ def _grey_axis_rotation(turns: Tensor) -> Tensor:
     """(B, 3, 3) Rodrigues rotations R = cos I + sin [k]x + (1 - cos) k k^T about k = (1, 1, 1) / sqrt(3)."""
     angle = 2 * math.pi * turns
     cos, sin = angle.cos()[:, None, None], angle.sin()[:, None, None]
-    cross = torch.tensor([[0, -1, 1], [1, 0, -1], [-1, 1, 0]], dtype=turns.dtype) / math.sqrt(3)  # [k]x v = k x v
-    outer = torch.full((3, 3), 1 / 3, dtype=turns.dtype)  # k k^T
-    return cos * torch.eye(3, dtype=turns.dtype) + sin * cross + (1 - cos) * outer
+    eye, cross, outer = _rotation_terms(turns.device, turns.dtype)
+    return cos * eye + sin * cross + (1 - cos) * outer
+
+
+@functools.lru_cache(maxsize=8)
+def _rotation_terms(device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
+    """I, [k]x and k k^T on ``device``, made once: a fresh host->GPU copy per batch would wait for the GPU."""
+    cross = torch.tensor([[0, -1, 1], [1, 0, -1], [-1, 1, 0]], dtype=dtype) / math.sqrt(3)  # [k]x v = k x v
+    outer = torch.full((3, 3), 1 / 3, dtype=dtype)  # k k^T
+    return torch.eye(3, dtype=dtype, device=device), cross.to(device), outer.to(device)
 
 
 def geometric_ops(s: float, p: float) -> list[nn.Module]:

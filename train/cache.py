@@ -84,6 +84,9 @@ class PreparedData:
     """Hash of the source files and pixel options; also the cache key."""
     format: str
     """The resolved layout (never ``auto``)."""
+    cache_key: str
+    """Name of the training split's cache entry: the driver hands it to the trials, which open the entry by
+    it instead of listing and hashing the whole source tree again on every rank."""
 
 
 @dataclass
@@ -114,10 +117,23 @@ def resolve_source(cfg: DataConfig) -> tuple[str, Path]:
     return (detect_format(root) if cfg.format == "auto" else cfg.format), root
 
 
-def prepare(cfg: DataConfig) -> PreparedData:
-    """Train/val arrays of the training split, building the cache on first use."""
-    fmt, root = resolve_source(cfg)
-    entry = _cached(cfg, fmt, "train", read_records(fmt, root, "train"))
+def prepare(cfg: DataConfig, cache_key: Optional[str] = None, decode_threads: Optional[int] = None) -> PreparedData:
+    """Train/val arrays of the training split, building the cache on first use.
+
+    With ``cache_key`` (what the driver's own ``prepare`` returned as ``PreparedData.cache_key``) a complete
+    entry of that name is opened directly. A node that lacks it builds it once, under the entry's lock, and
+    the source must still hash to that key: a trial never trains on other data than the driver checked.
+    ``decode_threads``: threads of a build (default: the CPUs this process may use, at most 8); a worker
+    passes what it reserved.
+    """
+    entry = _open_entry(*_key_paths(cfg, cache_key)) if cache_key else None
+    if entry is None:
+        fmt, root = resolve_source(cfg)
+        entry = _cached(cfg, fmt, "train", read_records(fmt, root, "train"), decode_threads)
+        if cache_key and entry.path.name != cache_key:
+            raise DataError(f"{root}: the data changed since the search started (cache entry {cache_key}, now "
+                            f"{entry.path.name}); start a new search")
+    _check_entry_bad(entry, cfg)
     train_idx, val_idx = train_val_split(entry.labels, entry.groups, cfg.val_fraction, cfg.split_seed)
     train_images, val_images = _split_images(entry, train_idx, val_idx)
     return PreparedData(
@@ -125,7 +141,8 @@ def prepare(cfg: DataConfig) -> PreparedData:
         val=ArraySet(val_images, entry.labels[val_idx], entry.groups[val_idx]),
         class_names=list(entry.meta["class_names"]),
         fingerprint=entry.meta["fingerprint"],
-        format=fmt,
+        format=entry.meta["format"],
+        cache_key=entry.path.name,
     )
 
 
@@ -133,6 +150,7 @@ def load_test(cfg: DataConfig) -> tuple[ArraySet, list[str]]:
     """The test split (labels index the training split's classes) and the class names."""
     fmt, root = resolve_source(cfg)
     entry = _cached(cfg, fmt, "test", read_records(fmt, root, "test"))
+    _check_entry_bad(entry, cfg)
     return ArraySet(entry.images, entry.labels, entry.groups), list(entry.meta["class_names"])
 
 
@@ -178,7 +196,13 @@ def _relative(path: Path, root: Path) -> str:
 # ----------------------------------------------------------------------------- base entry
 
 
-def _cached(cfg: DataConfig, fmt: str, split: str, records: Records) -> _Entry:
+def _key_paths(cfg: DataConfig, cache_key: str) -> tuple[Path, Path, str]:
+    """(entry folder, lock file, fingerprint prefix) of the entry named ``cache_key``."""
+    root = cache_root(cfg)
+    return root / cache_key, root / f"{cache_key}.lock", cache_key.rsplit("-", 1)[-1]
+
+
+def _cached(cfg: DataConfig, fmt: str, split: str, records: Records, decode_threads: Optional[int] = None) -> _Entry:
     """The cache entry for ``records``: opened if complete, else built under the entry's lock."""
     crop = _crops(records, cfg.roi_crop)
     digest = fingerprint(records, fmt, split, cfg.image_size, cfg.roi_crop)
@@ -193,22 +217,28 @@ def _cached(cfg: DataConfig, fmt: str, split: str, records: Records) -> _Entry:
             entry = _open_entry(final, lock, digest)
             if entry is None:
                 remove_stale_temps(final)
-                _build(final, records, fmt, split, cfg, crop, digest)
+                _build(final, records, fmt, split, cfg, crop, digest, decode_threads)
                 entry = _open_entry(final, lock, digest)
                 if entry is None:
                     raise DataError(f"cache entry {final} was built but cannot be opened (disk full or removed?)")
     else:
         log.info("cache hit: %s", final)
-    _check_bad(entry.meta["bad_count"], entry.meta["source_count"], entry.meta["bad_examples"], records.root,
-               cfg.max_bad_fraction, warn=False)
     return entry
 
 
+def _check_entry_bad(entry: _Entry, cfg: DataConfig) -> None:
+    """Checked on every open, not only when built: data.max_bad_fraction may be stricter than it was then."""
+    meta = entry.meta
+    _check_bad(meta["bad_count"], meta["source_count"], meta["bad_examples"], Path(meta["root"]),
+               cfg.max_bad_fraction, warn=False)
+
+
 def _open_entry(final: Path, lock: Path, digest: str) -> Optional[_Entry]:
-    """The entry at ``final`` when it is a complete build of ``digest``, else None (never trusted)."""
+    """The entry at ``final`` when it is a complete build of ``digest`` (or of a fingerprint starting with
+    it, for an entry opened by name), else None (never trusted)."""
     try:
         meta = json.loads((final / "meta.json").read_text())
-        if meta.get("complete") is not True or meta.get("fingerprint") != digest \
+        if meta.get("complete") is not True or not str(meta.get("fingerprint")).startswith(digest) \
                 or meta.get("version") != CACHE_VERSION:
             return None
         images = np.load(final / "images.npy", mmap_mode="r")
@@ -224,13 +254,13 @@ def _open_entry(final: Path, lock: Path, digest: str) -> Optional[_Entry]:
 
 
 def _build(final: Path, records: Records, fmt: str, split: str, cfg: DataConfig, crop: bool,
-           digest: str) -> None:
+           digest: str, decode_threads: Optional[int] = None) -> None:
     """Decode every image into a temp folder beside ``final``, then rename it into place."""
     started = time.monotonic()
     log.info("building cache %s from %d images under %s", final, len(records), records.root)
     temp = temp_dir_beside(final)
     try:
-        good, bad = _decode_all(temp / "images.npy", records, cfg.image_size, crop)
+        good, bad = _decode_all(temp / "images.npy", records, cfg.image_size, crop, decode_threads)
         examples = [f"{_relative(records.paths[i], records.root)}: {reason}" for i, reason in bad[:5]]
         _check_bad(len(bad), len(records), examples, records.root, cfg.max_bad_fraction, warn=True)
         if bad:
@@ -253,7 +283,8 @@ def _build(final: Path, records: Records, fmt: str, split: str, cfg: DataConfig,
     log.info("cache %s built: %d images in %.1f s", final.name, len(good), time.monotonic() - started)
 
 
-def _decode_all(target: Path, records: Records, size: int, crop: bool) -> tuple[np.ndarray, list[tuple[int, str]]]:
+def _decode_all(target: Path, records: Records, size: int, crop: bool,
+                threads: Optional[int] = None) -> tuple[np.ndarray, list[tuple[int, str]]]:
     """Decode into ``target`` (.npy), packing decoded rows first.
 
     Returns (indices of the decoded records, [(index, reason)] of the skipped ones); when some were
@@ -272,7 +303,7 @@ def _decode_all(target: Path, records: Records, size: int, crop: bool) -> tuple[
     good: list[int] = []
     bad: list[tuple[int, str]] = []
     # PIL releases the GIL while decoding and resizing, so threads decode in parallel.
-    with ThreadPoolExecutor(max_workers=_decode_threads()) as pool:
+    with ThreadPoolExecutor(max_workers=threads or _decode_threads()) as pool:
         for start in range(0, count, DECODE_CHUNK):
             for i, pixels, reason in pool.map(decode, range(start, min(start + DECODE_CHUNK, count))):
                 if pixels is None:

@@ -9,7 +9,9 @@ with its key path; :func:`parse` turns that into one readable line.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import field
+from pathlib import Path
 from typing import Any, Literal, Optional
 
 import pydantic
@@ -57,7 +59,8 @@ class DataConfig:
     format: DataFormat = "synthetic"
     """Layout of ``root``: gtsrb, gtsrb_kaggle, asl, imagefolder, synthetic, or auto (detect)."""
     root: str = "data/synthetic"
-    """Data root directory (relative paths are taken from the current directory)."""
+    """Data root directory. A relative path is made absolute against the directory the command was started
+    in, on the driver, before any config is shipped (Ray runs trials and workers in folders of their own)."""
     image_size: int = 32
     """Side of the square images the model sees, in pixels (images are resized once, into the cache)."""
     roi_crop: bool = True
@@ -69,7 +72,11 @@ class DataConfig:
     max_bad_fraction: float = 0.01
     """Largest fraction of unreadable image files that is skipped rather than fatal."""
     cache_dir: Optional[str] = None
-    """Where decoded arrays are cached; default $SIGNSEARCH_CACHE or ~/.cache/signsearch."""
+    """Where decoded arrays are cached; default $SIGNSEARCH_CACHE or ~/.cache/signsearch (made absolute like root)."""
+    gpu_cache_fraction: float = 0.5
+    """Largest share of the GPU memory free at the start of a trial that its train + val uint8 arrays may take
+    to be copied to the GPU once (batches are then gathered there); above it, batches are prefetched through
+    pinned host memory. Several trials sharing one GPU each see what the others left free. 0 disables."""
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     """Generator settings, used when ``format`` is synthetic."""
 
@@ -77,6 +84,7 @@ class DataConfig:
         _check(8 <= self.image_size <= 1024, "data.image_size", self.image_size, "8..1024")
         _check(0.0 < self.val_fraction < 1.0, "data.val_fraction", self.val_fraction, "0 < x < 1")
         _check(0.0 <= self.max_bad_fraction < 1.0, "data.max_bad_fraction", self.max_bad_fraction, "0 <= x < 1")
+        _check(0.0 <= self.gpu_cache_fraction <= 1.0, "data.gpu_cache_fraction", self.gpu_cache_fraction, "0..1")
 
 
 @dataclass(config=_STRICT)
@@ -136,7 +144,8 @@ class ModelConfig:
     pretrained: bool = False
     """Start from ImageNet weights: from ``weights`` / $SIGNSEARCH_WEIGHTS, else timm's model hub."""
     weights: Optional[str] = None
-    """Local weights file, or a directory holding ``<name>.safetensors|.pth|.bin`` or ``<name>/``."""
+    """Local weights file, or a directory holding ``<name>.safetensors|.pth|.bin`` or ``<name>/`` (made absolute
+    like data.root)."""
     drop_rate: float = 0.0
     """Dropout before the classifier of timm models."""
     freeze_backbone: bool = False
@@ -196,11 +205,20 @@ class WorkersConfig:
     """GPUs per worker; fractions put several small trials on one GPU."""
     threads_per_worker: int = 0
     """torch intra-op threads per worker; 0 means max(1, cpus_per_worker)."""
+    fake_gpus: bool = False
+    """The GPUs Ray hands out are logical labels with no device behind them (Ray's fake multi-node cluster,
+    cluster/local.yaml): workers train on the CPU and DDP uses gloo. Only for trying autoscaling; on real
+    nodes a worker given GPUs that torch cannot see stops with an error instead."""
 
     def __post_init__(self):
         _check(self.num_workers >= 1, "workers.num_workers", self.num_workers, ">= 1")
         _check(self.cpus_per_worker > 0, "workers.cpus_per_worker", self.cpus_per_worker, "> 0")
         _check(self.gpus_per_worker >= 0, "workers.gpus_per_worker", self.gpus_per_worker, ">= 0")
+        if self.num_workers > 1 and not self.fake_gpus:
+            # Ray would pack several ranks of one trial onto one GPU, and NCCL refuses duplicate GPUs.
+            _check(self.gpus_per_worker == 0 or self.gpus_per_worker >= 1, "workers.gpus_per_worker",
+                   self.gpus_per_worker, "0 or >= 1 with several workers (NCCL cannot run two ranks on one "
+                   "GPU); fractions only for 1-worker trials")
         _check(self.threads_per_worker >= 0, "workers.threads_per_worker", self.threads_per_worker, ">= 0")
 
 
@@ -223,7 +241,11 @@ class TrialConfig:
     seed: int = 0
     """Seed for weights init, shuffling and augmentation."""
     amp: bool = True
-    """Mixed precision (bfloat16/float16 autocast) and channels-last on CUDA; CPU always runs float32."""
+    """Mixed precision on CUDA (bfloat16 where the GPU has it natively, else float16 with loss scaling) and
+    channels-last; CPU always runs float32."""
+    compile: bool = False
+    """torch.compile the model (CUDA only; searchable). Pays off on long runs: compiling takes tens of seconds
+    per trial, which ASHA's short early rungs may not win back."""
 
     def __post_init__(self):
         _check(self.epochs >= 1, "epochs", self.epochs, ">= 1")
@@ -234,6 +256,23 @@ class TrialConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (JSON/YAML-safe) that :func:`parse` turns back into this config."""
         return dataclasses.asdict(self)
+
+
+PATH_KEYS = (("data", "root"), ("data", "cache_dir"), ("model", "weights"))
+"""Path-valued settings of a trial config (section, key)."""
+
+
+def absolute_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
+    """``raw`` (a nested trial-config dict) with every relative path setting made absolute against ``base``.
+
+    Done once, on the driver: Ray Tune runs every trial, and Ray Train every worker, in a working directory
+    of its own, where a relative path would point somewhere else.
+    """
+    for section, key in PATH_KEYS:
+        node = raw.get(section)
+        if isinstance(node, dict) and isinstance(node.get(key), str) and "://" not in node[key]:
+            node[key] = os.path.normpath(base / Path(node[key]).expanduser())
+    return raw
 
 
 def _check(ok: bool, key: str, value: Any, allowed: str) -> None:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Sequence
+from typing import Optional, Sequence
 
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig, UserCallback
 from ray.train.torch import TorchConfig, TorchTrainer
-from ray.train.torch.config import _TorchBackend
 
 from train.config import TrialConfig, WorkersConfig
-from train.worker import torch_sees_cuda, train_loop_per_worker
+from train.worker import train_loop_per_worker
 
 
 def scaling_config(workers: WorkersConfig) -> ScalingConfig:
@@ -22,43 +20,29 @@ def scaling_config(workers: WorkersConfig) -> ScalingConfig:
                          resources_per_worker=resources)
 
 
-class _SeenDeviceBackend(_TorchBackend):
-    """Backend "auto": NCCL where the workers' torch sees CUDA, else gloo.
+def process_group_backend(workers: WorkersConfig) -> str:
+    """NCCL when the workers train on GPUs, gloo otherwise (CPU workers, or the fake cluster's logical GPUs).
 
-    Ray's GPUs can be logical (its fake multi-node cluster labels CPU-only processes with GPUs), and
-    NCCL cannot start without a CUDA device; the loop picks its device the same way.
+    Said explicitly rather than left to TorchTrainer, which picks NCCL for any GPU request, and NCCL cannot
+    start on a worker whose GPU is only a label.
     """
-
-    def on_start(self, worker_group, backend_config):
-        if backend_config.backend == "auto":
-            cuda = worker_group.execute_single(0, torch_sees_cuda)
-            backend_config = replace(backend_config, backend="nccl" if cuda else "gloo")
-        super().on_start(worker_group, backend_config)
+    return "nccl" if workers.gpus_per_worker > 0 and not workers.fake_gpus else "gloo"
 
 
-class SeenDeviceTorchConfig(TorchConfig):
-    """``TorchConfig`` with backend "auto" (TorchTrainer would pick NCCL for any GPU request)."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**{"backend": "auto", **kwargs})
-
-    @property
-    def backend_cls(self):
-        return _SeenDeviceBackend
-
-
-def torch_trainer(cfg: TrialConfig, *, name: str, storage_path: str,
+def torch_trainer(cfg: TrialConfig, *, name: str, storage_path: str, data_key: Optional[str] = None,
                   callbacks: Sequence[UserCallback] = (), max_failures: int = 0) -> TorchTrainer:
     """A TorchTrainer for ``cfg``; the same ``name`` + ``storage_path`` resumes from the last checkpoint.
+
+    ``data_key``: the cache entry the driver prepared (``PreparedData.cache_key``), opened by the workers.
 
     Ray Train V2 reloads a run's checkpoint manager from storage when a run of that name already
     exists there, so a retried Tune trial (named by its trial id) continues where it stopped.
     """
     return TorchTrainer(
         train_loop_per_worker,
-        train_loop_config=cfg.to_dict(),
+        train_loop_config={"trial": cfg.to_dict(), "data_key": data_key},
         scaling_config=scaling_config(cfg.workers),
-        torch_config=SeenDeviceTorchConfig(),
+        torch_config=TorchConfig(backend=process_group_backend(cfg.workers)),
         run_config=RunConfig(
             name=name,
             storage_path=storage_path,

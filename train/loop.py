@@ -1,8 +1,8 @@
 """The per-worker training loop: one function for Ray Train workers, a Tune trial process, or a bare process.
 
-Data stays as memory-mapped uint8 arrays (shared by every trial on a node through the page cache);
-each step gathers one batch, moves it to the device, augments it there with Kornia and normalises
-it. Every random stream (shuffle, augmentation, dropout) is re-seeded from (seed, epoch, rank) at the
+Data stays as memory-mapped uint8 arrays (shared by every trial on a node through the page cache),
+or, on a GPU with room for it, as one uint8 copy on the GPU (:mod:`train.batches`); each step takes one
+batch on the device, augments it there with Kornia and normalises it, with no host synchronisation. Every random stream (shuffle, augmentation, dropout) is re-seeded from (seed, epoch, rank) at the
 start of each epoch, so a run resumed from an epoch-end checkpoint continues exactly as if it had
 never stopped.
 """
@@ -23,8 +23,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from train.augment import build_augment
-from train.cache import ArraySet, PreparedData, prepare
+from train.batches import batch_bounds, batch_sources, fixed_bounds
+from train.cache import PreparedData, prepare
 from train.config import TrialConfig
+from train.device import amp_dtype
 from train.model import apply_frozen_bn_eval, build_model, input_normalization, set_backbone_trainable
 from train.session import LocalSession, Session, checkpoint_scratch
 
@@ -52,15 +54,23 @@ class Epoch:
 class Trainer:
     """Model, optimizer, schedule and data of one worker; `fit` runs the remaining epochs."""
 
-    def __init__(self, cfg: TrialConfig, session: Session, data: Optional[PreparedData] = None):
+    def __init__(self, cfg: TrialConfig, session: Session, data: Optional[PreparedData] = None,
+                 data_key: Optional[str] = None):
+        """``data_key``: the cache entry the driver prepared (PreparedData.cache_key), opened without
+        re-listing the source; ``data``: already prepared arrays (in-process callers)."""
         self.cfg = cfg
         self.session = session
-        self.device = _pick_device()
-        torch.set_num_threads(cfg.workers.threads_per_worker or max(1, int(cfg.workers.cpus_per_worker)))
-        torch.manual_seed(cfg.seed)  # identical initial weights on every rank
-        self.data = data if data is not None else prepare(cfg.data)
-        self.model = build_model(cfg.model, num_classes=len(self.data.class_names)).to(self.device)
+        self.device = session.device(cfg.workers)
         self.cuda = self.device.type == "cuda"
+        threads = cfg.workers.threads_per_worker or max(1, int(cfg.workers.cpus_per_worker))
+        torch.set_num_threads(threads)
+        if self.cuda:
+            torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick the fastest kernels once
+        torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+        self.data = data if data is not None else prepare(cfg.data, cache_key=data_key, decode_threads=threads)
+        self.train_batches, self.val_batches = batch_sources(self.data.train, self.data.val, self.device,
+                                                             cfg.data.gpu_cache_fraction)
+        self.model = build_model(cfg.model, num_classes=len(self.data.class_names)).to(self.device)
         if self.cuda and cfg.amp:
             self.model = self.model.to(memory_format=torch.channels_last)
         mean, std = input_normalization(self.model)
@@ -73,7 +83,7 @@ class Trainer:
         self.steps_per_epoch = math.ceil(self._shard_length(len(self.data.train.labels)) / cfg.optim.batch_size)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, _warmup_cosine(cfg, self.steps_per_epoch))
-        self.amp_dtype = _amp_dtype(self.cuda and cfg.amp)
+        self.amp_dtype = amp_dtype(self.device, cfg.amp)
         # Loss scaling is only needed for float16; bfloat16 has float32's exponent range.
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.start_epoch = self._restore()
@@ -88,10 +98,13 @@ class Trainer:
         keeps frozen ones out of the all-reduce, so they never get (zero) gradients that AdamW would
         then decay.
         """
-        if self.session.world_size == 1:
-            return self.model
-        device_ids = [self.device.index or 0] if self.cuda else None
-        return nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
+        model = self.model
+        if self.session.world_size > 1:
+            device_ids = [self.device] if self.cuda else None  # this rank's own GPU, as Ray assigned it
+            model = nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
+        if self.cfg.compile and self.cuda:
+            model = torch.compile(model)
+        return model
 
     def _shard_length(self, n: int) -> int:
         return math.ceil(n / self.session.world_size)
@@ -115,7 +128,7 @@ class Trainer:
             _seed_epoch(self.cfg.seed, epoch, self.session.world_rank)
             self._set_frozen(epoch)
             train_loss, images_per_s, epoch_s = self._train_epoch(epoch)
-            val_loss, val_acc = self.evaluate(self.data.val)
+            val_loss, val_acc = self.evaluate()
             result = Epoch(epoch, train_loss, val_loss, val_acc, self.scheduler.get_last_lr()[0],
                            images_per_s, epoch_s)
             history.append(result)
@@ -138,14 +151,14 @@ class Trainer:
         order = _epoch_order(len(self.data.train.labels), self.cfg.seed, epoch,
                              self.session.world_rank, self.session.world_size)
         loss_sum, seen, start = torch.zeros((), device=self.device), 0, time.perf_counter()
-        for batch_indices in np.array_split(order, self.steps_per_epoch):
-            images, labels = self._batch(self.data.train, batch_indices, train=True)
+        for pixels, labels in self.train_batches(order, batch_bounds(len(order), self.steps_per_epoch)):
+            images = self._prepare_images(pixels, train=True)
             loss = self._step(images, labels)
             if self.first_step_at is None:
                 self.first_step_at = time.time()
-            loss_sum += loss.detach() * len(labels)
+            loss_sum += loss.detach() * len(labels)  # stays on the device: no host sync per step
             seen += len(labels)
-        elapsed = time.perf_counter() - start
+        elapsed = time.perf_counter() - start  # the loss_sum.item() below waits for the GPU first
         total_loss, total_seen = _all_reduce_sum(self.device, loss_sum.item(), float(seen))
         return total_loss / total_seen, total_seen / elapsed, elapsed
 
@@ -163,33 +176,31 @@ class Trainer:
         self.scheduler.step()
         return loss
 
-    def _batch(self, split: ArraySet, indices: np.ndarray, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        # Sorted reads touch the memory map in file order; the batch's order does not matter.
-        indices = np.sort(indices)
-        pixels = torch.from_numpy(np.ascontiguousarray(split.images[indices]))
-        images = pixels.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+    def _prepare_images(self, pixels: torch.Tensor, train: bool) -> torch.Tensor:
+        """uint8 NHWC on the device -> augmented (training only), normalised float NCHW."""
+        images = pixels.permute(0, 3, 1, 2).float().div_(255.0)
         if train:
             images = self.augment(images)
         images = (images - self.mean) / self.std
         if self.cuda and self.cfg.amp:
             images = images.contiguous(memory_format=torch.channels_last)
-        labels = torch.from_numpy(split.labels[indices]).to(self.device, non_blocking=True)
-        return images, labels
+        return images
 
     @torch.no_grad()
-    def evaluate(self, split: ArraySet) -> tuple[float, float]:
-        """(mean loss, accuracy) over the whole split; each rank takes a slice, sums are all-reduced."""
+    def evaluate(self, batches=None) -> tuple[float, float]:
+        """(mean loss, accuracy) over the validation split (or ``batches``, a source of :mod:`train.batches`);
+        each rank takes a slice, sums stay on the device and are all-reduced once."""
+        batches = batches or self.val_batches
         self.ddp_model.eval()
-        mine = np.array_split(np.arange(len(split.labels)), self.session.world_size)[self.session.world_rank]
-        loss_sum = correct = 0.0
+        mine = np.array_split(np.arange(len(batches)), self.session.world_size)[self.session.world_rank]
+        sums = torch.zeros(2, dtype=torch.float64, device=self.device)  # loss sum, correct count
         batch = self.cfg.optim.batch_size * 4  # no activations kept for backward, so larger batches fit
-        for start in range(0, len(mine), batch):
-            images, labels = self._batch(split, mine[start:start + batch], train=False)
+        for pixels, labels in batches(mine, fixed_bounds(len(mine), batch)):
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-                logits = self.model(images).float()
-            loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
-            correct += (logits.argmax(1) == labels).sum().item()
-        loss_sum, correct, count = _all_reduce_sum(self.device, loss_sum, correct, float(len(mine)))
+                logits = self.model(self._prepare_images(pixels, train=False)).float()
+            sums[0] += F.cross_entropy(logits, labels, reduction="sum")
+            sums[1] += (logits.argmax(1) == labels).sum()
+        loss_sum, correct, count = _all_reduce_sum(self.device, *sums.tolist(), float(len(mine)))
         return loss_sum / max(count, 1.0), correct / max(count, 1.0)
 
     # -- reporting ----------------------------------------------------------------------------
@@ -221,9 +232,10 @@ class Trainer:
         (folder / CONFIG_FILE).write_text(json.dumps(self.cfg.to_dict(), indent=2))
 
 
-def run(cfg: TrialConfig, session: Session, data: Optional[PreparedData] = None) -> list[Epoch]:
+def run(cfg: TrialConfig, session: Session, data: Optional[PreparedData] = None,
+        data_key: Optional[str] = None) -> list[Epoch]:
     """Train from the session's last checkpoint (if any) to ``cfg.epochs``, reporting every epoch."""
-    return Trainer(cfg, session, data).fit()
+    return Trainer(cfg, session, data, data_key).fit()
 
 
 def run_local(cfg: TrialConfig, checkpoint_root: Optional[Path] = None) -> list[Epoch]:
@@ -232,24 +244,10 @@ def run_local(cfg: TrialConfig, checkpoint_root: Optional[Path] = None) -> list[
 
 
 # -- helpers ------------------------------------------------------------------------------------
-def _pick_device() -> torch.device:
-    # Ray's GPU label can be logical (fake clusters, fractional GPUs): trust what torch sees.
-    if torch.cuda.is_available():
-        # Ray sets CUDA_VISIBLE_DEVICES to this worker's GPU(s), so index 0 is ours.
-        return torch.device("cuda", 0)
-    return torch.device("cpu")
-
-
 def _ray_node_id() -> Optional[str]:
     import ray
 
     return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
-
-
-def _amp_dtype(enabled: bool) -> Optional[torch.dtype]:
-    if not enabled:
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
 def _build_optimizer(cfg: TrialConfig, model: nn.Module) -> torch.optim.Optimizer:

@@ -13,12 +13,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Protocol
 
+import torch
+
+from train.config import WorkersConfig
+from train.device import bare_process_device, pick_device, ray_gpu_ids, train_worker_device, tune_trial_device
+
 
 class Session(Protocol):
-    """What the loop needs from its host: rank, world size, reporting and the last checkpoint."""
+    """What the loop needs from its host: rank, world size, its device, reporting and the last checkpoint."""
 
     world_rank: int
     world_size: int
+
+    def device(self, workers: WorkersConfig) -> torch.device: ...
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: Optional[Path]) -> None: ...
 
@@ -32,10 +39,14 @@ class RaySession:
     ``Checkpoint``; Ray Train V2 forbids ``ray.train.report`` inside a plain Tune trial, hence two APIs.
     """
 
-    def __init__(self, api: Any, world_rank: int, world_size: int) -> None:
+    def __init__(self, api: Any, world_rank: int, world_size: int, assigned_device: Callable[[], torch.device]) -> None:
         self.api = api
         self.world_rank = world_rank
         self.world_size = world_size
+        self.assigned_device = assigned_device
+
+    def device(self, workers: WorkersConfig) -> torch.device:
+        return pick_device(workers, ray_gpu_ids(), self.assigned_device)
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: Optional[Path]) -> None:
         checkpoint = self.api.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
@@ -50,14 +61,14 @@ def ray_train_session() -> RaySession:
     import ray.train
 
     context = ray.train.get_context()
-    return RaySession(ray.train, context.get_world_rank(), context.get_world_size())
+    return RaySession(ray.train, context.get_world_rank(), context.get_world_size(), train_worker_device)
 
 
 def tune_session() -> RaySession:
     """A 1-worker trial running the loop in the Tune trial's own process."""
     import ray.tune
 
-    return RaySession(ray.tune, world_rank=0, world_size=1)
+    return RaySession(ray.tune, world_rank=0, world_size=1, assigned_device=tune_trial_device)
 
 
 class LocalSession:
@@ -71,6 +82,9 @@ class LocalSession:
         self.on_report = on_report
         self.checkpoint_root = checkpoint_root
         self.last_checkpoint: Optional[Path] = None
+
+    def device(self, workers: WorkersConfig) -> torch.device:
+        return bare_process_device()
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: Optional[Path]) -> None:
         if checkpoint_dir is not None and self.checkpoint_root is not None:

@@ -32,7 +32,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def load_trial_config(path: str, overrides: list[str]):
     """A trial config from ``path``; for a search file, overrides may name its keys or trial-config keys."""
-    from train.config import parse
+    from train.config import absolute_paths, parse
     from train.overrides import apply_overrides, load_yaml
 
     raw = load_yaml(path)
@@ -42,7 +42,8 @@ def load_trial_config(path: str, overrides: list[str]):
         in_file = [o for o in overrides if o.split(".", 1)[0].split("=", 1)[0] in SearchFile.model_fields]
         overrides = [o for o in overrides if o not in in_file]
         raw = load_search_file(path, in_file).base_config()
-    return parse(apply_overrides(raw, overrides), source=path)
+    # Relative paths are the user's, from where the command was started, not the Ray workers' folders.
+    return parse(absolute_paths(apply_overrides(raw, overrides), Path.cwd()), source=path)
 
 
 def train(args: argparse.Namespace) -> str:
@@ -54,10 +55,11 @@ def train(args: argparse.Namespace) -> str:
     from train.launch import torch_trainer
 
     cfg = load_trial_config(args.config, args.overrides)
-    prepare(cfg.data)  # fail fast on bad data, and build the cache once before the workers start
+    data = prepare(cfg.data)  # fail fast on bad data, and build the cache once before the workers start
     print(f"Ray dashboard: {RayConnection(args.address, args.num_cpus).connect()}", flush=True)
     name = args.name or f"train-{datetime.now():%Y%m%d-%H%M%S}"
-    result = torch_trainer(cfg, name=name, storage_path=str(Path(args.storage).resolve())).fit()
+    result = torch_trainer(cfg, name=name, storage_path=str(Path(args.storage).resolve()),
+                           data_key=data.cache_key).fit()
     ray.shutdown()  # flushes the workers' forwarded logs, so the checkpoint path really is the last line
     print(f"final: {({k: result.metrics[k] for k in ('epoch', 'val_acc', 'val_loss')})}")
     return result.checkpoint.path

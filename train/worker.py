@@ -10,17 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 
-def train_loop_per_worker(config: dict[str, Any]) -> None:
-    """Entry point for ``TorchTrainer`` workers (Ray Train V2)."""
+def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
+    """Entry point for ``TorchTrainer`` workers (Ray Train V2): ``loop_config`` is {"trial": the trial
+    config dict, "data_key": the cache entry the driver prepared, or None}."""
     from train.config import parse
     from train.loop import run
     from train.session import ray_train_session
 
-    run(parse(config), ray_train_session())
-
-
-def torch_sees_cuda() -> bool:
-    """Whether this worker's torch has a CUDA device (Ray's GPU label can be logical)."""
-    import torch
-
-    return torch.cuda.is_available()
+    run(parse(loop_config["trial"]), ray_train_session(), data_key=loop_config.get("data_key"))

@@ -67,9 +67,9 @@ def _callbacks(search: SearchFile, experiment: Experiment) -> list:
                                 mode=os.environ.get("WANDB_MODE", "online"), dir=str(experiment.local_dir()))]
 
 
-def _trainable(search: SearchFile, experiment: Experiment):
+def _trainable(search: SearchFile, experiment: Experiment, data_key: str):
     base = search.trial_config({})
-    driver = partial(run_trial, storage_path=experiment.child("train_runs"))
+    driver = partial(run_trial, storage_path=experiment.child("train_runs"), data_key=data_key)
     return tune.with_resources(driver, trial_resources(base.workers))
 
 
@@ -88,8 +88,8 @@ def _trial_dirname(trial) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def build_tuner(search: SearchFile, experiment: Experiment, resume: bool) -> tune.Tuner:
-    trainable = _trainable(search, experiment)
+def build_tuner(search: SearchFile, experiment: Experiment, resume: bool, data_key: str) -> tune.Tuner:
+    trainable = _trainable(search, experiment, data_key)
     if resume:
         return tune.Tuner.restore(experiment.uri, trainable=trainable, resume_unfinished=True, resume_errored=True)
     base = search.trial_config({})
@@ -132,7 +132,7 @@ def run(search: SearchFile, *, storage: str, resume: Optional[str] = None,
     if not resume:
         experiment.write_text(SEARCH_FILE, yaml.safe_dump(search.model_dump(mode="json"), sort_keys=False))
     start = time.monotonic()
-    results = build_tuner(search, experiment, resume=bool(resume)).fit()
+    results = build_tuner(search, experiment, resume=bool(resume), data_key=data.cache_key).fit()
     summary = write_summary(results, search, experiment, wall_s=time.monotonic() - start,
                             data_fingerprint=data.fingerprint)
     ray.shutdown()  # flushes the workers' forwarded logs, so the summary path really is the last line

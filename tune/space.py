@@ -16,7 +16,7 @@ from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from train.config import ConfigError, TrialConfig, parse
+from train.config import ConfigError, TrialConfig, absolute_paths, parse
 from train.overrides import apply_overrides, load_yaml, set_dotted
 
 _STRICT = ConfigDict(extra="forbid", use_attribute_docstrings=True)
@@ -122,6 +122,9 @@ class Resources(BaseModel):
     """GPUs per worker; fractions (e.g. 0.25) put several small trials on one GPU."""
     max_concurrent_trials: Union[int, Literal["auto"]] = "auto"
     """Trials at once; "auto" derives it from the cluster's total CPUs/GPUs (max_workers included)."""
+    fake_gpus: bool = False
+    """The cluster's GPUs are logical labels (Ray's fake multi-node cluster, cluster/local.yaml): trials on them
+    train on the CPU. Never on real GPU nodes, where a trial given a GPU torch cannot see stops with an error."""
 
     @model_validator(mode="after")
     def _positive_concurrency(self):
@@ -187,7 +190,8 @@ class SearchFile(BaseModel):
         config["workers"] = {**config.get("workers", {}),
                              "num_workers": self.resources.workers_per_trial,
                              "cpus_per_worker": self.resources.cpus_per_worker,
-                             "gpus_per_worker": self.resources.gpus_per_worker}
+                             "gpus_per_worker": self.resources.gpus_per_worker,
+                             "fake_gpus": self.resources.fake_gpus}
         return config
 
     def trial_config(self, sampled: dict[str, Any]) -> TrialConfig:
@@ -235,15 +239,28 @@ def sampled_params(config: dict[str, Any], space: dict[str, Param]) -> dict[str,
 _MISSING = object()
 
 
-def load_search_file(path: str | Path, overrides: list[str] = ()) -> SearchFile:
-    """Parse, override and check a search file; every problem is one ConfigError line."""
+def load_search_file(path: str | Path, overrides: list[str] = (), base: Optional[Path] = None) -> SearchFile:
+    """Parse, override and check a search file; every problem is one ConfigError line.
+
+    Relative paths (dataset.root, dataset.cache_dir, train.model.weights) are made absolute against ``base``
+    (default: the current directory, where the command was started), so search.yaml, summary.json and every
+    trial see the same absolute path.
+    """
     raw = apply_overrides(load_yaml(path), overrides)
+    _absolute_paths(raw, base or Path.cwd())
     try:
         search = SearchFile(**raw)
     except pydantic.ValidationError as error:
         raise ConfigError(_one_line(path, error)) from None
     _check_space(path, search)
     return search
+
+
+def _absolute_paths(raw: dict[str, Any], base: Path) -> None:
+    """The search file's path settings, made absolute in place (its sections as a trial config sees them)."""
+    train = raw.get("train")
+    absolute_paths({"data": raw.get("dataset"), "model": train.get("model") if isinstance(train, dict) else None},
+                   base)
 
 
 def _one_line(path: str | Path, error: pydantic.ValidationError) -> str:
@@ -310,7 +327,8 @@ def _check_space(path: str | Path, search: SearchFile) -> None:
 _FILE_KEYS = [("data.", "dataset."), ("epochs", "budget.max_epochs"),
               ("workers.num_workers", "resources.workers_per_trial"),
               ("workers.cpus_per_worker", "resources.cpus_per_worker"),
-              ("workers.gpus_per_worker", "resources.gpus_per_worker")]
+              ("workers.gpus_per_worker", "resources.gpus_per_worker"),
+              ("workers.fake_gpus", "resources.fake_gpus")]
 
 
 def _strip_source(error: ConfigError, file_keys: bool = True) -> str:

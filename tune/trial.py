@@ -7,7 +7,7 @@ same loop in the trial's own process, which saves the worker-group start (~10 s)
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import ray.tune
 
@@ -18,14 +18,17 @@ from tune.cluster import Capacity, max_trials
 DRIVER_CPU = 0.05
 
 
-def run_trial(config: dict[str, Any], storage_path: str) -> None:
-    """Train ``config``; a retried trial resumes from its last checkpoint (Tune's or Train's)."""
+def run_trial(config: dict[str, Any], storage_path: str, data_key: Optional[str] = None) -> None:
+    """Train ``config``; a retried trial resumes from its last checkpoint (Tune's or Train's).
+
+    ``data_key``: the cache entry the search's driver prepared, opened by name (no re-listing of the source).
+    """
     cfg = parse(config)
     if cfg.workers.num_workers == 1:
         from train.loop import run
         from train.session import tune_session
 
-        run(cfg, tune_session())
+        run(cfg, tune_session(), data_key=data_key)
         return
     from ray.tune.integration.ray_train import TuneReportCallback
 
@@ -33,7 +36,7 @@ def run_trial(config: dict[str, Any], storage_path: str) -> None:
 
     # Named by the trial id: a retry of this trial finds the run's checkpoints and resumes.
     trial_id = ray.tune.get_context().get_trial_id()
-    torch_trainer(cfg, name=f"train_{trial_id}", storage_path=storage_path,
+    torch_trainer(cfg, name=f"train_{trial_id}", storage_path=storage_path, data_key=data_key,
                   callbacks=[TuneReportCallback()]).fit()
 
 

@@ -195,7 +195,9 @@ def _start_search(cluster: FakeCluster, tiny_data: dict, storage: Path, log: Pat
     """The smoke search on the tiny data set, joining ``cluster`` (RAY_ADDRESS), in a session of its own."""
     data = [f"dataset.{key}={value}" for key, value in dotted(tiny_data)]
     command = [sys.executable, str(REPO / "tune" / "run_search.py"), "--config", str(SMOKE),
-               "--storage", str(storage), "--set", *data, "wandb.enabled=false", *overrides]
+               "--storage", str(storage), "--set", *data, "wandb.enabled=false",
+               # The fake nodes' GPUs are labels: said explicitly, so trials train on the CPU with gloo.
+               "resources.fake_gpus=true", *overrides]
     # An explicit address never turns token auth on by itself (Ray 2.60): say so.
     env = {**os.environ, "RAY_ADDRESS": cluster.address, "RAY_AUTH_MODE": "token",
            "RAY_AUTH_TOKEN": cluster.env["RAY_AUTH_TOKEN"]}
