@@ -44,7 +44,7 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parent
@@ -148,6 +148,7 @@ def bare_rate(model_name: str, size: int, args: argparse.Namespace) -> float:
     from train.config import OptimConfig
 
     optim = OptimConfig(batch_size=args.batch)
+    benchmark_before = torch.backends.cudnn.benchmark  # a global flag: leave the loop runs as the loop sets it
     torch.backends.cudnn.benchmark = True
     device = torch.device("cuda")
     torch.manual_seed(0)
@@ -181,6 +182,7 @@ def bare_rate(model_name: str, size: int, args: argparse.Namespace) -> float:
         steps += 10
         torch.cuda.synchronize()
     rate = steps * args.batch / (time.perf_counter() - start)
+    torch.backends.cudnn.benchmark = benchmark_before
     del model, optimizer
     torch.cuda.empty_cache()
     return rate
