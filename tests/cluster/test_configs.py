@@ -4,12 +4,15 @@ same node types, pin the project's Ray and Python, and a broken node type fails 
 from __future__ import annotations
 
 import copy
+import os
+import re
 import subprocess
 import sys
 from importlib import metadata
 
 import pytest
 import ray
+import torch
 import yaml
 from ray.autoscaler._private.util import prepare_config, validate_config
 
@@ -79,7 +82,8 @@ def test_local_yaml_has_the_node_types_of_cluster_yaml():
 def test_cloud_configs_pin_the_projects_ray_and_python_and_install_from_the_lock_file(path):
     config = _load(path)
     py = f"py{sys.version_info.major}{sys.version_info.minor}"
-    assert config["docker"]["image"] == f"rayproject/ray:{ray.__version__}-{py}-gpu"
+    major, minor = _locked_cuda()
+    assert config["docker"]["image"] == f"rayproject/ray:{ray.__version__}-{py}-cu{major}{minor}"
     lock_ray = next(line.split("==")[1] for line in (REPO / "requirements.lock").read_text().splitlines()
                     if line.startswith("ray=="))
     assert lock_ray == ray.__version__ == metadata.version("ray")
@@ -89,6 +93,65 @@ def test_cloud_configs_pin_the_projects_ray_and_python_and_install_from_the_lock
     # Results and checkpoints go to storage every node mounts (NFS: EFS / Filestore at /mnt/shared).
     assert any("/mnt/shared" in command and "nfs" in command for command in config["initialization_commands"])
     assert "--volume=/mnt/shared:/mnt/shared" in config["docker"]["run_options"]
+
+
+# NVIDIA's minimum driver per CUDA major (CUDA release notes, "minor version compatibility"): any CUDA
+# 12.x runtime runs on driver >= 525, any 13.x on >= 580.
+MIN_DRIVER = {12: 525, 13: 580}
+
+
+def _locked_cuda() -> tuple[int, int]:
+    """(major, minor) of the CUDA runtime in requirements.lock, which the locked torch build links."""
+    version = next(line.split("==")[1] for line in (REPO / "requirements.lock").read_text().splitlines()
+                   if line.startswith("nvidia-cuda-runtime"))
+    major, minor = (int(part) for part in version.split(".")[:2])
+    if torch.version.cuda:  # the installed torch is the locked build
+        assert torch.version.cuda.split(".")[:2] == [str(major), str(minor)], torch.version.cuda
+    return major, minor
+
+
+def _driver_check(config: dict) -> str:
+    [command] = [c for c in config["initialization_commands"] if "--query-gpu=driver_version" in c]
+    return command
+
+
+@pytest.mark.parametrize("path", [AWS, GCP], ids=["cluster.yaml", "gcp.yaml"])
+def test_cloud_nodes_check_the_driver_the_locked_cuda_needs(path):
+    config = _load(path)
+    minimum = MIN_DRIVER[_locked_cuda()[0]]
+    assert f'-ge {minimum} ]' in _driver_check(config)
+    # Before the shared-storage mount: a node with the wrong driver stops before it does anything else.
+    commands = config["initialization_commands"]
+    assert commands.index(_driver_check(config)) < next(i for i, c in enumerate(commands) if "mount" in c)
+    for spec in config["available_node_types"].values():  # GCP image families name their driver branch
+        for disk in spec["node_config"].get("disks", []):
+            driver = re.search(r"-nvidia-(\d+)$", disk["initializeParams"]["sourceImage"])
+            assert driver and int(driver.group(1)) >= minimum, disk
+
+
+@pytest.mark.parametrize("driver, gpu, fails", [
+    ("570.172.08", True, True), ("580.65.06", True, False), ("595.91.07", True, False),
+    (None, True, True),  # an NVIDIA device but no driver loaded
+    ("535.261.03", False, False),  # no NVIDIA device (the CPU head): nothing to check
+])
+def test_the_driver_check_stops_a_gpu_node_with_one_line(tmp_path, driver, gpu, fails):
+    """The check exactly as the config has it, run by bash, with a fake nvidia-smi and PCI device tree."""
+    devices = tmp_path / "devices"
+    for name, vendor in (("0000:00:1e.0", "0x1d0f"), ("0000:00:1f.0", "0x10de" if gpu else "0x8086")):
+        (devices / name).mkdir(parents=True)
+        (devices / name / "vendor").write_text(vendor + "\n")
+    (tmp_path / "bin").mkdir()
+    smi = tmp_path / "bin" / "nvidia-smi"  # without a driver, nvidia-smi fails to reach it (exit 9)
+    smi.write_text(f"#!/bin/sh\necho {driver}\n" if driver else
+                   "#!/bin/sh\necho NVIDIA-SMI has failed because it could not communicate with the driver\nexit 9\n")
+    smi.chmod(0o755)
+    command = _driver_check(_load(AWS)).replace("/sys/bus/pci/devices", str(devices))
+    assert command == _driver_check(_load(GCP)).replace("/sys/bus/pci/devices", str(devices))
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True,
+                          env={**os.environ, "PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin"})
+    assert done.returncode == (1 if fails else 0), done.stderr
+    if fails:
+        assert done.stderr.count("\n") == 1 and ">= 580" in done.stderr and (driver or "none") in done.stderr
 
 
 def _broken(tmp_path, edit) -> str:
