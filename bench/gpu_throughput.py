@@ -93,7 +93,7 @@ def open_prepared(folder: Path, val_fraction: float):
     return PreparedData(train=ArraySet(images[:cut], labels[:cut], groups[:cut]),
                         val=ArraySet(images[cut:], labels[cut:], groups[cut:]),
                         class_names=[f"class{i:02d}" for i in range(CLASSES)],
-                        fingerprint=f"bench-{folder.name}", format="synthetic")
+                        fingerprint=f"bench-{folder.name}", format="synthetic", cache_key=folder.name)
 
 
 # -- the loop ----------------------------------------------------------------------------------------
