@@ -29,6 +29,7 @@ def test_evaluation(exp, run_evaluate: bool, scratch: Path) -> tuple[Optional[di
     from results.report_data import ExperimentError
     from train.data import DataError
     from train.loop import CHECKPOINT_FILE
+    from tune.storage import is_uri
 
     best = exp.best
     if not best.checkpoint:
@@ -52,7 +53,7 @@ def test_evaluation(exp, run_evaluate: bool, scratch: Path) -> tuple[Optional[di
                         "--no-evaluate reports without it)") from None
     result["checkpoint"] = best.checkpoint
     json_path, png_path = write_outputs(result, local)  # beside the checkpoint (a copy, for object storage)
-    if local != Path(best.checkpoint):
+    if is_uri(best.checkpoint):
         for path in (json_path, png_path):
             _upload(path, locations.join(best.checkpoint, path.name))
     return result, existing

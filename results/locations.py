@@ -56,9 +56,9 @@ def subfolders(location: str) -> list[str]:
 
 
 def local_copy(location: str, scratch: Path) -> Path:
-    """``location`` as a local path: itself when local, else a copy (file or folder) under ``scratch``."""
-    if not is_uri(location) or location.startswith("file://"):
-        return Path(_fs(location)[1])
+    """``location`` as a local path: itself when a plain path, else (any URI) a copy under ``scratch``."""
+    if not is_uri(location):
+        return Path(location)
     target = scratch / posixpath.basename(location.rstrip("/"))
     if is_file(location):
         target.write_bytes(read_bytes(location))
@@ -73,18 +73,19 @@ def resolve(experiment: str, recorded: Optional[str]) -> Optional[str]:
     """A trial or checkpoint path as summary.json records it, as a location under ``experiment``.
 
     Summaries store them relative to the experiment folder, so a copied or moved experiment still
-    resolves; older summaries hold absolute paths: those are kept while they exist, else re-rooted at
-    the experiment's current place (the part after the experiment's folder name).
+    resolves; older summaries hold absolute paths: those are re-rooted at the experiment's current place
+    (the part after the experiment's folder name) where that exists, else kept as recorded.
     """
     if not recorded:
         return None
     if not (is_uri(recorded) or os.path.isabs(recorded)):
         return join(experiment, *recorded.split("/"))
-    if kind(recorded) != pyarrow.fs.FileType.NotFound:
-        return recorded
+    # Absolute: the same path below the experiment's current place first (a copy must use its own files,
+    # not the original's), else the path as recorded.
     parts = recorded.rstrip("/").split("/")
     name = posixpath.basename(experiment.rstrip("/"))
     if name in parts:
-        below = parts[len(parts) - parts[::-1].index(name):]
-        return join(experiment, *below)
+        moved = join(experiment, *parts[len(parts) - parts[::-1].index(name):])
+        if kind(moved) != pyarrow.fs.FileType.NotFound:
+            return moved
     return recorded

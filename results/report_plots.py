@@ -115,7 +115,10 @@ def efficiency(exp: Experiment, baselines: list[Experiment], out: Path) -> Plot:
     full = len(exp.trials) * exp.max_epochs
     caption = (f"Best {exp.metric} found after each trial-epoch. This search trained {counts[-1] if counts else 0} "
                f"epochs, where {len(exp.trials)} trials run to max_epochs would have trained {full}.")
-    if not baselines:
+    if baselines:
+        caption += " Compared with: " + "; ".join(f"{o.name} ({o.describe()}, {len(o.trials)} trials)"
+                                                 for o in baselines) + "."
+    else:
         caption += (" No baseline was given: pass another experiment with --baseline (e.g. the same space with "
                     "--set searcher.algorithm=random budget.early_stopping=false) to compare.")
     return Plot("efficiency.png", "Search efficiency", caption)
