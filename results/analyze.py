@@ -55,16 +55,8 @@ def test_evaluation(exp, run_evaluate: bool, scratch: Path) -> tuple[Optional[di
     json_path, png_path = write_outputs(result, local)  # beside the checkpoint (a copy, for object storage)
     if is_uri(best.checkpoint):
         for path in (json_path, png_path):
-            _upload(path, locations.join(best.checkpoint, path.name))
+            locations.write_bytes(locations.join(best.checkpoint, path.name), path.read_bytes())
     return result, existing
-
-
-def _upload(path: Path, location: str) -> None:
-    import pyarrow.fs
-
-    fs, target = pyarrow.fs.FileSystem.from_uri(location)
-    with fs.open_output_stream(target) as stream:
-        stream.write(path.read_bytes())
 
 
 def _facts(exp, evaluation, study_source: str) -> list[tuple[str, str]]:
@@ -142,7 +134,7 @@ def build(args: argparse.Namespace, scratch: Path) -> tuple[str, list[str]]:
     html_path = str(out / "report.html")
     if remote:
         for path in sorted(out.iterdir()):
-            _upload(path, exp.child("report", path.name))
+            locations.write_bytes(exp.child("report", path.name), path.read_bytes())
         html_path = exp.child("report", "report.html")
     lines = [f"{exp.name}: top {len(rows)} of {len(exp.trials)} trials by {exp.metric} ({exp.mode})",
              terminal_table(columns, rows)]

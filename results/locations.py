@@ -48,11 +48,12 @@ def read_text(location: str) -> str:
     return read_bytes(location).decode()
 
 
-def subfolders(location: str) -> list[str]:
-    """Names of the folders directly inside ``location``, sorted."""
+def write_bytes(location: str, data: bytes) -> None:
+    """Write a whole file (its folder made first; one PUT on object stores, so never half a file there)."""
     fs, path = _fs(location)
-    infos = fs.get_file_info(pyarrow.fs.FileSelector(path, allow_not_found=True))
-    return sorted(info.base_name for info in infos if info.type == pyarrow.fs.FileType.Directory)
+    fs.create_dir(posixpath.dirname(path), recursive=True)
+    with fs.open_output_stream(path) as stream:
+        stream.write(data)
 
 
 def local_copy(location: str, scratch: Path) -> Path:
@@ -64,6 +65,7 @@ def local_copy(location: str, scratch: Path) -> Path:
         target.write_bytes(read_bytes(location))
     else:
         fs, path = _fs(location)
+        target.mkdir(parents=True)  # copy_files writes files into it, it does not make the folder
         pyarrow.fs.copy_files(path, str(target), source_filesystem=fs,
                               destination_filesystem=pyarrow.fs.LocalFileSystem())
     return target

@@ -71,7 +71,8 @@ _STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1200px;
        padding: 0 1em; color: #222; }
 h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 1.8em; border-bottom: 1px solid #ddd; }
-table { border-collapse: collapse; font-size: 0.85em; } td, th { padding: 3px 8px; border: 1px solid #ddd; }
+table { border-collapse: collapse; font-size: 0.85em; } td, th { padding: 3px 8px; border: 1px solid #ddd; white-space: nowrap; }
+.scroll { overflow-x: auto; }
 th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr:first-child td { font-weight: 600; }
 figure { margin: 0; } img { max-width: 100%; height: auto; border: 1px solid #eee; }
@@ -93,14 +94,14 @@ def to_html(report: Report, folder: Path) -> str:
            f"<title>{esc(report.title)}</title><style>{_STYLE}</style></head><body>",
            f"<h1>{esc(report.title)}</h1>", '<ul class="facts">']
     out += [f"<li><b>{esc(label)}</b>: {esc(value)}</li>" for label, value in report.facts]
-    out += ["</ul>", f"<h2>Leaderboard (top {len(report.rows)})</h2>", "<table><thead><tr>"]
+    out += ["</ul>", f"<h2>Leaderboard (top {len(report.rows)})</h2>", '<div class="scroll"><table><thead><tr>']
     out += [f"<th>{esc(c)}</th>" for c in report.columns]
     out += ["</tr></thead><tbody>"]
     for row in report.rows:
         cells = "".join(f'<td class="num">{esc(cell(v))}</td>' if isinstance(v, (int, float)) and not isinstance(v, bool)
                         else f"<td>{esc(cell(v))}</td>" for v in row)
         out.append(f"<tr>{cells}</tr>")
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     for figure in report.figures:
         out.append(f"<h2>{esc(figure.title)}</h2>")
         if isinstance(figure, Plot):
