@@ -7,13 +7,13 @@ Like the search's trial runs, it goes online when ``WANDB_API_KEY`` is set and i
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Optional
 
 from results.report_data import Experiment
 from results.report_plots import Figure, Plot
 from tune.storage import Experiment as Storage
+from tune.wandb_logging import wandb_mode
 
 
 def enabled(exp: Experiment) -> bool:
@@ -34,7 +34,7 @@ def log_report(exp: Experiment, columns: list[str], rows: list[list[Any]], figur
     import wandb
 
     settings = exp.search.get("wandb") or {}
-    mode = os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
+    mode = wandb_mode()  # as the search's trial runs: offline without WANDB_API_KEY
     local = Storage.at(exp.location).local_dir()  # where the search wrote its trial runs
     local.mkdir(parents=True, exist_ok=True)
     best = exp.best
@@ -42,7 +42,9 @@ def log_report(exp: Experiment, columns: list[str], rows: list[list[Any]], figur
                      group=exp.name, job_type="report", name=f"{exp.name}-report", dir=str(local), mode=mode,
                      config={"experiment": exp.location, "metric": exp.metric, "mode": exp.mode,
                              "num_trials": len(exp.trials), "best_trial": best.trial_id},
-                     reinit="create_new")
+                     reinit="create_new",
+                     settings=wandb.Settings(silent=True, console="off", x_disable_stats=True, save_code=False,
+                                             disable_git=True, x_save_requirements=False))
     try:
         by_column = [_column([row[i] for row in rows]) for i in range(len(columns))]
         table = wandb.Table(columns=columns, data=[list(values) for values in zip(*by_column)])

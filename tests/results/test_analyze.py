@@ -9,12 +9,15 @@ import re
 import shutil
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
+import optuna
 import pytest
 
 from results import analyze
-from tests.conftest import REPO
+from tests.conftest import REPO, free_port
 from tests.results.searched import BUDGET, tiny_search
 from tests.tune.wandb_records import read_offline_run
 
@@ -162,3 +165,52 @@ def test_a_missing_best_checkpoint_is_one_line(experiment, tmp_path, capsys):
         f"error: {moved}: the best trial's checkpoint {moved / relative} is missing (no state.pt); "
         "--no-evaluate reports without the test split")
     assert not (moved / "report").exists()
+
+
+def _get(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_study_db_is_the_search_in_optuna_and_optuna_dashboard(experiment, tmp_path):
+    summary = json.loads((experiment / "summary.json").read_text())
+    # A copy: optuna-dashboard may add its own tables; the experiment stays as the search left it.
+    database = tmp_path / "study.db"
+    shutil.copy(experiment / "study.db", database)
+    study = optuna.load_study(study_name=experiment.name, storage=f"sqlite:///{database}")
+    by_trial = {t.user_attrs["ray_trial_id"]: t for t in study.trials}
+    assert sorted(by_trial) == sorted(t["trial_id"] for t in summary["trials"])
+    for trial in summary["trials"]:
+        frozen = by_trial[trial["trial_id"]]
+        assert frozen.state.name == ("COMPLETE" if trial["epochs"] == BUDGET["max_epochs"] else "PRUNED")
+        assert sorted(frozen.intermediate_values) == list(range(1, trial["epochs"] + 1))
+        assert frozen.intermediate_values[trial["epochs"]] == pytest.approx(trial["metrics"]["val_acc"])
+        assert frozen.params == pytest.approx(trial["params"])
+
+    port = free_port()
+    log = tmp_path / "dashboard.log"
+    dashboard = subprocess.Popen([str(Path(sys.executable).with_name("optuna-dashboard")), f"sqlite:///{database}",
+                                  "--host", "127.0.0.1", "--port", str(port)],
+                                 stdout=log.open("w"), stderr=subprocess.STDOUT)
+    try:
+        deadline, studies = time.monotonic() + 60, None
+        while studies is None and time.monotonic() < deadline and dashboard.poll() is None:
+            try:  # the server is up once it answers; until then the connection is refused
+                studies = _get(f"http://127.0.0.1:{port}/api/studies")["study_summaries"]
+            except OSError:
+                time.sleep(0.2)
+        assert studies is not None, log.read_text()[-3000:]
+        assert [s["study_name"] for s in studies] == [experiment.name]
+        assert studies[0]["directions"] == ["maximize"]
+        detail = _get(f"http://127.0.0.1:{port}/api/studies/{studies[0]['study_id']}")
+        served = {next(a["value"] for a in t["user_attrs"] if a["key"] == "ray_trial_id"): t for t in detail["trials"]}
+        for trial in summary["trials"]:
+            assert served[trial["trial_id"]]["state"] == by_trial[trial["trial_id"]].state.name.capitalize()
+            assert len(served[trial["trial_id"]]["intermediate_values"]) == trial["epochs"]
+    finally:
+        dashboard.terminate()  # by its own pid
+        try:
+            dashboard.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            dashboard.kill()
+            dashboard.wait(timeout=10)
