@@ -159,6 +159,11 @@ def importance(view: StudyView, exp: Experiment, out: Path) -> Figure:
     left_out = sorted(set().union(*(t.params for t in trials)) - everywhere)
     if not everywhere:
         return Skipped(title, "no parameter was sampled in every trial (fANOVA needs one)")
+    # fANOVA divides by the variance: with none (in the metric, or in every parameter) it has nothing to split.
+    if len({t.value for t in trials}) < 2:
+        return Skipped(title, f"every trial has the same {exp.metric}: no variance to attribute")
+    if all(len({repr(t.params[key]) for t in trials}) < 2 for key in everywhere):
+        return Skipped(title, "no parameter took two different values")
     _optuna_plot(lambda: plot_param_importances(view.study, evaluator=FanovaImportanceEvaluator(seed=0),
                                                 target_name=exp.metric),
                  out, "importance.png", f"fANOVA importance for {exp.metric} over {_pruned_note(view, exp.metric)}",
