@@ -99,7 +99,8 @@ def report(labels: np.ndarray, predicted: np.ndarray, class_names: list[str]) ->
         "images": int(len(labels)),
         "accuracy": float((labels == predicted).mean()) if len(labels) else None,
         "per_class_accuracy": per_class,
-        "top_confusions": [{"true": t, "predicted": p, "count": n} for n, t, p in sorted(off_diagonal, reverse=True)[:10]],
+        "top_confusions": [{"true": t, "predicted": p, "count": n}
+                           for n, t, p in sorted(off_diagonal, reverse=True)[:10]],
         "confusion_matrix": confusion.tolist(),
         "class_names": class_names,
     }

@@ -151,10 +151,12 @@ def _read_json(location: str) -> dict[str, Any]:
 
 
 def _trial(experiment: str, entry: dict[str, Any], metric: str) -> Trial:
-    trial_dir = locations.resolve(experiment, entry.get("path")) or locations.join(experiment, f"trial_{entry['trial_id']}")
-    trial = Trial(trial_id=entry["trial_id"], status=entry.get("status", "TERMINATED"), params=entry.get("params") or {},
-                  epochs=int(entry.get("epochs") or 0), value=(entry.get("metrics") or {}).get(metric),
-                  error=entry.get("error"), checkpoint=locations.resolve(experiment, entry.get("checkpoint")))
+    trial_dir = (locations.resolve(experiment, entry.get("path"))
+                 or locations.join(experiment, f"trial_{entry['trial_id']}"))
+    trial = Trial(trial_id=entry["trial_id"], status=entry.get("status", "TERMINATED"),
+                  params=entry.get("params") or {}, epochs=int(entry.get("epochs") or 0),
+                  value=(entry.get("metrics") or {}).get(metric), error=entry.get("error"),
+                  checkpoint=locations.resolve(experiment, entry.get("checkpoint")))
     rows = result_rows(locations.join(trial_dir, "result.json"), metric)
     if rows:
         # Tune's timestamp is whole seconds: pin the trial's start as tightly as its rows allow (as

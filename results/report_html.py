@@ -43,6 +43,10 @@ def terminal_table(columns: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _md_escape(text: str) -> str:
     return text.replace("|", "\\|")
 
@@ -71,7 +75,8 @@ _STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1200px;
        padding: 0 1em; color: #222; }
 h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 1.8em; border-bottom: 1px solid #ddd; }
-table { border-collapse: collapse; font-size: 0.85em; } td, th { padding: 3px 8px; border: 1px solid #ddd; white-space: nowrap; }
+table { border-collapse: collapse; font-size: 0.85em; }
+td, th { padding: 3px 8px; border: 1px solid #ddd; white-space: nowrap; }
 .scroll { overflow-x: auto; }
 th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr:first-child td { font-weight: 600; }
@@ -98,8 +103,8 @@ def to_html(report: Report, folder: Path) -> str:
     out += [f"<th>{esc(c)}</th>" for c in report.columns]
     out += ["</tr></thead><tbody>"]
     for row in report.rows:
-        cells = "".join(f'<td class="num">{esc(cell(v))}</td>' if isinstance(v, (int, float)) and not isinstance(v, bool)
-                        else f"<td>{esc(cell(v))}</td>" for v in row)
+        cells = "".join(f'<td class="num">{esc(cell(v))}</td>' if _number(v) else f"<td>{esc(cell(v))}</td>"
+                        for v in row)
         out.append(f"<tr>{cells}</tr>")
     out.append("</tbody></table></div>")
     for figure in report.figures:

@@ -61,8 +61,8 @@ def test_report_of_a_moved_experiment_read_through_a_uri(experiment, tmp_path):
 
     # report.html stands alone: every plot embedded (the very bytes of its PNG), nothing linked.
     page = (report / "report.html").read_text()
-    embedded = dict((file, data) for data, file in
-                    re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)" alt="[^"]*" data-file="([^"]+)"', page))
+    images = r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)" alt="[^"]*" data-file="([^"]+)"'
+    embedded = {file: data for data, file in re.findall(images, page)}
     assert sorted(embedded) == sorted(f"{name}.png" for name in PLOTS)
     for file, data in embedded.items():
         assert base64.b64decode(data) == (report / file).read_bytes(), file
@@ -73,7 +73,8 @@ def test_report_of_a_moved_experiment_read_through_a_uri(experiment, tmp_path):
 
     # The leaderboard: every trial (4 < 10), best first, with its epochs, status and sampled parameters.
     expected = [t["trial_id"] for t in sorted(summary["trials"], key=lambda t: -t["metrics"]["val_acc"])]
-    header = next(i for i, line in enumerate(lines) if line.split()[:5] == ["rank", "trial", "val_acc", "epochs", "status"])
+    columns = ["rank", "trial", "val_acc", "epochs", "status"]
+    header = next(i for i, line in enumerate(lines) if line.split()[:5] == columns)
     assert all(key in lines[header] for key in summary["trials"][0]["params"])
     rows = [line.split() for line in lines[header + 2:header + 2 + len(expected)]]
     assert [row[1] for row in rows] == expected
