@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 
-def test_evaluation(exp, run_evaluate: bool, scratch: Path) -> tuple[Optional[dict[str, Any]], str]:
+def best_test_evaluation(exp, run_evaluate: bool, scratch: Path) -> tuple[Optional[dict[str, Any]], str]:
     """(the best trial's test evaluation or None, where it came from / how to make it)."""
     from results import locations
     from results.report_data import ExperimentError
@@ -111,7 +111,7 @@ def build(args: argparse.Namespace, scratch: Path) -> tuple[str, list[str]]:
     for other in baselines:
         if other.metric != exp.metric:
             raise ExperimentError(f"--baseline {other.location}: it searched for {other.metric}, not {exp.metric}")
-    evaluation, evaluation_source = test_evaluation(exp, not args.no_evaluate, scratch)
+    evaluation, evaluation_source = best_test_evaluation(exp, not args.no_evaluate, scratch)
     study, study_source = load_study(exp, scratch)
     view = with_pruned_as_complete(study)
 
