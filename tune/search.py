@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import datetime
 from functools import partial
@@ -12,13 +11,13 @@ import ray
 import yaml
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
-from ray.tune.search.optuna import OptunaSearch
 
 from train.cache import prepare
 from train.config import ConfigError
 from train.connect import RayConnection
 from tune.cluster import cluster_capacity
-from tune.space import SearchFile, define_by_run
+from tune.searcher import StudySearcher, study_url
+from tune.space import SearchFile
 from tune.storage import Experiment, experiments, normalise, read_text
 from tune.summary import write_summary
 from tune.trial import max_concurrent_trials, run_trial, trial_resources
@@ -41,30 +40,25 @@ def find_experiment(storage: str, search: SearchFile, resume: Optional[str]) -> 
     return earlier[-1]
 
 
-def _searcher(search: SearchFile) -> OptunaSearch:
-    import optuna
-
-    settings = search.searcher
-    if settings.algorithm == "random":
-        sampler = optuna.samplers.RandomSampler(seed=settings.seed)
-    else:
-        sampler = optuna.samplers.TPESampler(seed=settings.seed, n_startup_trials=settings.startup_trials)
-    points = [{key.replace(".", "/"): value for key, value in point.items()} for point in settings.warm_start]
-    return OptunaSearch(space=define_by_run(search.space), metric=search.metric, mode=search.mode,
-                        sampler=sampler, points_to_evaluate=points or None)
+def _searcher(search: SearchFile, experiment: Experiment, concurrency: int) -> StudySearcher:
+    """Optuna over the study in study.db (contract B); created here, so the dashboard has it from the start."""
+    folder = experiment.local_dir()  # SQLite needs a local file: for s3:// storage, ./runs/<name>
+    folder.mkdir(parents=True, exist_ok=True)
+    searcher = StudySearcher(search.space, search.searcher, metric=search.metric, mode=search.mode,
+                             max_epochs=search.budget.max_epochs, storage_url=study_url(folder),
+                             study_name=experiment.name, concurrency=concurrency)
+    searcher.study  # noqa: B018 - creates study.db and enqueues the warm-start points now
+    return searcher
 
 
 def _callbacks(search: SearchFile, experiment: Experiment) -> list:
     if not search.wandb.enabled:
         return []
-    from ray.air.integrations.wandb import WandbLoggerCallback
+    from tune.wandb_logging import WandbTrialLogger
 
-    # Without a key in the environment, runs are written locally; `wandb sync` uploads them later.
-    if not os.environ.get("WANDB_API_KEY"):
-        os.environ.setdefault("WANDB_MODE", "offline")
-    # The mode also goes to wandb.init in the logging actors, which do not see this process's environment.
-    return [WandbLoggerCallback(project=search.wandb.project, entity=search.wandb.entity, group=experiment.name,
-                                mode=os.environ.get("WANDB_MODE", "online"), dir=str(experiment.local_dir()))]
+    # One run per trial, all from this process (one W&B service); offline without WANDB_API_KEY.
+    return [WandbTrialLogger(project=search.wandb.project, entity=search.wandb.entity, group=experiment.name,
+                             directory=experiment.local_dir())]
 
 
 def _trainable(search: SearchFile, experiment: Experiment, data_key: str):
@@ -90,6 +84,7 @@ def _trial_dirname(trial) -> str:
 
 def build_tuner(search: SearchFile, experiment: Experiment, resume: bool, data_key: str) -> tune.Tuner:
     trainable = _trainable(search, experiment, data_key)
+    print(f"Optuna study: optuna-dashboard {study_url(experiment.local_dir())}", flush=True)
     if resume:
         return tune.Tuner.restore(experiment.uri, trainable=trainable, resume_unfinished=True, resume_errored=True)
     base = search.trial_config({})
@@ -99,10 +94,11 @@ def build_tuner(search: SearchFile, experiment: Experiment, resume: bool, data_k
     concurrency = max_concurrent_trials(base.workers, search.resources.max_concurrent_trials, capacity)
     print(f"max concurrent trials: {concurrency} ({search.resources.max_concurrent_trials}; "
           f"{capacity.describe()})", flush=True)
+    searcher = _searcher(search, experiment, concurrency)
     return tune.Tuner(
         trainable,
         param_space=base.to_dict(),
-        tune_config=tune.TuneConfig(search_alg=_searcher(search), scheduler=scheduler,
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
                                     num_samples=search.budget.num_samples, max_concurrent_trials=concurrency,
                                     # A reused trial process has torch/timm imported already: ~5 s less
                                     # start-up per trial, which ASHA would otherwise pay on every trial.

@@ -134,15 +134,31 @@ class Resources(BaseModel):
 
 
 class Searcher(BaseModel):
+    """Optuna's sampler and its settings (tune/searcher.py); the study is kept in <experiment>/study.db."""
+
     model_config = _STRICT
     seed: int = 0
-    """Seed of the TPE sampler (and of random search)."""
+    """Seed of the TPE sampler (and of random search); a resumed search continues from seed + trials so far."""
     startup_trials: int = Field(4, ge=1)
     """Random trials before TPE starts modelling."""
     algorithm: Literal["tpe", "random"] = "tpe"
     """tpe: Optuna TPE; random: Optuna's random sampler (the baseline)."""
     warm_start: list[dict[str, Scalar]] = []
     """Points to evaluate first, keyed like the space (e.g. {optim.lr: 0.001})."""
+    multivariate: bool = True
+    """TPE models the parameters jointly (one density over all of them) instead of one at a time."""
+    group: Union[bool, Literal["auto"]] = "auto"
+    """TPE models each set of parameters that are sampled together separately (needs multivariate);
+    "auto": on when the space has `when` conditions, whose parameters are absent from some trials."""
+    constant_liar: Union[bool, Literal["auto"]] = "auto"
+    """TPE counts running trials as bad ones when it proposes, so trials started together differ;
+    "auto": on when more than one trial runs at a time."""
+
+    @model_validator(mode="after")
+    def _group_needs_multivariate(self):
+        if self.group is True and not self.multivariate:
+            raise ValueError("group: true needs multivariate: true")
+        return self
 
 
 class Wandb(BaseModel):
@@ -205,19 +221,20 @@ class SearchFile(BaseModel):
 class define_by_run:  # noqa: N801 - used like a function; a class so the searcher state pickles
     """An Optuna define-by-run function sampling ``space`` in file order, honouring ``when``.
 
-    Parameter names use "/" for nesting, which Ray's OptunaSearch unflattens into nested dicts that
-    Tune merges over the base config.
+    Optuna parameter names are the dotted config keys ("optim.lr"); the call returns what was sampled,
+    keyed the same way (a parameter whose condition does not hold is absent).
     """
 
     def __init__(self, space: dict[str, Param]):
         self.space = space
 
-    def __call__(self, trial) -> None:
+    def __call__(self, trial) -> dict[str, Any]:
         chosen: dict[str, Any] = {}
         for key, param in self.space.items():
             if param.when and not all(_matches(chosen.get(other), want) for other, want in param.when.items()):
                 continue
-            chosen[key] = param.suggest(trial, key.replace(".", "/"))
+            chosen[key] = param.suggest(trial, key)
+        return chosen
 
 
 def _matches(value: Any, want: Union[Scalar, list[Scalar]]) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import optuna
 import pytest
 import yaml
 
@@ -149,18 +149,19 @@ def test_interrupted_search_resumes_without_rerunning_finished_trials(tiny_data,
     assert summary["num_errors"] == 0
     for name, text in before.items():  # finished trials were kept, not trained again
         assert (experiment / name / "result.json").read_text() == text
-    # The Optuna study came back whole: trials proposed after the resume were sampled with the
-    # earlier trials in TPE's history, and all of them are in the final searcher state.
-    state_file = sorted(experiment.glob("searcher-state-*.pkl"))[-1]  # named by session start: the resumed one
-    with state_file.open("rb") as handle:
-        searcher = pickle.load(handle)
-    study = searcher["_ot_study"]
-    completed = [t for t in study.trials if t.state.name == "COMPLETE"]
-    # One continuous study: numbering did not restart at the resume (a lost study would hold only
-    # the post-resume trials, numbered from 0), and the pre-interrupt results are in it.
-    assert sorted(t.number for t in completed) == list(range(summary["num_trials"]))
-    values = sorted(round(t.value, 6) for t in completed)
-    assert values == sorted(round(t["metrics"]["val_acc"], 6) for t in summary["trials"])
+    # The Optuna study came back whole: the resumed search reattached to study.db, so trials proposed
+    # after the resume were sampled with the earlier trials in TPE's history.
+    study = optuna.load_study(study_name=experiment.name, storage=f"sqlite:///{experiment / 'study.db'}")
+    finished = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
+    by_id = {t["trial_id"]: t for t in summary["trials"]}
+    # One continuous study: every Tune trial is one Optuna trial, numbering did not restart at the resume
+    # (a lost study would hold only the post-resume trials), and the pre-interrupt results are in it.
+    assert sorted(t.user_attrs["ray_trial_id"] for t in finished) == sorted(by_id)
+    assert all(t.number < len(study.trials) for t in finished) and len(study.trials) >= summary["num_trials"]
+    for t in finished:
+        trial = by_id[t.user_attrs["ray_trial_id"]]
+        assert t.value == pytest.approx(trial["metrics"]["val_acc"])
+        assert sorted(t.intermediate_values) == list(range(1, trial["epochs"] + 1))
 
 
 @pytest.mark.timeout(400)

@@ -28,8 +28,9 @@ def test_shipped_space_loads_and_samples(path):
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(20):  # each sample must be a valid trial config
         trial = study.ask()
-        define_by_run(search.space)(trial)
-        search.trial_config({key.replace("/", "."): value for key, value in trial.params.items()})
+        sampled = define_by_run(search.space)(trial)
+        assert sampled == trial.params  # Optuna's parameter names are the dotted config keys
+        search.trial_config(sampled)
         study.tell(trial, 0.5)
 
 
@@ -48,10 +49,10 @@ def test_conditional_parameter_only_when_condition_holds():
         trial = study.ask()
         define_by_run(search.space)(trial)
         params = trial.params
-        frozen = params.get("model/freeze_backbone") is True
-        assert ("model/unfreeze_epoch" in params) == frozen
-        if "model/freeze_backbone" in params:
-            assert params["model/pretrained"] is True
+        frozen = params.get("model.freeze_backbone") is True
+        assert ("model.unfreeze_epoch" in params) == frozen
+        if "model.freeze_backbone" in params:
+            assert params["model.pretrained"] is True
         seen_frozen |= frozen
         seen_unfrozen |= not frozen
         study.tell(trial, 0.0)
