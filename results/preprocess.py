@@ -28,6 +28,9 @@ RESAMPLING = {"bilinear": Image.Resampling.BILINEAR}
 # Errors Pillow raises for unreadable, truncated or corrupt data (as train.data.IMAGE_ERRORS).
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error)
 
+IMAGE_EXTENSIONS = (".ppm", ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+"""File name endings taken as images when a folder is given (as train.data.IMAGE_EXTENSIONS)."""
+
 DEFAULT_MAX_PIXELS = 40_000_000
 """Largest decoded image accepted, width x height (a 40 MP photo decodes to ~120 MB of RGB)."""
 
@@ -84,8 +87,8 @@ class Preprocessing:
         except Image.DecompressionBombError as error:
             raise ImageRejected(f"{name}: {error}", 413) from None
         except DECODE_ERRORS:
-            raise ImageRejected(f"{name}: not an image Pillow can read "
-                                f"(send PNG, JPEG, PPM, BMP, GIF, TIFF or WebP)") from None
+            raise ImageRejected(f"{name}: not an image (Pillow cannot identify it; PNG, JPEG, PPM, BMP, GIF, "
+                                f"TIFF and WebP are read)") from None
         with image:
             pixels = image.width * image.height
             if pixels > max_pixels:
