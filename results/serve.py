@@ -101,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         options = options_from(args)
         spec = load_model_dir(Path(options.model_dir))
         OnnxClassifier(spec, threads=1)  # a broken model.onnx stops here, not in every replica
+        if args.address == "local":  # a private Ray, so this run starts Serve: a taken port stops it before Ray starts
+            check_port_free(args.host, args.port)
     except (ValueError, ModelDirError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -117,8 +119,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         dashboard = RayConnection(address=args.address, num_cpus=args.num_cpus).connect()
-        serve_was_running = bool(serve.status().proxies or serve.status().applications)
-        if not serve_was_running:
+        status = serve.status()
+        serve_was_running = bool(status.proxies or status.applications)
+        if not serve_was_running and args.address != "local":
             check_port_free(args.host, args.port)
     except (ConfigError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
