@@ -44,6 +44,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-bytes", type=int, default=5 * 2**20, help="largest encoded image accepted (bytes)")
     parser.add_argument("--max-pixels", type=int, default=40_000_000, help="largest decoded image accepted (w x h)")
     parser.add_argument("--top-k", type=int, default=5, help="classes returned when a request gives no ?top_k=")
+    parser.add_argument("--access-log", action="store_true", help="log every request (Serve's access log)")
     parser.add_argument("--name", default="signsearch", help="Serve application name")
     parser.add_argument("--address", help="Ray to use: a cluster address, or 'local' to always start one here")
     parser.add_argument("--num-cpus", type=int, help="CPUs of a Ray started here (default: all)")
@@ -64,7 +65,8 @@ def options_from(args: argparse.Namespace):
                             min_replicas=args.min_replicas, max_replicas=args.max_replicas,
                             max_batch_size=args.max_batch_size, batch_wait_ms=args.batch_wait_ms,
                             cpus_per_replica=args.cpus_per_replica, threads_per_replica=args.threads_per_replica,
-                            max_bytes=args.max_bytes, max_pixels=args.max_pixels, top_k=args.top_k)
+                            max_bytes=args.max_bytes, max_pixels=args.max_pixels, top_k=args.top_k,
+                            access_log=args.access_log)
     except pydantic.ValidationError as error:
         first = error.errors()[0]
         flag = "--" + str(first["loc"][0]).replace("_", "-")
@@ -130,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     url = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}"
     try:
         # HeadOnly: one proxy, on the node this runs on (the head, or the only node), at the URL printed below.
-        serve.start(proxy_location="HeadOnly", http_options={"host": args.host, "port": args.port})
+        serve.start(proxy_location="HeadOnly", http_options={"host": args.host, "port": args.port},
+                    logging_config={"enable_access_log": options.access_log})
         serve.run(build(options), name=args.name, route_prefix="/")
         if wait_until_answering(url, READY_TIMEOUT_S) is None:
             print(f"error: the application is deployed but {url}/healthz does not answer (a Serve already running "

@@ -70,12 +70,15 @@ class ServeOptions(BaseModel):
     """Largest image accepted, width x height of the decoded image (413 above it)."""
     top_k: int = Field(5, ge=1)
     """Classes returned per image when the request gives no ?top_k=."""
+    access_log: bool = False
+    """Serve's access log: one line per request from the proxy and the replica (console and Ray's log files)."""
 
     def deployment_options(self) -> dict[str, Any]:
         """@serve.deployment options: replicas or autoscaling, CPUs, and enough ongoing requests to fill batches."""
         options: dict[str, Any] = {"ray_actor_options": {"num_cpus": self.cpus_per_replica},
                                    # a full batch in flight plus the next one filling up
-                                   "max_ongoing_requests": max(2 * self.max_batch_size, 8)}
+                                   "max_ongoing_requests": max(2 * self.max_batch_size, 8),
+                                   "logging_config": {"enable_access_log": self.access_log}}
         if self.replicas == "auto":
             options["autoscaling_config"] = {"min_replicas": self.min_replicas, "max_replicas": self.max_replicas,
                                              "target_ongoing_requests": max(1, self.max_batch_size)}
