@@ -134,7 +134,8 @@ def start_server(model_dir: Path, log: Path, port: int, batch: int, args: argpar
     command = [sys.executable, str(SERVE), str(model_dir), "--address", "local", "--port", str(port),
                "--max-batch-size", str(batch), "--batch-wait-ms", str(args.batch_wait_ms),
                "--replicas", str(args.replicas), "--cpus-per-replica", str(args.cpus_per_replica),
-               "--threads-per-replica", str(args.threads_per_replica), *(["--access-log"] if args.access_log else [])]
+               "--threads-per-replica", str(args.threads_per_replica),
+               *(["--access-log"] if args.access_log else [])]
     proc = subprocess.Popen(command, cwd=REPO, stdout=log.open("w"), stderr=subprocess.STDOUT,
                             start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + START_TIMEOUT_S

@@ -69,6 +69,8 @@ def options_from(args: argparse.Namespace):
                             access_log=args.access_log)
     except pydantic.ValidationError as error:
         first = error.errors()[0]
+        if not first["loc"]:  # a check across fields
+            raise ValueError(first["msg"].removeprefix("Value error, ")) from None
         flag = "--" + str(first["loc"][0]).replace("_", "-")
         raise ValueError(f"{flag}: got {first.get('input')!r}, {first['msg']}") from None
 

@@ -25,13 +25,13 @@ import asyncio
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ray import serve
 from starlette.exceptions import HTTPException
 
@@ -50,7 +50,7 @@ class ServeOptions(BaseModel):
 
     model_dir: str
     """Exported model folder (results/export.py), readable at this path wherever a replica runs."""
-    replicas: Union[int, Literal["auto"]] = Field(1)
+    replicas: Union[Annotated[int, Field(ge=1)], Literal["auto"]] = 1
     """Replica count, or "auto": Serve autoscales between min_replicas and max_replicas on ongoing requests."""
     min_replicas: int = Field(1, ge=0)
     """Autoscaling floor (replicas=auto)."""
@@ -72,6 +72,12 @@ class ServeOptions(BaseModel):
     """Classes returned per image when the request gives no ?top_k=."""
     access_log: bool = False
     """Serve's access log: one line per request from the proxy and the replica (console and Ray's log files)."""
+
+    @model_validator(mode="after")
+    def _replica_range(self) -> "ServeOptions":
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"min_replicas ({self.min_replicas}) is above max_replicas ({self.max_replicas})")
+        return self
 
     def deployment_options(self) -> dict[str, Any]:
         """@serve.deployment options: replicas or autoscaling, CPUs, and enough ongoing requests to fill batches."""
@@ -99,6 +105,13 @@ async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
     """404 / 405 (and any other HTTP error) as JSON naming the request and the routes that exist."""
     return _error(exc.status_code, f"{request.method} {request.url.path}: {exc.detail} (routes: {ROUTES})",
                   getattr(exc, "headers", None))
+
+
+@api.exception_handler(Exception)
+async def _fault(request: Request, exc: Exception) -> JSONResponse:
+    """A fault of the server (not of the request): 500, still JSON."""
+    detail = " ".join(str(exc).split())[:300]
+    return _error(500, f"{request.method} {request.url.path}: internal error ({type(exc).__name__}: {detail})")
 
 
 @api.exception_handler(RequestValidationError)
