@@ -12,7 +12,8 @@ Measured on one machine, printed as a table, a verdict per target and, last, one
   p50/p99 latency; the replica's own counters (``GET /stats``) give the mean batch size.
 
 Targets: at 32 clients, batched >= 2x unbatched throughput, and batched >= 0.5x the in-process onnxruntime
-throughput; p99 latency at 8 clients is reported.
+throughput; p99 latency at 8 clients is reported. The batched server's ``GET /healthz`` rate at 32 clients is
+measured too: Serve's own per-request cost (proxy, actor call, ASGI) with no model work, the ceiling for both.
 
     python bench/serve_load.py [--model mobilenetv3_large_100] [--image-size 48] [--classes 43]
                                [--model-dir DIR] [--seconds 10] [--clients 1 8 32] [--replicas 1] [--keep]
@@ -158,8 +159,10 @@ def stop_server(proc: subprocess.Popen) -> None:
             proc.wait(timeout=30)
 
 
-async def load(url: str, pool: list[bytes], clients: int, seconds: float, max_requests: int) -> dict[str, Any]:
-    """Closed loop: ``clients`` clients each send one request after another until time or requests run out."""
+async def load(url: str, pool: list[bytes], clients: int, seconds: float, max_requests: int,
+               route: str = "/predict") -> dict[str, Any]:
+    """Closed loop: ``clients`` clients each send one request after another until time or requests run out.
+    ``route`` /predict POSTs the images; /healthz GETs (Serve's own per-request cost, no model work)."""
     import aiohttp
 
     latencies: list[float] = []
@@ -173,8 +176,11 @@ async def load(url: str, pool: list[bytes], clients: int, seconds: float, max_re
         while time.perf_counter() < deadline and sent < max_requests:
             sent += 1
             started = time.perf_counter()
-            async with session.post(f"{url}/predict", data=pool[i % len(pool)],
-                                    headers={"Content-Type": "image/png"}) as response:
+            if route == "/predict":
+                call = session.post(f"{url}/predict", data=pool[i % len(pool)], headers={"Content-Type": "image/png"})
+            else:
+                call = session.get(f"{url}{route}")
+            async with call as response:
                 body = await response.read()
             if response.status != 200:
                 errors.append(f"{response.status} {body[:200]!r}")
@@ -220,6 +226,12 @@ def served(model_dir: Path, pool: list[bytes], batch: int, root: Path, args: arg
             rows.append(row)
             print(f"  batch {batch:>2}, {clients:>2} clients: {row['req_s']:>8.1f} req/s  p50 {row['p50_ms']} ms  "
                   f"p99 {row['p99_ms']} ms  mean batch {row['mean_batch']}  errors {row['errors']}", flush=True)
+        if batch > 1:  # the same server's ceiling without any model work: GET /healthz at the most clients
+            row = asyncio.run(load(url, pool, max(args.clients), args.seconds, args.max_requests, "/healthz"))
+            row.update(route="/healthz", mean_batch=None, load_average=load_average())
+            rows.append(row)
+            print(f"  GET /healthz, {row['clients']:>2} clients: {row['req_s']:>8.1f} req/s  p50 {row['p50_ms']} ms  "
+                  f"p99 {row['p99_ms']} ms", flush=True)
     finally:
         stop_server(proc)
     return rows
@@ -271,9 +283,10 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> None:
     print(f"\n{'server':<12}{'clients':>8}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'mean batch':>12}{'errors':>8}")
     for mode in ("batched", "unbatched"):
         for row in out[mode]:
-            print(f"{mode:<12}{row['clients']:>8}{row['req_s']:>10.1f}{row['p50_ms'] or 0:>10.2f}"
+            name = f"{mode} {row['route']}" if "route" in row else mode
+            print(f"{name:<12}{row['clients']:>8}{row['req_s']:>10.1f}{row['p50_ms'] or 0:>10.2f}"
                   f"{row['p99_ms'] or 0:>10.2f}{row['mean_batch'] or 0:>12.2f}{row['errors']:>8}")
-    at = {mode: {row["clients"]: row for row in out[mode]} for mode in ("batched", "unbatched")}
+    at = {mode: {row["clients"]: row for row in out[mode] if "route" not in row} for mode in ("batched", "unbatched")}
     top = max(args.clients)
     forward = out["in_process"]["forward_img_s"]
     verdicts = {}
@@ -284,6 +297,11 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> None:
               f"target >= 2x")
         share = at["batched"][top]["req_s"] / forward
         verdicts["batched_vs_in_process"] = round(share, 3)
+        ceiling = [row["req_s"] for row in out["batched"] if row.get("route") == "/healthz"]
+        if ceiling:
+            verdicts["healthz_req_s"] = ceiling[0]
+            print(f"  (the same server answers GET /healthz, no model work, at {ceiling[0]:.1f} req/s with {top} "
+                  f"clients: the most any model could get through it here)")
         print(f"batched at {top} clients / onnxruntime in process: {at['batched'][top]['req_s']:.1f} / {forward:.1f} "
               f"= {share:.3f} -> {'meets' if share >= 0.5 else 'MISSES'} target >= 0.5")
     for mode in ("batched", "unbatched"):

@@ -122,7 +122,8 @@ def model_card(meta: dict[str, Any], source) -> str:
         f"| resize | Pillow {inp['resize']['method']} to {inp['width']}x{inp['height']}, aspect ratio not kept"
         f"{', JPEG draft decoding' if inp['resize']['jpeg_draft'] else ''} |",
         f"| sign box | {meta['roi']['convention']} |",
-        f"| validation accuracy | {_fmt(val['val_acc'])} (epoch {_fmt(val['epoch'])}; val loss {_fmt(val['val_loss'])}) |",
+        f"| validation accuracy | {_fmt(val['val_acc'])} (epoch {_fmt(val['epoch'])}; "
+        f"val loss {_fmt(val['val_loss'])}) |",
         f"| test accuracy (onnxruntime) | {_fmt(test['onnxruntime']['accuracy'])} on "
         f"{test['onnxruntime']['images']} images |",
     ]

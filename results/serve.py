@@ -39,6 +39,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-replicas", type=int, default=4, help="autoscaling ceiling (--replicas auto)")
     parser.add_argument("--max-batch-size", type=int, default=32, help="images per forward pass; 1 disables batching")
     parser.add_argument("--batch-wait-ms", type=float, default=5.0, help="wait for a batch to fill, milliseconds")
+    parser.add_argument("--max-ongoing-requests", type=int,
+                        help="requests a replica holds at once (default: max(2 x --max-batch-size, 32))")
     parser.add_argument("--cpus-per-replica", type=float, default=0.5, help="logical CPUs Ray reserves per replica")
     parser.add_argument("--threads-per-replica", type=int, default=1, help="onnxruntime threads per replica")
     parser.add_argument("--max-bytes", type=int, default=5 * 2**20, help="largest encoded image accepted (bytes)")
@@ -64,6 +66,7 @@ def options_from(args: argparse.Namespace):
         return ServeOptions(model_dir=str(args.model_dir.expanduser().absolute()), replicas=replicas,
                             min_replicas=args.min_replicas, max_replicas=args.max_replicas,
                             max_batch_size=args.max_batch_size, batch_wait_ms=args.batch_wait_ms,
+                            max_ongoing_requests=args.max_ongoing_requests,
                             cpus_per_replica=args.cpus_per_replica, threads_per_replica=args.threads_per_replica,
                             max_bytes=args.max_bytes, max_pixels=args.max_pixels, top_k=args.top_k,
                             access_log=args.access_log)

@@ -25,7 +25,7 @@ import asyncio
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -60,6 +60,9 @@ class ServeOptions(BaseModel):
     """Most images per onnxruntime call; 1 turns batching off."""
     batch_wait_ms: float = Field(5.0, ge=0)
     """How long a replica waits for more requests to fill a batch, in milliseconds."""
+    max_ongoing_requests: Optional[int] = Field(None, ge=1)
+    """Requests a replica holds at once (waiting for or in a batch); more wait in Serve's router, which backs off
+    and retries while every replica is full. None: max(2 x max_batch_size, 32)."""
     cpus_per_replica: float = Field(0.5, gt=0)
     """Logical CPUs Ray reserves per replica; fractional so replicas fit beside other work on a small machine."""
     threads_per_replica: int = Field(1, ge=0)
@@ -77,13 +80,17 @@ class ServeOptions(BaseModel):
     def _replica_range(self) -> "ServeOptions":
         if self.min_replicas > self.max_replicas:
             raise ValueError(f"min_replicas ({self.min_replicas}) is above max_replicas ({self.max_replicas})")
+        if self.max_ongoing_requests is not None and self.max_ongoing_requests < self.max_batch_size:
+            raise ValueError(f"max_ongoing_requests ({self.max_ongoing_requests}) is below max_batch_size "
+                             f"({self.max_batch_size}): batches could never fill")
         return self
 
     def deployment_options(self) -> dict[str, Any]:
         """@serve.deployment options: replicas or autoscaling, CPUs, and enough ongoing requests to fill batches."""
+        # At least a full batch in flight plus the next one filling up.
+        ongoing = self.max_ongoing_requests or max(2 * self.max_batch_size, 32)
         options: dict[str, Any] = {"ray_actor_options": {"num_cpus": self.cpus_per_replica},
-                                   # a full batch in flight plus the next one filling up
-                                   "max_ongoing_requests": max(2 * self.max_batch_size, 8),
+                                   "max_ongoing_requests": ongoing,
                                    "logging_config": {"enable_access_log": self.access_log}}
         if self.replicas == "auto":
             options["autoscaling_config"] = {"min_replicas": self.min_replicas, "max_replicas": self.max_replicas,

@@ -17,7 +17,8 @@ FIELD = "file"
 """Multipart form field that holds the image."""
 FORM_OVERHEAD = 16 * 1024
 """Bytes a multipart body may carry beyond the image itself (boundaries, part headers, other small fields)."""
-HOW = f"send the image bytes with Content-Type image/* (e.g. image/png) or a multipart/form-data form with field '{FIELD}'"
+HOW = (f"send the image bytes with Content-Type image/* (e.g. image/png) or a multipart/form-data form with "
+       f"field '{FIELD}'")
 
 
 def _parse_header(value: str) -> tuple[str, dict[str, str]]:
