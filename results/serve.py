@@ -104,12 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     from results.model_dir import ModelDirError, load_model_dir
     from results.runtime import OnnxClassifier
 
-    try:
-        options = options_from(args)
-        spec = load_model_dir(Path(options.model_dir))
+    try:  # cheap checks first: the model folder and the port are checked before Ray or Serve is even imported
+        spec = load_model_dir(args.model_dir.expanduser().absolute())
         OnnxClassifier(spec, threads=1)  # a broken model.onnx stops here, not in every replica
         if args.address == "local":  # a private Ray, so this run starts Serve: a taken port stops it before Ray starts
             check_port_free(args.host, args.port)
+        options = options_from(args)
     except (ValueError, ModelDirError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -199,5 +199,11 @@ class ModelServer:
 
 
 def build(options: ServeOptions) -> Any:
-    """The application (``serve run results.serve_app:build model_dir=... [key=value ...]``)."""
+    """The application (``serve run results.serve_app:build model_dir=... [key=value ...]``).
+
+    Runs where the application is built (serve.py, or the ``serve run`` process): a relative model_dir is taken
+    from that process's working directory, and an unusable folder fails here, once, not in every replica.
+    """
+    options = options.model_copy(update={"model_dir": str(Path(options.model_dir).expanduser().absolute())})
+    load_model_dir(Path(options.model_dir))
     return ModelServer.options(**options.deployment_options()).bind(options.model_dump())
