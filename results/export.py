@@ -27,7 +27,6 @@ import shutil
 import sys
 import time
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -35,6 +34,7 @@ import numpy as np
 
 from results.model_dir import (CARD_FILE, FORMAT_VERSION, INPUT_NAME, MODEL_JSON, ONNX_FILE, OUTPUT_NAME,
                                TORCHSCRIPT_FILE, load_model_dir)
+from results.source import ExportError, Source, locate
 
 OPSET = 18
 """ONNX opset: >= 14 for native HardSwish; 18 is what torch's exporter targets natively and onnxruntime >= 1.14 runs."""
@@ -44,79 +44,8 @@ ATOL = 1e-3
 """Largest |logit difference| accepted between torch and the exported models (float32 differs ~1e-5)."""
 
 
-class ExportError(ValueError):
-    """Bad input to the export (not a checkpoint, missing files): one line, exit 2."""
-
-
 class ParityError(RuntimeError):
-    """The exported model disagrees with torch: nothing is published, exit 1."""
-
-
-@dataclass
-class Source:
-    """The checkpoint to export and, when known, the search it came from."""
-
-    checkpoint: Path
-    experiment: Optional[Path] = None
-    summary: Optional[dict[str, Any]] = None
-    trial: Optional[dict[str, Any]] = None
-    """The trial's summary.json entry."""
-    search_yaml: Optional[str] = None
-    """The experiment's search.yaml (the resolved search file), as text."""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _resolve(experiment: Path, summary: dict[str, Any], raw: str) -> Path:
-    """A summary path: relative ones are under the experiment; absolute ones of a moved experiment are re-anchored."""
-    path = Path(raw)
-    if not path.is_absolute():
-        return experiment / path
-    old_root = summary.get("experiment_dir")
-    if not path.exists() and old_root and not str(old_root).startswith(("s3://", "gs://")):
-        with contextlib.suppress(ValueError):
-            return experiment / path.relative_to(old_root)  # copied down from the cluster, say
-    return path
-
-
-def _read_summary(experiment: Path) -> Optional[dict[str, Any]]:
-    path = experiment / "summary.json"
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except ValueError as error:
-        raise ExportError(f"{path}: unreadable JSON ({error})") from None
-
-
-def locate(path: Path) -> Source:
-    """The checkpoint folder given, or the best trial's checkpoint of the experiment folder given."""
-    from train.loop import CHECKPOINT_FILE
-
-    path = path.expanduser().absolute()
-    if (path / CHECKPOINT_FILE).is_file():
-        experiment = path.parent.parent  # <experiment>/<trial>/<checkpoint> when it came from a search
-        summary = _read_summary(experiment)
-        trial = None
-        for entry in (summary or {}).get("trials", []):
-            if entry.get("path") and _resolve(experiment, summary, entry["path"]) == path.parent:
-                trial = entry
-        source = Source(path, experiment if trial else None, summary if trial else None, trial)
-    else:
-        summary = _read_summary(path)
-        if summary is None:
-            raise ExportError(f"{path}: neither a checkpoint folder (no {CHECKPOINT_FILE}) nor an experiment "
-                              f"folder with a summary.json")
-        best = summary.get("best") or {}
-        if not best.get("checkpoint"):
-            raise ExportError(f"{path / 'summary.json'}: no finished trial with a checkpoint to export")
-        checkpoint = _resolve(path, summary, best["checkpoint"])
-        if not (checkpoint / CHECKPOINT_FILE).is_file():
-            raise ExportError(f"{path / 'summary.json'}: the best trial's checkpoint {checkpoint} is missing "
-                              f"(no {CHECKPOINT_FILE})")
-        source = Source(checkpoint, path, summary, best)
-    if source.experiment is not None and (source.experiment / "search.yaml").is_file():
-        source.search_yaml = (source.experiment / "search.yaml").read_text()
-    return source
+    """The exported model disagrees with torch, or an exporter failed: nothing is published, exit 1."""
 
 
 def load_for_export(checkpoint: Path, data_root: Optional[str]):
@@ -127,12 +56,19 @@ def load_for_export(checkpoint: Path, data_root: Optional[str]):
     from train.loop import CHECKPOINT_FILE, CONFIG_FILE
     from train.model import SMALL_CNN, build_model
 
-    raw = json.loads((checkpoint / CONFIG_FILE).read_text())
+    if not (checkpoint / CONFIG_FILE).is_file():
+        raise ExportError(f"{checkpoint}: no {CONFIG_FILE} beside {CHECKPOINT_FILE} "
+                          f"(not a checkpoint of train/loop.py)")
+    try:
+        raw = json.loads((checkpoint / CONFIG_FILE).read_text())
+        state = torch.load(checkpoint / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
+    except Exception as error:  # torch.load raises pickle, zip and runtime errors for a damaged file
+        raise ExportError(f"{checkpoint}: unreadable checkpoint ({type(error).__name__}: "
+                          f"{' '.join(str(error).split())[:200]})") from None
     raw["model"]["pretrained"] = False  # the checkpoint holds the weights: no hub or weights file needed
     if data_root:
         raw["data"]["root"] = str(Path(data_root).expanduser().absolute())
     cfg = parse(raw, source=str(checkpoint / CONFIG_FILE))
-    state = torch.load(checkpoint / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
     layers = contextlib.nullcontext()
     if cfg.model.name != SMALL_CNN:
         import timm.layers
@@ -190,8 +126,9 @@ def check_parity(model, folder: Path, batch: np.ndarray, atol: float) -> dict[st
     return result
 
 
-def class_table(cfg, class_names: list[str]) -> tuple[list[dict[str, Any]], bool]:
-    """([{index, id, name}], whether training cropped to sign boxes). Ids: GTSRB ClassId, else the folder name."""
+def class_table(cfg, class_names: list[str]) -> tuple[list[dict[str, Any]], bool, str]:
+    """([{index, id, name}], whether training cropped to sign boxes, the layout). Ids: GTSRB ClassId, else the
+    class folder's name."""
     from train.cache import resolve_source
     from train.data import read_records
 
@@ -204,7 +141,7 @@ def class_table(cfg, class_names: list[str]) -> tuple[list[dict[str, Any]], bool
     for path, label in zip(records.paths, records.labels.tolist()):
         ids.setdefault(label, int(path.parent.name) if path.parent.name.isdigit() else path.parent.name)
     classes = [{"index": i, "id": ids.get(i, name), "name": name} for i, name in enumerate(class_names)]
-    return classes, bool(cfg.data.roi_crop and records.rois is not None)
+    return classes, bool(cfg.data.roi_crop and records.rois is not None), fmt
 
 
 def export(source: Source, out: Path, data_root: Optional[str], check_images: int, atol: float) -> dict[str, Any]:
@@ -222,7 +159,7 @@ def export(source: Source, out: Path, data_root: Optional[str], check_images: in
     if list(test_classes) != list(state["class_names"]):
         raise ExportError(f"{cfg.data.root}: the test split's classes differ from the checkpoint's "
                           f"({len(test_classes)} vs {len(state['class_names'])})")
-    classes, cropped = class_table(cfg, list(state["class_names"]))
+    classes, cropped, fmt = class_table(cfg, list(state["class_names"]))
     mean, std = input_normalization(model)
     size = cfg.data.image_size
     pre = Preprocessing(size, size, mean, std, "bilinear", jpeg_draft=not cropped)
@@ -232,9 +169,13 @@ def export(source: Source, out: Path, data_root: Optional[str], check_images: in
     try:
         example = torch.from_numpy(batch[:2] if len(batch) >= 2 else np.repeat(batch, 2, axis=0))
         started = time.monotonic()
-        export_onnx(model, example, temp / ONNX_FILE)
-        export_torchscript(model, example, temp / TORCHSCRIPT_FILE)
-        meta = model_json(cfg, state, source, classes, pre, cropped, opset=OPSET,
+        for name, write in ((ONNX_FILE, export_onnx), (TORCHSCRIPT_FILE, export_torchscript)):
+            try:
+                write(model, example, temp / name)
+            except Exception as error:  # the exporters raise many types; say which file and why, keep nothing
+                raise ParityError(f"writing {name} failed ({type(error).__name__}: "
+                                  f"{' '.join(str(error).split())[:300]}); nothing written") from error
+        meta = model_json(cfg, state, source, classes, pre, cropped, fmt, opset=OPSET,
                           parameters=sum(p.numel() for p in model.parameters()))
         (temp / MODEL_JSON).write_text(json.dumps(meta, indent=2))
         meta["metrics"]["parity"] = check_parity(model, temp, batch, atol)

@@ -60,7 +60,7 @@ def _evaluation(source) -> Optional[dict[str, Any]]:
     return None
 
 
-def model_json(cfg, state: dict[str, Any], source, classes: list[dict[str, Any]], pre, cropped: bool, *,
+def model_json(cfg, state: dict[str, Any], source, classes: list[dict[str, Any]], pre, cropped: bool, fmt: str, *,
                opset: int, parameters: int) -> dict[str, Any]:
     """Everything a program needs to run model.onnx without this project (contract D)."""
     summary = source.summary or {}
@@ -90,7 +90,7 @@ def model_json(cfg, state: dict[str, Any], source, classes: list[dict[str, Any]]
             "checkpoint": str(source.checkpoint), "experiment": str(source.experiment) if source.experiment else None,
             "trial_id": (source.trial or {}).get("trial_id"), "epoch": int(state["epoch"]) + 1,
             "data_fingerprint": state.get("data_fingerprint"),
-            "data": {"format": cfg.data.format, "root": cfg.data.root, "image_size": cfg.data.image_size,
+            "data": {"format": fmt, "root": cfg.data.root, "image_size": cfg.data.image_size,
                      "roi_crop": cropped},
             "search": {key: summary.get(key) for key in ("experiment", "metric", "mode", "num_trials",
                                                          "total_epochs", "max_epochs", "wall_s")} if summary else None,
