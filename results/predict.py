@@ -1,0 +1,95 @@
+"""Classify images with an exported model (MODEL_DIR from results/export.py), using only onnxruntime, numpy and Pillow.
+
+    python results/predict.py models/smoke sign.png photos/ [--top-k 3] [--json]
+
+Folders are searched recursively for image files (.ppm .png .jpg .jpeg .bmp .gif .tif .tiff .webp).
+Each image is resized exactly as in training (see model.json's ``input``); when the model was trained
+on sign boxes (model.json ``roi``), pass images cropped to the sign. Prints, per image, the top-k
+classes with probabilities; ``--json`` prints one JSON object per image per line:
+``{"path": ..., "top": [{"index": i, "class": name, "probability": p}, ...]}``.
+
+Every image is read before any is classified: a path that does not exist, a folder without images,
+a file that is not a readable image or an unusable model folder stops with one line, exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from results.model_dir import ModelDirError, load_model_dir
+from results.preprocess import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageRejected, Preprocessing
+
+
+class InputError(ValueError):
+    """A path that gives no image to classify."""
+
+
+def image_paths(paths: list[Path]) -> list[Path]:
+    """Files as given (whatever their name), and the image files under each folder, sorted."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            images = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            if not images:
+                raise InputError(f"{path}: no images in this folder or below (looked for "
+                                 f"{' '.join(IMAGE_EXTENSIONS)})")
+            found += images
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise InputError(f"{path}: no such file or folder")
+    return found
+
+
+def decode_all(pre: Preprocessing, paths: list[Path], max_pixels: int) -> np.ndarray:
+    """(N, H, W, 3) uint8 of every image, or InputError naming the first that cannot be read."""
+    pixels = []
+    for path in paths:
+        try:
+            pixels.append(pre.decode(path, max_pixels=max_pixels, name=str(path)))
+        except ImageRejected as error:
+            raise InputError(str(error)) from None
+        except OSError as error:  # unreadable file (permissions, I/O error)
+            raise InputError(f"{path}: cannot be read ({error.strerror or error})") from None
+    return np.stack(pixels)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model_dir", type=Path, help="folder written by results/export.py")
+    parser.add_argument("images", type=Path, nargs="+", metavar="IMAGE_OR_FOLDER")
+    parser.add_argument("--top-k", type=int, default=3, help="classes listed per image (default 3)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per image per line")
+    parser.add_argument("--batch-size", type=int, default=64, help="images per onnxruntime call")
+    parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all cores)")
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="largest image accepted (w x h)")
+    args = parser.parse_args(argv)
+    if args.top_k < 1 or args.batch_size < 1:
+        parser.error("--top-k and --batch-size must be >= 1")
+    from results.runtime import OnnxClassifier
+
+    try:
+        spec = load_model_dir(args.model_dir)
+        paths = image_paths(args.images)
+        pixels = decode_all(spec.preprocessing, paths, args.max_pixels)
+        model = OnnxClassifier(spec, threads=args.threads)
+    except (ModelDirError, InputError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for start in range(0, len(paths), args.batch_size):
+        batch = spec.preprocessing.normalize(pixels[start:start + args.batch_size])
+        for path, top in zip(paths[start:start + args.batch_size], model.top_k(model.logits(batch), args.top_k)):
+            if args.json:
+                print(json.dumps({"path": str(path), "top": top}))
+            else:
+                print(f"{path}: " + ", ".join(f"{t['class']} {t['probability']:.3f}" for t in top))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

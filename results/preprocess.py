@@ -1,0 +1,115 @@
+"""Turn image files or bytes into the exported model's input, exactly as training did (numpy + Pillow only).
+
+Training (``train.data.load_image``) decodes each image with Pillow, converts it to RGB, crops it to
+the sign's box when the data set has boxes and ``data.roi_crop`` is on, and resizes it to the square
+input size with Pillow's bilinear filter (which widens when shrinking, i.e. antialiases); for sets
+without boxes it first lets JPEG decode at a reduced scale (``Image.draft``), never below the input
+size. The loop then divides by 255 and normalises per channel. :class:`Preprocessing` repeats the
+same steps from the settings ``model.json`` records, so ``predict.py`` and the Serve replicas need
+neither torch nor this project's training code. Cropping to the sign's box is the caller's job.
+
+Bad input raises :class:`ImageRejected` with a one-line message and an HTTP status for the server.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence, Union
+
+import numpy as np
+from PIL import Image
+
+RESAMPLING = {"bilinear": Image.Resampling.BILINEAR}
+"""Resize filters by the name model.json records (training uses bilinear only)."""
+
+# Errors Pillow raises for unreadable, truncated or corrupt data (as train.data.IMAGE_ERRORS).
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error)
+
+IMAGE_EXTENSIONS = (".ppm", ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+"""File name endings taken as images when a folder is given (as train.data.IMAGE_EXTENSIONS)."""
+
+DEFAULT_MAX_PIXELS = 40_000_000
+"""Largest decoded image accepted, width x height (a 40 MP photo decodes to ~120 MB of RGB)."""
+
+
+class ImageRejected(ValueError):
+    """Input that is not a usable image; ``status`` is the HTTP status a server answers with."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How pixels become the model's input (the ``input`` section of model.json)."""
+
+    width: int
+    """Input width in pixels."""
+    height: int
+    """Input height in pixels."""
+    mean: tuple[float, float, float]
+    """Per-channel mean (R, G, B) subtracted after scaling to [0, 1]."""
+    std: tuple[float, float, float]
+    """Per-channel standard deviation (R, G, B) divided by after subtracting the mean."""
+    resize: str = "bilinear"
+    """Pillow resampling filter of the resize to (width, height); aspect ratio is not kept."""
+    jpeg_draft: bool = False
+    """Let JPEG decode at a reduced scale first (Image.draft), as training did for sets without sign boxes."""
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> "Preprocessing":
+        """From model.json's ``input`` section (KeyError/ValueError/TypeError when it is malformed)."""
+        resize = spec["resize"]
+        if resize["method"] not in RESAMPLING:
+            raise ValueError(f"resize method {resize['method']!r} (supported: {', '.join(RESAMPLING)})")
+        if spec["channel_order"] != "RGB" or spec["layout"] != "NCHW" or float(spec["scale"]) != 1 / 255:
+            raise ValueError("input must be RGB, NCHW, scale 1/255")
+        mean, std = tuple(float(v) for v in spec["mean"]), tuple(float(v) for v in spec["std"])
+        if len(mean) != 3 or len(std) != 3:
+            raise ValueError("mean and std need 3 values")
+        return cls(int(spec["width"]), int(spec["height"]), mean, std, resize["method"], bool(resize["jpeg_draft"]))
+
+    def decode(self, source: Union[bytes, str, Path], max_pixels: int = DEFAULT_MAX_PIXELS,
+               name: str = "image") -> np.ndarray:
+        """(height, width, 3) uint8 RGB of an encoded image (bytes or a file path), resized as in training."""
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            if not len(source):
+                raise ImageRejected(f"{name}: empty (0 bytes)")
+            stream: Any = io.BytesIO(source)
+        else:
+            stream = source
+        try:
+            image = Image.open(stream)
+        except Image.DecompressionBombError as error:
+            raise ImageRejected(f"{name}: {error}", 413) from None
+        except DECODE_ERRORS:
+            raise ImageRejected(f"{name}: not an image (Pillow cannot identify it; PNG, JPEG, PPM, BMP, GIF, "
+                                f"TIFF and WebP are read)") from None
+        with image:
+            pixels = image.width * image.height
+            if pixels > max_pixels:
+                raise ImageRejected(f"{name}: {image.width}x{image.height} = {pixels} pixels, above the limit of "
+                                    f"{max_pixels} pixels", 413)
+            try:
+                if self.jpeg_draft:
+                    image.draft("RGB", (self.width, self.height))
+                rgb = image.convert("RGB")
+                resized = rgb.resize((self.width, self.height), RESAMPLING[self.resize])
+            except DECODE_ERRORS as error:
+                detail = " ".join(str(error).split()) or type(error).__name__
+                raise ImageRejected(f"{name}: truncated or corrupt {image.format or ''} image ({detail})") from None
+            return np.asarray(resized, dtype=np.uint8)
+
+    def normalize(self, pixels: Union[np.ndarray, Sequence[np.ndarray]]) -> np.ndarray:
+        """(N, 3, height, width) float32 model input from (N, height, width, 3) uint8 RGB images."""
+        batch = np.asarray(pixels if isinstance(pixels, np.ndarray) else np.stack(pixels))
+        if batch.shape[1:] != (self.height, self.width, 3) or batch.dtype != np.uint8:
+            raise ValueError(f"expected (N, {self.height}, {self.width}, 3) uint8, got {batch.shape} {batch.dtype}")
+        # The training loop computes float32 pixel / 255.0, then (x - mean) / std: the same float32 steps here.
+        x = batch.astype(np.float32) / np.float32(255.0)
+        x = (x - np.asarray(self.mean, dtype=np.float32)) / np.asarray(self.std, dtype=np.float32)
+        return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
