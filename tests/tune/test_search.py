@@ -87,6 +87,9 @@ def test_make_search_runs_asha_tpe_with_wandb_and_dashboard(tiny_data, tmp_path)
     assert set(summary["versions"]) >= {"ray", "torch", "timm", "kornia", "optuna", "wandb"}
     assert summary["data_fingerprint"]
     experiment = Path(summary["experiment_dir"])
+    # Both models of the space were trained (the warm-start point is a MobileNetV3).
+    assert {t["config"]["model"]["name"] for t in summary["trials"]} == {"small_cnn", "mobilenetv3_small_050"}
+    _check_compact_output(log.read_text(), summary, experiment)
     best_config = yaml.safe_load((experiment / "best_config.yaml").read_text())
     assert best_config == summary["best"]["config"]
     assert (experiment / "search.yaml").is_file()
@@ -101,6 +104,25 @@ def test_make_search_runs_asha_tpe_with_wandb_and_dashboard(tiny_data, tmp_path)
         assert record.config["optim"]["lr"] == pytest.approx(trial["config"]["optim"]["lr"])
         assert [row["epoch"] for row in record.history] == list(range(1, trial["epochs"] + 1))
         assert record.history[-1]["val_acc"] == pytest.approx(trial["metrics"]["val_acc"])
+
+
+def _check_compact_output(text: str, summary: dict, experiment: Path) -> None:
+    """A line per finished trial, Ray's table with the sampled parameters only, the study's dashboard
+    command; no per-trial config tables (Ray's default output printed ~970 lines for this search)."""
+    lines = text.splitlines()
+    assert len(lines) <= 150, f"{len(lines)} lines of output"
+    assert "started with configuration" not in text and "data/cache_dir" not in text
+    for trial in summary["trials"]:
+        (line,) = [line for line in lines if f"] trial {trial['trial_id']} " in line]
+        assert ("stopped by ASHA" in line) == (trial["epochs"] < summary["max_epochs"]), line
+        assert f"val_acc {trial['metrics']['val_acc']:.4f}" in line
+    header = next(line for line in lines if line.startswith("| Trial name"))
+    assert "optim.lr" in header and "model.name" in header and "optim.batch_size" not in header
+    command = next(line for line in lines if line.startswith("Optuna study: optuna-dashboard sqlite:///"))
+    study = optuna.load_study(study_name=experiment.name, storage=command.split("optuna-dashboard ", 1)[1])
+    states = sorted(t.state.name for t in study.trials)
+    assert states == sorted("PRUNED" if t["epochs"] < summary["max_epochs"] else "COMPLETE"
+                            for t in summary["trials"])
 
 
 def _finished_trials(experiment: Path) -> dict[str, int]:
