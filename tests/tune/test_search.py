@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -173,7 +174,13 @@ def test_interrupted_search_resumes_without_rerunning_finished_trials(tiny_data,
         assert (experiment / name / "result.json").read_text() == text
     # The Optuna study came back whole: the resumed search reattached to study.db, so trials proposed
     # after the resume were sampled with the earlier trials in TPE's history.
-    study = optuna.load_study(study_name=experiment.name, storage=f"sqlite:///{experiment / 'study.db'}")
+    # Where the search says it is (for URI storage, such as this file:// one, ./runs/<experiment>/study.db).
+    command = next(line for line in resume_log.read_text().splitlines() if line.startswith("Optuna study: "))
+    storage_url = command.split("optuna-dashboard ", 1)[1]
+    try:
+        study = optuna.load_study(study_name=experiment.name, storage=storage_url)
+    finally:  # ./runs/<experiment>/ of the repository, where the search ran
+        shutil.rmtree(Path(storage_url.removeprefix("sqlite:///")).parent, ignore_errors=True)
     finished = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
     by_id = {t["trial_id"]: t for t in summary["trials"]}
     # One continuous study: every Tune trial is one Optuna trial, numbering did not restart at the resume
