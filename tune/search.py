@@ -48,7 +48,7 @@ def _searcher(search: SearchFile, experiment: Experiment, concurrency: int) -> S
     searcher = StudySearcher(search.space, search.searcher, metric=search.metric, mode=search.mode,
                              max_epochs=search.budget.max_epochs, storage_url=study_url(folder),
                              study_name=experiment.name, concurrency=concurrency)
-    searcher.study  # noqa: B018 - creates study.db and enqueues the warm-start points now
+    searcher.open()  # study.db exists (and the warm-start points are queued) before Tune starts
     return searcher
 
 
@@ -99,6 +99,8 @@ def build_tuner(search: SearchFile, experiment: Experiment, resume: bool, *, ver
     print(f"Optuna study: {optuna_dashboard}", flush=True)
     links = ([f"Ray dashboard: {dashboard}"] * bool(dashboard)
              + [f"Optuna study: {optuna_dashboard}", f"Experiment: {experiment.uri}"])
+    # Tuner.restore takes the run config pickled with the experiment (its reporter included); the call
+    # still picks the output engine, which Tune reads when fit() starts.
     reporter = _reporter(search, verbose, links)
     if resume:
         return tune.Tuner.restore(experiment.uri, trainable=trainable, resume_unfinished=True, resume_errored=True)
