@@ -37,7 +37,7 @@ class CompactReporter(CLIReporter):
 
     def __init__(self, params: list[str], *, metric: str, mode: str, max_epochs: int,
                  links: Optional[list[str]] = None, table_every_s: float = TABLE_EVERY_S):
-        metrics = [metric] + [key for key in ("val_acc", "val_loss", "train_loss") if key != metric]
+        metrics = [metric] + [key for key in ("val_acc", "val_loss") if key != metric]
         super().__init__(
             # Tune looks parameters up by "/"-separated path; the header shows the dotted key.
             parameter_columns={key.replace(".", "/"): key for key in params},
