@@ -163,3 +163,14 @@ def test_group_without_multivariate_is_one_line(tmp_path):
     path.write_text("experiment: x\nsearcher: {multivariate: false, group: true}\n")
     with pytest.raises(ConfigError, match=r"space.yaml: searcher: group: true needs multivariate: true"):
         load_search_file(path)
+
+
+def test_random_search_starts_with_the_warm_start_points(tmp_path):
+    folder = tmp_path / "unit-20990101-000000"
+    folder.mkdir()
+    search = _search(algorithm="random", warm_start=[{"optim.lr": 0.002, "model.name": "mobilenetv3_small_050"}])
+    searcher = _searcher(folder, search)
+    first, second = searcher.suggest("bbbb0001"), searcher.suggest("bbbb0002")
+    assert first == {"optim": {"lr": 0.002}, "model": {"name": "mobilenetv3_small_050"}}  # `when` left out blocks
+    assert second != first
+    assert isinstance(searcher.study.sampler, optuna.samplers.RandomSampler)
