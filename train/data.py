@@ -22,7 +22,11 @@ Layouts (``root`` is ``data.root``):
 ``root/asl_alphabet_test/asl_alphabet_test/<class>_test.jpg`` (the single-nested variants
 ``asl_alphabet_train/<class>/`` and ``asl_alphabet_test/<class>_test.jpg`` are read too). Class names
 are the training folders, sorted; a test image's class comes from its file name. The real test set
-has no ``del`` image, so a test split may lack classes (logged), but never add one.
+has no ``del`` image, so a test split may lack classes (logged), but never add one. The training images
+of a class are consecutive video frames (``A1.jpg`` ... ``A3000.jpg``), each a near-duplicate of its
+neighbours, so they are grouped into blocks of :data:`ASL_FRAME_BLOCK` consecutive frame numbers and the
+validation split holds out whole blocks (a per-image split would put a neighbour of nearly every
+validation frame into training).
 
 ``imagefolder`` -- ``root/train/<class>/*`` plus, optionally, ``root/test/<class>/*``; or plainly
 ``root/<class>/*``, which is a training set only (asking for its test split is an error). Class
@@ -90,6 +94,12 @@ Namer = Callable[[Sequence[int]], list[str]]
 # Track ids: class * TRACK_STRIDE + track keeps (class, track) pairs distinct (GTSRB has < 100 tracks/class).
 TRACK_STRIDE = 1_000_000
 
+ASL_FRAME_BLOCK = 150
+"""Consecutive frame numbers per ASL Alphabet validation block: ``A1.jpg``-``A150.jpg`` are one group,
+``A151.jpg``-``A300.jpg`` the next, and so on (20 blocks per class of 3,000 frames; with val_fraction
+0.1 two of them, 300 frames, are held out per class). A held-out block touches training frames only at
+its two ends: at most 2 of its 150 frames have a directly neighbouring frame in training."""
+
 
 class DataError(ValueError):
     """Unusable input data; the message is one line: what was wrong, where, and what is allowed."""
@@ -108,7 +118,9 @@ class Records:
     class_names: list[str]
     """Name of each class index (of the training split, also for the test split)."""
     groups: np.ndarray
-    """(N,) int64: class * TRACK_STRIDE + track for GTSRB training frames, else a per-image id."""
+    """(N,) int64 ids of what the validation split keeps together: class * TRACK_STRIDE + track for GTSRB
+    training frames, class * TRACK_STRIDE + frame // ASL_FRAME_BLOCK for ASL training frames, else a
+    per-image id."""
     rois: Optional[np.ndarray] = None
     """(N, 4) int64 x1, y1, x2, y2 (inclusive) sign boxes, or None for layouts without boxes."""
 
@@ -383,7 +395,19 @@ def _asl_dir(root: Path, name: str) -> Path:
 
 def _asl_train(root: Path) -> Records:
     paths, labels, names = _read_class_folders(_asl_dir(root, "asl_alphabet_train"))
-    return Records(root, paths, labels, names, np.arange(len(paths), dtype=np.int64))
+    groups = [_frame_block_group(path.stem, int(label), fallback=-(i + 1))
+              for i, (path, label) in enumerate(zip(paths, labels))]
+    return Records(root, paths, labels, names, _int64(groups))
+
+
+def _frame_block_group(stem: str, label: int, fallback: int) -> int:
+    """(class, block of ASL_FRAME_BLOCK frames) id from a ``<class><frame number>`` name such as ``A1234``;
+    a name without a trailing number is a group of its own (``fallback``, unique and negative)."""
+    match = re.fullmatch(r"\D*?(\d+)", stem)
+    if match is None:
+        return fallback
+    # Frames are numbered from 1 in the Kaggle set: 1-150 are block 0, ..., 2851-3000 block 19.
+    return label * TRACK_STRIDE + max(int(match.group(1)) - 1, 0) // ASL_FRAME_BLOCK
 
 
 def _asl_test(root: Path) -> Records:

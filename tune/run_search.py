@@ -1,7 +1,7 @@
 """Search hyperparameters with Ray Tune (Optuna TPE + ASHA) over a search-space YAML.
 
     python tune/run_search.py --config search_spaces/gtsrb.yaml \
-        --set dataset.format=gtsrb dataset.root=/data/gtsrb [--storage PATH|s3://...] [--resume]
+        --set dataset.format=gtsrb dataset.root=/data/gtsrb [--storage PATH|s3://...] [--resume] [--verbose]
 
 The last line printed is the path of the experiment's summary.json.
 """
@@ -9,6 +9,7 @@ The last line printed is the path of the experiment's summary.json.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -28,11 +29,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dashboard-host", default="127.0.0.1", help="embedded Ray's dashboard bind address")
     parser.add_argument("--dashboard-port", type=int,
                         help="embedded Ray's dashboard port (default: 8265, or the next free one; the URL is printed)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="Ray's full output: every trial's config and results, the trials' own output")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if not args.verbose:
+        # The trials' own output (a line per epoch, Ray Train's checkpoint notes) stays in Ray's log files
+        # (<ray temp>/session_*/logs/worker-*) instead of the console; read before Ray is imported. Trial
+        # failures still reach the console through Tune's error messages.
+        os.environ.setdefault("RAY_LOG_TO_DRIVER", "0")
     from train.config import ConfigError
     from train.connect import RayConnection
     from train.data import DataError
@@ -43,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         search = load_search_file(args.config, overrides)
         connection = RayConnection(args.address, args.num_cpus, args.dashboard_host, args.dashboard_port)
-        summary = search_run.run(search, storage=args.storage, resume=args.resume, ray_connection=connection)
+        summary = search_run.run(search, storage=args.storage, resume=args.resume, ray_connection=connection,
+                                  verbose=args.verbose)
     except (ConfigError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -16,6 +16,7 @@ from train.cache import prepare
 from train.config import ConfigError
 from train.connect import RayConnection
 from tune.cluster import cluster_capacity
+from tune.progress import CompactReporter, use_compact_engine
 from tune.searcher import StudySearcher, study_url
 from tune.space import SearchFile
 from tune.storage import Experiment, experiments, normalise, read_text
@@ -47,7 +48,7 @@ def _searcher(search: SearchFile, experiment: Experiment, concurrency: int) -> S
     searcher = StudySearcher(search.space, search.searcher, metric=search.metric, mode=search.mode,
                              max_epochs=search.budget.max_epochs, storage_url=study_url(folder),
                              study_name=experiment.name, concurrency=concurrency)
-    searcher.study  # noqa: B018 - creates study.db and enqueues the warm-start points now
+    searcher.open()  # study.db exists (and the warm-start points are queued) before Tune starts
     return searcher
 
 
@@ -82,9 +83,25 @@ def _trial_dirname(trial) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def build_tuner(search: SearchFile, experiment: Experiment, resume: bool, data_key: str) -> tune.Tuner:
+def _reporter(search: SearchFile, verbose: bool, links: list[str]) -> Optional[CompactReporter]:
+    """The compact display (tune/progress.py), unless --verbose asks for Ray's own output."""
+    if verbose:
+        return None
+    use_compact_engine()
+    return CompactReporter(list(search.space), metric=search.metric, mode=search.mode,
+                           max_epochs=search.budget.max_epochs, links=links)
+
+
+def build_tuner(search: SearchFile, experiment: Experiment, resume: bool, data_key: str, *, verbose: bool = False,
+                dashboard: Optional[str] = None) -> tune.Tuner:
     trainable = _trainable(search, experiment, data_key)
-    print(f"Optuna study: optuna-dashboard {study_url(experiment.local_dir())}", flush=True)
+    optuna_dashboard = f"optuna-dashboard {study_url(experiment.local_dir())}"
+    print(f"Optuna study: {optuna_dashboard}", flush=True)
+    links = ([f"Ray dashboard: {dashboard}"] * bool(dashboard)
+             + [f"Optuna study: {optuna_dashboard}", f"Experiment: {experiment.uri}"])
+    # Tuner.restore takes the run config pickled with the experiment (its reporter included); the call
+    # still picks the output engine, which Tune reads when fit() starts.
+    reporter = _reporter(search, verbose, links)
     if resume:
         return tune.Tuner.restore(experiment.uri, trainable=trainable, resume_unfinished=True, resume_errored=True)
     base = search.trial_config({})
@@ -110,12 +127,14 @@ def build_tuner(search: SearchFile, experiment: Experiment, resume: bool, data_k
             failure_config=tune.FailureConfig(max_failures=search.failure.max_failures),
             # Two per trial: the latest for resuming, one before it in case the latest is cut off.
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            # Verbosity 1 on Tune's legacy engine: the reporter's lines and tables, nothing per trial.
+            progress_reporter=reporter, verbose=1 if reporter else None,
         ),
     )
 
 
 def run(search: SearchFile, *, storage: str, resume: Optional[str] = None,
-        ray_connection: RayConnection = RayConnection()) -> str:
+        ray_connection: RayConnection = RayConnection(), verbose: bool = False) -> str:
     """Run (or resume) the search; return the path (or URI) of its summary.json."""
     experiment = find_experiment(storage, search, resume)
     if resume:  # the search as it was started: overrides given now do not apply
@@ -128,7 +147,8 @@ def run(search: SearchFile, *, storage: str, resume: Optional[str] = None,
     if not resume:
         experiment.write_text(SEARCH_FILE, yaml.safe_dump(search.model_dump(mode="json"), sort_keys=False))
     start = time.monotonic()
-    results = build_tuner(search, experiment, resume=bool(resume), data_key=data.cache_key).fit()
+    results = build_tuner(search, experiment, resume=bool(resume), data_key=data.cache_key, verbose=verbose,
+                          dashboard=dashboard).fit()
     summary = write_summary(results, search, experiment, wall_s=time.monotonic() - start,
                             data_fingerprint=data.fingerprint)
     ray.shutdown()  # flushes the workers' forwarded logs, so the summary path really is the last line

@@ -23,7 +23,6 @@ study: on ``Tuner.restore`` the study is reopened from ``study.db``.
 
 from __future__ import annotations
 
-import logging
 import math
 import pickle
 import warnings
@@ -35,8 +34,6 @@ from ray.tune.search import Searcher
 from train.overrides import set_dotted
 from tune.space import Param, define_by_run
 from tune.space import Searcher as SearcherSettings
-
-log = logging.getLogger("tune.searcher")
 
 STUDY_FILE = "study.db"
 TRIAL_ATTR = "ray_trial_id"
@@ -78,6 +75,10 @@ class StudySearcher(Searcher):
     @property
     def study(self):
         """The Optuna study, created on first use or reopened from ``storage_url``."""
+        return self.open()
+
+    def open(self):
+        """Create the study (with the warm-start points enqueued) or reattach to it; idempotent."""
         if self._study is None:
             self._study = self._open()
         return self._study
@@ -163,7 +164,7 @@ class StudySearcher(Searcher):
         from optuna.trial import TrialState
 
         number = self._numbers.get(trial_id)
-        self.study  # noqa: B018 - a resumed search opens the study (and rebuilds _closed) here
+        study = self.study  # a resumed search opens it (and rebuilds _closed) here
         if number is None or trial_id in self._closed:
             return
         value = _finite(result.get(self.metric)) if result else None
@@ -174,7 +175,7 @@ class StudySearcher(Searcher):
             # ASHA's STOP and the end of the budget look the same here; the epoch count tells them apart.
             state = TrialState.PRUNED if int(result.get(self.time_attr, 0)) < self.max_epochs else TrialState.COMPLETE
         # Optuna takes a PRUNED trial's value from its last intermediate value.
-        self.study.tell(number, value if state == TrialState.COMPLETE else None, state=state)
+        study.tell(number, value if state == TrialState.COMPLETE else None, state=state)
         self._closed.add(trial_id)
 
     def _report(self, trial_id: str, result: dict) -> None:
@@ -184,7 +185,7 @@ class StudySearcher(Searcher):
         value, step, number = _finite(result.get(self.metric)), result.get(self.time_attr), self._numbers.get(trial_id)
         if value is None or step is None or number is None:
             return
-        self.study  # noqa: B018 - a resumed search opens the study (and rebuilds _reported) here
+        _ = self.study  # a resumed search opens it (and rebuilds _reported) here
         reported = self._reported.setdefault(trial_id, set())
         if int(step) in reported or trial_id in self._closed:
             return

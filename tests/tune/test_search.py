@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -87,6 +88,9 @@ def test_make_search_runs_asha_tpe_with_wandb_and_dashboard(tiny_data, tmp_path)
     assert set(summary["versions"]) >= {"ray", "torch", "timm", "kornia", "optuna", "wandb"}
     assert summary["data_fingerprint"]
     experiment = Path(summary["experiment_dir"])
+    # Both models of the space were trained (the warm-start point is a MobileNetV3).
+    assert {t["config"]["model"]["name"] for t in summary["trials"]} == {"small_cnn", "mobilenetv3_small_050"}
+    _check_compact_output(log.read_text(), summary, experiment)
     best_config = yaml.safe_load((experiment / "best_config.yaml").read_text())
     assert best_config == summary["best"]["config"]
     assert (experiment / "search.yaml").is_file()
@@ -101,6 +105,25 @@ def test_make_search_runs_asha_tpe_with_wandb_and_dashboard(tiny_data, tmp_path)
         assert record.config["optim"]["lr"] == pytest.approx(trial["config"]["optim"]["lr"])
         assert [row["epoch"] for row in record.history] == list(range(1, trial["epochs"] + 1))
         assert record.history[-1]["val_acc"] == pytest.approx(trial["metrics"]["val_acc"])
+
+
+def _check_compact_output(text: str, summary: dict, experiment: Path) -> None:
+    """A line per finished trial, Ray's table with the sampled parameters only, the study's dashboard
+    command; no per-trial config tables (Ray's default output printed ~970 lines for this search)."""
+    lines = text.splitlines()
+    assert len(lines) <= 150, f"{len(lines)} lines of output"
+    assert "started with configuration" not in text and "data/cache_dir" not in text
+    for trial in summary["trials"]:
+        (line,) = [line for line in lines if f"] trial {trial['trial_id']} " in line]
+        assert ("stopped by ASHA" in line) == (trial["epochs"] < summary["max_epochs"]), line
+        assert f"val_acc {trial['metrics']['val_acc']:.4f}" in line
+    header = next(line for line in lines if line.startswith("| Trial name"))
+    assert "optim.lr" in header and "model.name" in header and "optim.batch_size" not in header
+    command = next(line for line in lines if line.startswith("Optuna study: optuna-dashboard sqlite:///"))
+    study = optuna.load_study(study_name=experiment.name, storage=command.split("optuna-dashboard ", 1)[1])
+    states = sorted(t.state.name for t in study.trials)
+    assert states == sorted("PRUNED" if t["epochs"] < summary["max_epochs"] else "COMPLETE"
+                            for t in summary["trials"])
 
 
 def _finished_trials(experiment: Path) -> dict[str, int]:
@@ -151,7 +174,13 @@ def test_interrupted_search_resumes_without_rerunning_finished_trials(tiny_data,
         assert (experiment / name / "result.json").read_text() == text
     # The Optuna study came back whole: the resumed search reattached to study.db, so trials proposed
     # after the resume were sampled with the earlier trials in TPE's history.
-    study = optuna.load_study(study_name=experiment.name, storage=f"sqlite:///{experiment / 'study.db'}")
+    # Where the search says it is (for URI storage, such as this file:// one, ./runs/<experiment>/study.db).
+    command = next(line for line in resume_log.read_text().splitlines() if line.startswith("Optuna study: "))
+    storage_url = command.split("optuna-dashboard ", 1)[1]
+    try:
+        study = optuna.load_study(study_name=experiment.name, storage=storage_url)
+    finally:  # ./runs/<experiment>/ of the repository, where the search ran
+        shutil.rmtree(Path(storage_url.removeprefix("sqlite:///")).parent, ignore_errors=True)
     finished = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
     by_id = {t["trial_id"]: t for t in summary["trials"]}
     # One continuous study: every Tune trial is one Optuna trial, numbering did not restart at the resume

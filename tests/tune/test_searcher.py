@@ -60,10 +60,10 @@ def test_a_tune_run_with_asha_leaves_contract_b_in_study_db(local_ray, tmp_path)
     search = _search(warm_start=[{"optim.lr": BEST_LR, "model.name": "small_cnn"}, {"optim.lr": FAILING_LR}])
     searcher = _searcher(folder, search)
     folder.mkdir()
-    searcher.study  # noqa: B018 - the search creates the study before Tune starts
+    searcher.open()  # as the search does before Tune starts
     tuner = tune.Tuner(
         _trainable, param_space={"epochs": 4, "optim": {"lr": 0.0}, "model": {"name": "small_cnn"}},
-        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=6, max_concurrent_trials=1,
+        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=4, max_concurrent_trials=1,
                                     trial_dirname_creator=lambda trial: trial.trial_id,
                                     scheduler=ASHAScheduler(metric="val_acc", mode="max", time_attr="epoch",
                                                             max_t=4, grace_period=1, reduction_factor=2)),
@@ -71,12 +71,12 @@ def test_a_tune_run_with_asha_leaves_contract_b_in_study_db(local_ray, tmp_path)
                                   failure_config=tune.FailureConfig(max_failures=0)))
     results = tuner.fit()
     tune_ids = {Path(result.path).name for result in results}  # trial folders are named by trial id
-    assert len(tune_ids) == 6
+    assert len(tune_ids) == 4
 
     study = optuna.load_study(study_name=None, storage=study_url(folder))  # one study in the file
     assert study.study_name == folder.name and study.metric_names == ["val_acc"]
     trials = study.trials
-    assert len(trials) == 6
+    assert len(trials) == 4
     by_state = {state: [t for t in trials if t.state.name == state] for state in ("COMPLETE", "PRUNED", "FAIL")}
     # Warm-start points first, in order: the best configuration runs every epoch, the failing one fails.
     assert trials[0].params == {"optim.lr": BEST_LR, "model.name": "small_cnn",
@@ -86,7 +86,7 @@ def test_a_tune_run_with_asha_leaves_contract_b_in_study_db(local_ray, tmp_path)
     assert trials[1].value is None
     # Every other trial is worse than the first at epoch 1, so ASHA stopped it at its first rung: PRUNED,
     # with its epoch-1 value as intermediate value and as its value (Optuna's pruned-trial convention).
-    assert [t.number for t in by_state["PRUNED"]] == [2, 3, 4, 5]
+    assert [t.number for t in by_state["PRUNED"]] == [2, 3]
     for trial in trials:
         tune_id = trial.user_attrs[TRIAL_ATTR]
         lr = trial.params["optim.lr"]
@@ -163,3 +163,14 @@ def test_group_without_multivariate_is_one_line(tmp_path):
     path.write_text("experiment: x\nsearcher: {multivariate: false, group: true}\n")
     with pytest.raises(ConfigError, match=r"space.yaml: searcher: group: true needs multivariate: true"):
         load_search_file(path)
+
+
+def test_random_search_starts_with_the_warm_start_points(tmp_path):
+    folder = tmp_path / "unit-20990101-000000"
+    folder.mkdir()
+    search = _search(algorithm="random", warm_start=[{"optim.lr": 0.002, "model.name": "mobilenetv3_small_050"}])
+    searcher = _searcher(folder, search)
+    first, second = searcher.suggest("bbbb0001"), searcher.suggest("bbbb0002")
+    assert first == {"optim": {"lr": 0.002}, "model": {"name": "mobilenetv3_small_050"}}  # `when` left out blocks
+    assert second != first
+    assert isinstance(searcher.study.sampler, optuna.samplers.RandomSampler)

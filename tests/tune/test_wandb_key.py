@@ -1,5 +1,7 @@
 """The W&B key never reaches Ray's session folder or the experiment: a search with a (fake) key in its
-environment, W&B forced offline so nothing is sent, then every file of both is searched for the key."""
+environment, W&B forced offline so nothing is sent, then every file of both is searched for the key.
+The search runs with --verbose (Ray's full output, the trials' output forwarded), so the console is
+searched with the most on it, and --verbose is shown to bring Ray's output back."""
 
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ def test_wandb_key_stays_out_of_ray_logs_and_the_experiment(tiny_data, tmp_path)
     data = [f"dataset.{key}={value}" for key, value in dotted(tiny_data)]
     command = [sys.executable, str(REPO / "tune" / "run_search.py"),
                "--config", str(REPO / "search_spaces" / "smoke.yaml"), "--storage", str(storage),
-               "--address", "local", "--num-cpus", "2",
+               "--address", "local", "--num-cpus", "2", "--verbose",  # everything on the console too
                "--set", *data, "budget.num_samples=2", "budget.max_epochs=2", "wandb.enabled=true"]
     env = {**os.environ, "WANDB_API_KEY": FAKE_KEY, "WANDB_MODE": "offline", "RAY_TMPDIR": str(ray_tmp)}
     env.pop("RAY_ADDRESS", None)
@@ -59,6 +61,9 @@ def test_wandb_key_stays_out_of_ray_logs_and_the_experiment(tiny_data, tmp_path)
         assert sessions and any(_files_holding(ray_tmp, b"raylet"))  # the session's logs were searched
         for root in (ray_tmp, experiment):
             assert _files_holding(root, FAKE_KEY.encode()) == [], f"the W&B key was written under {root}"
-        assert FAKE_KEY not in log.read_text()
+        text = log.read_text()
+        assert FAKE_KEY not in text
+        # --verbose brought Ray's own output back: each trial's config table and the trials' own lines.
+        assert text.count("started with configuration") == 2 and "epoch 2/2" in text
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)

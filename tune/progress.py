@@ -1,0 +1,116 @@
+"""The search's compact console output: one line per finished trial with the best so far, and Ray's
+status table with only the sampled parameters and the metrics, every minute and at the end.
+
+Ray 2.60's default output engine (``RAY_AIR_NEW_OUTPUT``, on unless set to 0) prints every trial's
+whole config as a ~50-row table when it starts and its result table when it ends, and it ignores
+``RunConfig(progress_reporter=...)``; so the compact display runs on Tune's other engine, with this
+``CLIReporter`` (Ray's public reporter class) as its reporter. ``tune/run_search.py --verbose`` keeps
+Ray's default engine and everything it prints. The full configs are in the experiment folder
+(``summary.json``, each trial's ``params.json``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Optional
+
+from ray.tune import CLIReporter
+
+TABLE_EVERY_S = 60
+"""Seconds between status tables (finished trials print their line at once)."""
+
+
+def use_compact_engine() -> None:
+    """Switch Tune to the output engine that honours ``progress_reporter``, and drop one warning.
+
+    Both are read when ``Tuner.fit()`` starts, so this is effective right before it. The experiment
+    snapshot warning fires whenever two checkpoints (``CheckpointConfig(num_to_keep=2)``) land within
+    5 s, which is the normal case for short epochs; Ray's message says 0 silences it.
+    """
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+
+
+class CompactReporter(CLIReporter):
+    """``CLIReporter`` with the search's parameter and metric columns, plus a line per finished trial."""
+
+    def __init__(self, params: list[str], *, metric: str, mode: str, max_epochs: int,
+                 links: Optional[list[str]] = None, table_every_s: float = TABLE_EVERY_S):
+        metrics = [metric] + [key for key in ("val_acc", "val_loss") if key != metric]
+        super().__init__(
+            # Tune looks parameters up by "/"-separated path; the header shows the dotted key.
+            parameter_columns={key.replace(".", "/"): key for key in params},
+            metric_columns={"epoch": "epoch", **{key: key for key in metrics}},
+            metric=metric, mode=mode, sort_by_metric=True, print_intermediate_tables=True,
+            max_report_frequency=table_every_s)
+        self._max_epochs = max_epochs
+        self._links = links or []
+        self._announced: set[str] = set()
+        self._table_every_s = table_every_s
+        self._table_due = time.monotonic() + table_every_s
+        self._started = time.monotonic()
+
+    def setup(self, *args: Any, **kwargs: Any) -> None:
+        super().setup(*args, **kwargs)
+        # A resumed search unpickles this reporter from tuner.pkl: its clocks restart here.
+        self._started = time.monotonic()
+        self._table_due = self._started + self._table_every_s
+
+    def should_report(self, trials: list, done: bool = False) -> bool:
+        finished = any(t.status in ("TERMINATED", "ERROR") and t.trial_id not in self._announced for t in trials)
+        return done or finished or time.monotonic() >= self._table_due
+
+    def report(self, trials: list, done: bool, *sys_info: str) -> None:
+        for trial in trials:
+            if trial.status in ("TERMINATED", "ERROR") and trial.trial_id not in self._announced:
+                self._announced.add(trial.trial_id)
+                self._print(self._trial_line(trial, trials))
+        if done or time.monotonic() >= self._table_due:
+            self._table_due = time.monotonic() + self._table_every_s
+            self._print(self._status(trials, done, sys_info))
+
+    def _status(self, trials: list, done: bool, sys_info: tuple) -> str:
+        """Ray's status block and table, with the search's links and a short best line instead of Ray's
+        staging "Result logdir" (a temp folder, not the experiment) and its full-precision best line."""
+        lines = []
+        for line in self._progress_str(trials, done, *sys_info, *self._links).splitlines():
+            if line.startswith("Result logdir:"):
+                continue
+            if line.startswith("Current best trial:"):
+                line = self._best_line(trials)
+            lines.append(line)
+        return "\n".join(lines)
+
+    def _best_line(self, trials: list) -> str:
+        best, _ = self._current_best_trial(trials)
+        if best is None:
+            return "Best so far: none yet"
+        result = best.last_result
+        return (f"Best so far: trial {best.trial_id}, {self._metric} {result[self._metric]:.4f} at epoch "
+                f"{result.get('epoch', '?')} | {_params_text(best.evaluated_params)}")
+
+    def _trial_line(self, trial, trials: list) -> str:
+        result: dict[str, Any] = trial.last_result or {}
+        epochs = int(result.get("epoch", 0))
+        if trial.status == "ERROR":
+            what = f"failed after {epochs} epoch(s) (error: {trial.error_file})"
+        elif epochs < self._max_epochs:
+            what = f"stopped by ASHA at epoch {epochs}/{self._max_epochs}"
+        else:
+            what = f"finished {epochs}/{self._max_epochs} epochs"
+        value = result.get(self._metric)
+        score = f"{self._metric} {value:.4f}" if isinstance(value, (int, float)) else f"no {self._metric}"
+        best, _ = self._current_best_trial(trials)
+        best_text = ""
+        if best is not None:
+            best_text = f" | best {best.last_result[self._metric]:.4f} (trial {best.trial_id})"
+        elapsed = time.monotonic() - self._started
+        return (f"[{elapsed:5.0f} s] trial {trial.trial_id} {what}: {score}"
+                f" | {_params_text(trial.evaluated_params)}{best_text}")
+
+
+def _params_text(evaluated: dict[str, Any]) -> str:
+    """What the searcher sampled for a trial (Tune keeps it "/"-flattened), dotted and short."""
+    return " ".join(f"{key.replace('/', '.')}={value:.3g}" if isinstance(value, float)
+                    else f"{key.replace('/', '.')}={value}" for key, value in evaluated.items())
