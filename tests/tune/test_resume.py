@@ -1,0 +1,104 @@
+"""Faults during a search, injected at hold points (train/hold.py), never by racing the search: a trial
+process killed mid-run is retried from its last checkpoint; a search whose driver is killed
+continues with --resume, keeping finished trials and continuing unfinished ones from their
+checkpoints. Each test asserts the exact epoch training continues from."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.helpers import dotted, kill_group, last_line_path, result_rows, start_in_session, wait_held
+from train import hold
+
+SMOKE = REPO / "search_spaces" / "smoke.yaml"
+RUN_SEARCH = REPO / "tune" / "run_search.py"
+
+
+def search_args(tiny_data: dict, storage: Path | str, *overrides: str) -> list[str]:
+    """CLI arguments running the smoke space on the tiny synthetic set on a private 2-CPU Ray."""
+    data = [f"dataset.{key}={value}" for key, value in dotted(tiny_data)]
+    return ["--config", str(SMOKE), "--storage", str(storage), "--address", "local", "--num-cpus", "2",
+            "--set", *data, "wandb.enabled=false", *overrides]
+
+
+def start_search(args: list[str], log: Path, **env: str) -> "subprocess.Popen":  # noqa: F821
+    environ = {**os.environ, **env}
+    environ.pop("RAY_ADDRESS", None)
+    return start_in_session([sys.executable, str(RUN_SEARCH), *args], log, environ)
+
+
+def epochs_of(trial_dir: Path) -> list[int]:
+    return [row["epoch"] for row in result_rows(trial_dir)]
+
+
+@pytest.mark.timeout(400)
+def test_a_killed_trial_is_retried_from_its_last_checkpoint(tiny_data, tmp_path):
+    """SIGKILL the trial's process while it is held after epoch 2's checkpoint: Tune retries the
+    trial, which goes on at epoch 3."""
+    storage, log, holds = tmp_path / "runs", tmp_path / "search.log", tmp_path / "hold"
+    args = search_args(tiny_data, storage, "budget.num_samples=1", "budget.max_epochs=4",
+                       "budget.early_stopping=false", "failure.max_failures=1")
+    proc = start_search(args, log, **{hold.ENV: f"checkpoint:2:{holds}"})
+    try:
+        held = wait_held(proc, holds, log)
+        os.kill(held["pid"], signal.SIGKILL)  # the trial's own process (a Tune function actor)
+        hold.release(holds)
+        assert proc.wait(timeout=300) == 0, log.read_text()[-5000:]
+    finally:
+        kill_group(proc)
+    summary = json.loads(last_line_path(log).read_text())
+    assert summary["num_trials"] == 1 and summary["num_errors"] == 0, summary
+    trial = summary["trials"][0]
+    assert trial["trial_id"] == held["trial_id"] and trial["status"] == "TERMINATED"
+    # Epochs 1-2 before the kill, 3-4 after it: none trained twice, none skipped.
+    assert epochs_of(Path(summary["experiment_dir"]) / trial["path"]) == [1, 2, 3, 4]
+    assert "ActorDiedError" in log.read_text() or "RayActorError" in log.read_text(), "Tune saw no failure"
+
+
+@pytest.mark.timeout(600)
+def test_an_interrupted_search_resumes_without_rerunning_finished_trials(tiny_data, tmp_path):
+    """Kill the driver (and its Ray) while the 2nd of 3 trials is held after its epoch-1 checkpoint;
+    --resume keeps the finished trial, continues the held one at epoch 2 and runs the third."""
+    from ray.tune import ExperimentAnalysis
+
+    storage, log, holds = tmp_path / "runs", tmp_path / "first.log", tmp_path / "hold"
+    # Storage as a URI, as for s3://: Tune, Train and the summary all go through pyarrow filesystems.
+    # One trial at a time, so the first has finished and the third not started when the second is held.
+    args = search_args(tiny_data, f"file://{storage}", "budget.num_samples=3", "budget.max_epochs=3",
+                       "budget.early_stopping=false", "resources.max_concurrent_trials=1")
+    proc = start_search(args, log, **{hold.ENV: f"checkpoint:1:{holds}:2"})
+    try:
+        held = wait_held(proc, holds, log)
+        # What Tune's saved state, the one --resume reads, says at the moment of the kill.
+        at_kill = {t.trial_id: t.status for t in ExperimentAnalysis(held["experiment_dir"]).trials}
+    finally:
+        kill_group(proc)  # the driver and its Ray die mid-search, as with a lost laptop session
+    experiment = Path(held["experiment_dir"])
+    # Tune saves a running trial as PENDING (to be started again on restore): unfinished either way.
+    assert at_kill[held["trial_id"]] in ("PENDING", "RUNNING") and len(at_kill) == 2, at_kill
+    finished = [trial_id for trial_id, status in at_kill.items() if status == "TERMINATED"]
+    assert len(finished) == 1, at_kill
+    before = (experiment / f"trial_{finished[0]}" / "result.json").read_text()
+    assert [json.loads(line)["epoch"] for line in before.splitlines()] == [1, 2, 3]
+
+    resume_log = tmp_path / "resume.log"
+    proc = start_search(search_args(tiny_data, f"file://{storage}") + ["--resume"], resume_log)
+    try:
+        assert proc.wait(timeout=480) == 0, resume_log.read_text()[-5000:]
+    finally:
+        kill_group(proc)
+    assert resume_log.read_text().strip().splitlines()[-1] == f"file://{experiment}/summary.json"
+    summary = json.loads((experiment / "summary.json").read_text())
+    assert summary["num_trials"] == 3 and summary["num_errors"] == 0, summary
+    assert all(t["status"] == "TERMINATED" and t["epochs"] == 3 for t in summary["trials"]), summary["trials"]
+    assert set(at_kill) < {t["trial_id"] for t in summary["trials"]}
+    # The finished trial was kept, not trained again; the held one went on at epoch 2.
+    assert (experiment / f"trial_{finished[0]}" / "result.json").read_text() == before
+    assert epochs_of(experiment / f"trial_{held['trial_id']}") == [1, 2, 3]
