@@ -1,8 +1,9 @@
 """Hold points: a test-only pause at a known moment of training, so fault tests never race.
 
-    SIGNSEARCH_HOLD="checkpoint:<epoch>:<dir>[:<nth>]"
+    SIGNSEARCH_HOLD="checkpoint:<epoch>:<dir>[:<nth>]"    (training processes)
+    SIGNSEARCH_HOLD="interrupt:<count>:<dir>"              (the search driver)
 
-Rank 0 of a run pauses right after its epoch-``<epoch>`` checkpoint (1-based, the reported
+``checkpoint``: rank 0 of a run pauses right after its epoch-``<epoch>`` checkpoint (1-based, the reported
 ``epoch``) is *committed*, writes ``<dir>/held.json`` and waits until ``<dir>/release`` exists. With
 ``<nth>`` (default 1) only the nth rank 0 of the whole test to get there pauses (each claims a
 number by creating ``<dir>/arrival-<n>`` exclusively); the others go on. Unset, this is a no-op.
@@ -10,6 +11,11 @@ number by creating ``<dir>/arrival-<n>`` exclusively); the others go on. Unset, 
 ``held.json`` (written atomically): ``point``, ``epoch``, ``trial_id`` (the Tune trial, or None),
 ``run`` (the Ray Train run name, or None), ``node_id`` (Ray node), ``pid``, ``checkpoint`` (its
 path on storage), ``experiment_dir`` (the Tune experiment, or None).
+
+Several holds can be given, separated by commas (the driver and its trials read the same variable).
+
+``interrupt``: the search driver pauses right after handling its ``<count>``-th Ctrl-C (inside the
+signal handler, after asking Tune to stop), so a test can send the next one at a known moment.
 
 "Committed" is what the resume after the fault the test injects will read, so the test can assert
 the exact epoch training continues from:
@@ -41,7 +47,7 @@ from typing import Any, Optional
 from train.files import write_atomic
 
 ENV = "SIGNSEARCH_HOLD"
-POINTS = ("checkpoint",)
+POINTS = ("checkpoint", "interrupt")
 MARKER = "held.json"
 RELEASE = "release"
 POLL_S = 0.05
@@ -65,23 +71,31 @@ class HoldSpec:
         return cls(parts[0], int(parts[1]), Path(parts[2]), int(parts[3]) if len(parts) == 4 else 1)
 
 
-def spec() -> Optional[HoldSpec]:
-    text = os.environ.get(ENV)
-    return HoldSpec.parse(text) if text else None
+def specs() -> list[HoldSpec]:
+    return [HoldSpec.parse(text) for text in os.environ.get(ENV, "").split(",") if text]
 
 
 def after_checkpoint(session: Any, epoch: int) -> None:
     """Called by the loop after each epoch's report; pauses here when $SIGNSEARCH_HOLD names this moment."""
-    wanted = spec()
-    if wanted is None or wanted.epoch != epoch or session.world_rank != 0:
-        return
-    if _claim(wanted) != wanted.nth:
-        return
-    where = _commit(session)
-    marker = {"point": wanted.point, "epoch": epoch, "node_id": _node_id(), "pid": os.getpid(), **where}
+    for wanted in specs():
+        if wanted.point != "checkpoint" or wanted.epoch != epoch or session.world_rank != 0:
+            continue
+        if _claim(wanted) == wanted.nth:
+            _pause(wanted, {"epoch": epoch, "node_id": _node_id(), **_commit(session)})
+
+
+def after_interrupt(count: int) -> None:
+    """Called by the search driver after handling its count-th Ctrl-C."""
+    for wanted in specs():
+        if wanted.point == "interrupt" and wanted.epoch == count:
+            _pause(wanted, {"epoch": count})
+
+
+def _pause(wanted: HoldSpec, where: dict[str, Any]) -> None:
+    marker = {"point": wanted.point, "pid": os.getpid(), **where}
+    wanted.folder.mkdir(parents=True, exist_ok=True)
     write_atomic(wanted.folder / MARKER, json.dumps(marker, indent=1))
-    print(f"hold: paused after epoch {epoch}'s committed checkpoint ({marker}); waiting for "
-          f"{wanted.folder / RELEASE}", flush=True)
+    print(f"hold: paused at {wanted.point} ({marker}); waiting for {wanted.folder / RELEASE}", flush=True)
     while not (wanted.folder / RELEASE).exists():
         time.sleep(POLL_S)
 

@@ -16,6 +16,8 @@ import signal
 import sys
 from typing import Any
 
+from train import hold
+
 
 class Interrupts:
     """Context manager around ``Tuner.fit``; ``count`` is the number of Ctrl-Cs seen."""
@@ -49,3 +51,4 @@ class Interrupts:
               "(Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
         tune_stop(signal.SIGUSR1, frame)
         signal.signal(signal.SIGINT, self._on_sigint)
+        hold.after_interrupt(self.count)  # test-only pause point (train/hold.py)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -28,7 +29,7 @@ def search_args(tiny_data: dict, storage: Path | str, *overrides: str) -> list[s
             "--set", *data, "wandb.enabled=false", *overrides]
 
 
-def start_search(args: list[str], log: Path, **env: str) -> "subprocess.Popen":  # noqa: F821
+def start_search(args: list[str], log: Path, **env: str) -> subprocess.Popen:
     environ = {**os.environ, **env}
     environ.pop("RAY_ADDRESS", None)
     return start_in_session([sys.executable, str(RUN_SEARCH), *args], log, environ)
@@ -102,3 +103,81 @@ def test_an_interrupted_search_resumes_without_rerunning_finished_trials(tiny_da
     # The finished trial was kept, not trained again; the held one went on at epoch 2.
     assert (experiment / f"trial_{finished[0]}" / "result.json").read_text() == before
     assert epochs_of(experiment / f"trial_{held['trial_id']}") == [1, 2, 3]
+
+
+@pytest.mark.timeout(600)
+def test_ctrl_c_stops_honestly_and_resume_extends_the_search(tiny_data, tmp_path):
+    """Ctrl-C while the 2nd of 2 trials is held after epoch 1: exit 130, summary "interrupted" with the
+    held trial UNFINISHED (not finished), the last lines say how to continue. --resume refuses a
+    changed setting, then continues with a raised budget.num_samples: 3 trials; wall_s adds up.
+    (No early stopping: ASHA could stop the 2nd trial at epoch 1, before the hold.)"""
+    storage, log, holds = tmp_path / "runs", tmp_path / "first.log", tmp_path / "hold"
+    args = search_args(tiny_data, storage, "budget.num_samples=2", "budget.max_epochs=3",
+                       "budget.early_stopping=false", "resources.max_concurrent_trials=1")
+    proc = start_search(args, log, **{hold.ENV: f"checkpoint:1:{holds}:2"})
+    try:
+        held = wait_held(proc, holds, log)
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends on Ctrl-C: the whole foreground group
+        hold.release(holds)
+        assert proc.wait(timeout=300) == 130, log.read_text()[-5000:]
+    finally:
+        kill_group(proc)
+    out = log.read_text().strip().splitlines()
+    experiment = Path(held["experiment_dir"])
+    assert out[-2:] == ["interrupted; finished trials are kept, unfinished ones continue from their checkpoints. "
+                        "Continue with:",
+                        f"  python tune/run_search.py --config {experiment}/search.yaml --resume {experiment}"]
+    summary = json.loads((experiment / "summary.json").read_text())
+    assert summary["interrupted"] is True and summary["num_errors"] == 0
+    by_id = {t["trial_id"]: t for t in summary["trials"]}
+    assert by_id[held["trial_id"]]["status"] == "UNFINISHED" and by_id[held["trial_id"]]["epochs"] >= 1
+    finished = [t for t in summary["trials"] if t["trial_id"] != held["trial_id"]]
+    assert [(t["status"], t["epochs"]) for t in finished] == [("TERMINATED", 3)]
+
+    # A changed setting is refused before anything starts; the folder is untouched.
+    changed = subprocess.run([sys.executable, str(RUN_SEARCH), "--config", str(experiment / "search.yaml"),
+                              "--resume", str(experiment), "--set", "budget.max_epochs=5"],
+                             cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert changed.returncode == 2 and changed.stderr.strip() == (
+        "error: --resume: budget.max_epochs would change the search being continued; only budget.num_samples "
+        "can be raised (start a new search to change anything else)")
+
+    resume_log = tmp_path / "resume.log"
+    command = out[-1].split()[2:]  # exactly what the search said, plus a larger budget
+    proc = start_search([*command, "--num-samples", "3", "--address", "local", "--num-cpus", "2"], resume_log)
+    try:
+        assert proc.wait(timeout=480) == 0, resume_log.read_text()[-5000:]
+    finally:
+        kill_group(proc)
+    resumed = json.loads((experiment / "summary.json").read_text())
+    assert resumed["interrupted"] is False and resumed["num_trials"] == 3 and resumed["num_errors"] == 0
+    assert all(t["status"] == "TERMINATED" for t in resumed["trials"]), resumed["trials"]
+    assert resumed["wall_s"] > summary["wall_s"]
+    epochs = epochs_of(experiment / f"trial_{held['trial_id']}")
+    assert epochs == [1, 2, 3], epochs  # went on after epoch 1, none twice
+
+
+@pytest.mark.timeout(300)
+def test_a_second_ctrl_c_stops_at_once(tiny_data, tmp_path):
+    """The trial is held after epoch 1 (the search cannot end by itself) and the driver is held right
+    after handling the first Ctrl-C; the second Ctrl-C stops it there: exit 130, no summary written,
+    no temp file left, and the last lines still say how to continue."""
+    storage, log = tmp_path / "runs", tmp_path / "search.log"
+    trial_holds, driver_holds = tmp_path / "trial-hold", tmp_path / "driver-hold"
+    args = search_args(tiny_data, storage, "budget.num_samples=1", "budget.max_epochs=3")
+    proc = start_search(args, log, **{hold.ENV: f"checkpoint:1:{trial_holds},interrupt:1:{driver_holds}"})
+    try:
+        held = wait_held(proc, trial_holds, log)
+        os.kill(proc.pid, signal.SIGINT)
+        assert wait_held(proc, driver_holds, log)["pid"] == proc.pid
+        os.kill(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=120) == 130, log.read_text()[-5000:]
+    finally:
+        kill_group(proc)
+    experiment = Path(held["experiment_dir"])
+    out = log.read_text().strip().splitlines()
+    assert out[-2] == "stopped at once; the search state saved last is kept. Continue with:", out[-5:]
+    assert out[-1] == f"  python tune/run_search.py --config {experiment}/search.yaml --resume {experiment}"
+    assert not (experiment / "summary.json").exists()
+    # The search's own files are written by rename (temp names: .<name>.<random>).
+    assert not list(experiment.glob(".*.json.*")) + list(experiment.glob(".*.yaml.*")), "a temp file was left"
