@@ -42,7 +42,7 @@ def run_trial(config: dict[str, Any], storage_path: str, metric: str = "val_acc"
         cause = permanent_cause(error)
         if cause is None:
             raise
-        _end_with(cause, metric)
+        _end_with(cause, metric, storage_path.rsplit("/", 1)[0])
 
 
 def _train(cfg: TrialConfig, storage_path: str) -> None:
@@ -87,8 +87,8 @@ def _unwrap(failure: BaseException) -> BaseException:
     return failure.__cause__ or getattr(failure, "_base_exc", failure)
 
 
-def _end_with(error: BaseException, metric: str) -> None:
-    line = one_line(error)
+def _end_with(error: BaseException, metric: str, experiment: str) -> None:
+    line = one_line(error, experiment)
     trial_id = ray.tune.get_context().get_trial_id()
     print(f"trial {trial_id} failed, not retried: {line}", file=sys.stderr, flush=True)
     # The metric (NaN) keeps Tune's strict check of reported metrics quiet; no "epoch", so ASHA
@@ -96,10 +96,11 @@ def _end_with(error: BaseException, metric: str) -> None:
     ray.tune.report({metric: math.nan, TRIAL_ERROR: line})
 
 
-def one_line(error: BaseException) -> str:
-    """The error's own one-line message (ConfigError/DataError messages are one line by design)."""
+def one_line(error: BaseException, folder: str = "storage") -> str:
+    """The error's own one-line message (ConfigError/DataError messages are one line by design); a
+    full or unwritable disk names the file, else ``folder`` (the experiment's)."""
     if isinstance(error, OSError) and error.errno in NO_ROOM + NO_ACCESS:
-        where = error.filename or "storage"
+        where = error.filename or folder
         return f"{where}: {error.strerror} (free space or choose another folder, then --resume)"
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__

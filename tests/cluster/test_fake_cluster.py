@@ -248,7 +248,7 @@ def test_trials_scale_the_cluster_up_run_on_workers_and_nodes_go_when_idle(fake_
     assert all(trial["status"] == "TERMINATED" for trial in summary["trials"])
     workers_seen = set()
     for trial in summary["trials"]:
-        rows = result_rows(Path(trial["path"]))
+        rows = result_rows(Path(summary["experiment_dir"]) / trial["path"])  # relative to the experiment
         assert rows, trial["path"]
         nodes = {row["node_id"] for row in rows}
         assert HEAD_NODE_ID not in nodes, f"trial {trial['trial_id']} trained on the head: {nodes}"

@@ -181,3 +181,33 @@ def test_a_second_ctrl_c_stops_at_once(tiny_data, tmp_path):
     assert not (experiment / "summary.json").exists()
     # The search's own files are written by rename (temp names: .<name>.<random>).
     assert not list(experiment.glob(".*.json.*")) + list(experiment.glob(".*.yaml.*")), "a temp file was left"
+
+
+def test_resume_refuses_a_folder_whose_search_state_was_never_saved(tmp_path):
+    """What a driver killed within seconds of its start leaves: search.yaml, no Tune state. One line that
+    says how to start afresh, before Ray starts."""
+    experiment = tmp_path / "runs" / "smoke-20260101-000000"
+    experiment.mkdir(parents=True)
+    (experiment / "search.yaml").write_text(SMOKE.read_text())
+    result = subprocess.run([sys.executable, str(RUN_SEARCH), "--config", str(SMOKE), "--resume", str(experiment)],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert result.stderr.strip() == (
+        f"error: --resume {experiment}: no search state was saved there (the search stopped within seconds of its "
+        f"start), so there is nothing to continue; start it afresh: python tune/run_search.py --config "
+        f"{experiment}/search.yaml")
+
+
+def test_resume_refuses_changed_data(tmp_path):
+    from train.data import DataError
+    from tune.resume import RunRecord, check_same_data
+    from tune.storage import Experiment
+
+    experiment = Experiment.create(str(tmp_path), "smoke-1")
+    RunRecord("a" * 64, wall_s=12.5, sessions=1).write(experiment)
+    record = RunRecord.read(experiment)
+    assert record == RunRecord("a" * 64, 12.5, 1)
+    check_same_data(record, "a" * 64, experiment)
+    with pytest.raises(DataError, match=r"the training data changed since the search started \(fingerprint "
+                                         r"aaaaaaaaaaaa then, bbbbbbbbbbbb now\)"):
+        check_same_data(record, "b" * 64, experiment)
