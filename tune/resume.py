@@ -66,7 +66,8 @@ class RunRecord:
         def tick() -> None:
             while not stop.wait(CLOCK_S):
                 try:
-                    RunRecord(self.data_fingerprint, before + time.monotonic() - started, self.sessions).write(experiment)
+                    now = before + time.monotonic() - started
+                    RunRecord(self.data_fingerprint, now, self.sessions).write(experiment)
                 except OSError:  # storage briefly unavailable: the next tick or the end writes it
                     pass
 

@@ -26,10 +26,6 @@ from tune.storage import Experiment, experiments, normalise, read_text
 from tune.summary import UNFINISHED, build_summary, tune_statuses, write_summary
 from tune.trial import TRIAL_ERROR, max_concurrent_trials, run_trial, trial_resources
 
-# Tune saves its experiment state (what --resume reads) after every trial checkpoint (see build_tuner);
-# with short epochs that is often, which is fine, so its "snapshotting too often" warning is noise.
-os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-
 
 class SearchInterrupted(Exception):
     """Ctrl-C: the search stopped; ``summary`` is its summary.json (None when stopped at once)."""
@@ -115,6 +111,10 @@ def _trial_dirname(trial) -> str:
 
 def build_tuner(search: SearchFile, experiment: Experiment, resume: bool) -> tune.Tuner:
     trainable = _trainable(search, experiment)
+    # Tune saves its experiment state (what --resume reads) after every trial checkpoint (see
+    # CheckpointConfig below); with short epochs that is often, and meant, so its warning about
+    # snapshotting often is noise (the variable is Tune's documented way to turn it off).
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if resume:
         raise_budget(search.budget.num_samples)  # a raised budget.num_samples (tune/resumable.py)
         return tune.Tuner.restore(experiment.uri, trainable=trainable, resume_unfinished=True, resume_errored=True)

@@ -31,10 +31,11 @@ def run_trial(config: dict[str, Any], storage_path: str, metric: str = "val_acc"
     """Train ``config``; a retried trial resumes from its last checkpoint (Tune's or Train's).
 
     A configuration or data error, or a full or unwritable folder (:func:`is_permanent`), would
-    fail every retry the same way: it ends the trial at once with one report ``{metric: nan,
-    TRIAL_ERROR: <its one line>}`` and no exception, so Tune does not retry it (Tune retries every exception the same way, up to
-    ``FailureConfig.max_failures``). tune/summary.py lists such a trial as ERROR with that line.
-    Real faults (a lost node, a killed worker, an OOM kill) still raise, and Tune retries them.
+    fail every retry the same way: it ends the trial at once with one report
+    ``{metric: nan, TRIAL_ERROR: <its one line>}`` and no exception, so Tune does not retry it
+    (Tune retries every exception alike, up to ``FailureConfig.max_failures``). tune/summary.py
+    lists such a trial as ERROR with that line. Real faults (a lost node, a killed worker, an OOM
+    kill) still raise, and Tune retries them.
     """
     try:
         _train(parse(config), storage_path)

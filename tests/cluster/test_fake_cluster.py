@@ -299,6 +299,8 @@ def test_a_lost_worker_node_costs_no_trial(fake_cluster, tiny_data, tmp_path):
     assert all(trial["status"] == "TERMINATED" and trial["metrics"]["epoch"] == max_epochs
                for trial in summary["trials"]), summary["trials"]
     experiment = Path(summary["experiment_dir"])
+    for trial in summary["trials"]:  # Train's checkpoints, relative to the experiment folder
+        assert trial["checkpoint"].startswith(f"train_runs/train_{trial['trial_id']}/checkpoint_"), trial
     for trial in summary["trials"]:  # no epoch trained twice (the other trial may have lost a node too)
         epochs = [row["epoch"] for row in result_rows(experiment / trial["path"])]
         assert epochs == sorted(set(epochs)) and epochs[-1] == max_epochs, (trial["trial_id"], epochs)

@@ -84,7 +84,8 @@ def test_unwritable_storage_and_cache_are_one_line(tmp_path, tiny_data):
 
 
 def test_every_model_a_choice_can_sample_is_checked(tmp_path):
-    path = _search_file(tmp_path, space={"model.name": {"type": "choice", "values": ["small_cnn", "mobilenetv3_smal_050"]}})
+    choice = {"type": "choice", "values": ["small_cnn", "mobilenetv3_smal_050"]}
+    path = _search_file(tmp_path, space={"model.name": choice})
     with pytest.raises(ConfigError) as error:
         preflight.check(load_search_file(path), str(path), str(tmp_path / "runs"))
     assert str(error.value).startswith(f"{path}: space.model.name: unknown model 'mobilenetv3_smal_050'; "

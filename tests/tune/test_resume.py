@@ -58,15 +58,20 @@ def test_a_killed_trial_is_retried_from_its_last_checkpoint(tiny_data, tmp_path)
     assert summary["num_trials"] == 1 and summary["num_errors"] == 0, summary
     trial = summary["trials"][0]
     assert trial["trial_id"] == held["trial_id"] and trial["status"] == "TERMINATED"
+    # Paths relative to the experiment folder (summary.json contract), so a moved experiment still reads.
+    assert trial["path"] == f"trial_{held['trial_id']}"
+    assert trial["checkpoint"].startswith(f"{trial['path']}/checkpoint_")
     # Epochs 1-2 before the kill, 3-4 after it: none trained twice, none skipped.
     assert epochs_of(Path(summary["experiment_dir"]) / trial["path"]) == [1, 2, 3, 4]
     assert "ActorDiedError" in log.read_text() or "RayActorError" in log.read_text(), "Tune saw no failure"
 
 
 @pytest.mark.timeout(600)
-def test_an_interrupted_search_resumes_without_rerunning_finished_trials(tiny_data, tmp_path):
-    """Kill the driver (and its Ray) while the 2nd of 3 trials is held after its epoch-1 checkpoint;
-    --resume keeps the finished trial, continues the held one at epoch 2 and runs the third."""
+@pytest.mark.parametrize("held_epoch", [1, 3], ids=["mid-trial", "last-epoch"])
+def test_an_interrupted_search_resumes_without_rerunning_finished_trials(tiny_data, tmp_path, held_epoch):
+    """Kill the driver (and its Ray) while the 2nd of 3 trials is held after its epoch-K checkpoint;
+    --resume keeps the finished trial, continues the held one at epoch K+1 (K=3, its last epoch: it
+    finished right before the kill, and is in the summary without training again) and runs the third."""
     from ray.tune import ExperimentAnalysis
 
     storage, log, holds = tmp_path / "runs", tmp_path / "first.log", tmp_path / "hold"
@@ -74,7 +79,7 @@ def test_an_interrupted_search_resumes_without_rerunning_finished_trials(tiny_da
     # One trial at a time, so the first has finished and the third not started when the second is held.
     args = search_args(tiny_data, f"file://{storage}", "budget.num_samples=3", "budget.max_epochs=3",
                        "budget.early_stopping=false", "resources.max_concurrent_trials=1")
-    proc = start_search(args, log, **{hold.ENV: f"checkpoint:1:{holds}:2"})
+    proc = start_search(args, log, **{hold.ENV: f"checkpoint:{held_epoch}:{holds}:2"})
     try:
         held = wait_held(proc, holds, log)
         # What Tune's saved state, the one --resume reads, says at the moment of the kill.
@@ -100,7 +105,7 @@ def test_an_interrupted_search_resumes_without_rerunning_finished_trials(tiny_da
     assert summary["num_trials"] == 3 and summary["num_errors"] == 0, summary
     assert all(t["status"] == "TERMINATED" and t["epochs"] == 3 for t in summary["trials"]), summary["trials"]
     assert set(at_kill) < {t["trial_id"] for t in summary["trials"]}
-    # The finished trial was kept, not trained again; the held one went on at epoch 2.
+    # The finished trial was kept, not trained again; the held one went on at epoch K+1, none twice.
     assert (experiment / f"trial_{finished[0]}" / "result.json").read_text() == before
     assert epochs_of(experiment / f"trial_{held['trial_id']}") == [1, 2, 3]
 

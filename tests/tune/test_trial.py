@@ -50,10 +50,11 @@ def test_every_trial_failing_on_a_config_error_fails_once_and_ends_the_search_wi
     weights = tmp_path / "mobilenetv3_small_050.safetensors"
     weights.write_bytes(b"not a safetensors file")
     data = [f"dataset.{key}={value}" for key, value in dotted(tiny_data)]
-    command = [sys.executable, str(REPO / "tune" / "run_search.py"), "--config", str(REPO / "search_spaces" / "smoke.yaml"),
-               "--storage", str(tmp_path / "runs"), "--address", "local", "--num-cpus", "2",
-               "--set", *data, "wandb.enabled=false", "budget.num_samples=2", "failure.max_failures=2",
-               "train.model.name=mobilenetv3_small_050", "train.model.pretrained=true", f"train.model.weights={weights}"]
+    command = [sys.executable, str(REPO / "tune" / "run_search.py"),
+               "--config", str(REPO / "search_spaces" / "smoke.yaml"), "--storage", str(tmp_path / "runs"),
+               "--address", "local", "--num-cpus", "2", "--set", *data, "wandb.enabled=false",
+               "budget.num_samples=2", "failure.max_failures=2", "train.model.name=mobilenetv3_small_050",
+               "train.model.pretrained=true", f"train.model.weights={weights}"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("RAY_ADDRESS", None)
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=360)
