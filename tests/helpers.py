@@ -89,3 +89,13 @@ def result_rows(trial_dir: Path) -> list[dict]:
 def last_line_path(log: Path) -> Path:
     """The path a CLI printed as its last line (summary.json, a checkpoint)."""
     return Path(log.read_text().strip().splitlines()[-1])
+
+
+def wait_held(proc: subprocess.Popen, folder: Path, log: Path, timeout: float = 240) -> dict:
+    """The marker of the process held at ``folder`` (train/hold.py) while ``proc`` runs; the log on failure."""
+    from train import hold
+
+    try:
+        return hold.wait_held(folder, timeout, alive=lambda: proc.poll() is None)
+    except TimeoutError as error:
+        raise AssertionError(f"{error}\n{log.read_text()[-5000:]}") from None

@@ -26,6 +26,7 @@ no reader trusts and the next builder (holding the entry's lock) deletes before 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -277,6 +278,9 @@ def _build(final: Path, records: Records, fmt: str, split: str, cfg: DataConfig,
         }
         _write_last(temp, meta)
         publish_dir(temp, final)
+    except OSError as error:  # a full or unwritable cache folder: one line, and no temp folder left
+        shutil.rmtree(temp, ignore_errors=True)
+        raise _cannot_write(final.parent, error) from None
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise
@@ -291,7 +295,7 @@ def _decode_all(target: Path, records: Records, size: int, crop: bool,
     skipped, the rows past ``len(indices)`` are unused and :func:`_truncate_rows` drops them.
     """
     count = len(records)
-    images = np.lib.format.open_memmap(target, mode="w+", dtype=np.uint8, shape=(count, size, size, 3))
+    images = reserved_memmap(target, (count, size, size, 3))
     rois = records.rois if crop else None
 
     def decode(i: int) -> tuple[int, Optional[np.ndarray], str]:
@@ -320,13 +324,43 @@ def _truncate_rows(target: Path, rows: int) -> None:
     """Rewrite ``target`` keeping its first ``rows`` rows (the header records the row count)."""
     full = np.load(target, mmap_mode="r")
     packed = target.with_name("packed.npy")
-    out = np.lib.format.open_memmap(packed, mode="w+", dtype=full.dtype, shape=(rows,) + full.shape[1:])
+    out = reserved_memmap(packed, (rows,) + full.shape[1:])
     for start in range(0, rows, GATHER_ROWS):
         stop = min(start + GATHER_ROWS, rows)
         out[start:stop] = full[start:stop]
     out.flush()
     del out, full
     os.replace(packed, target)
+
+
+def reserved_memmap(target: Path, shape: tuple[int, ...]) -> np.memmap:
+    """A new uint8 .npy file of ``shape``, memory-mapped, with every block of it allocated on disk first.
+
+    ``open_memmap`` makes a sparse file; a page written through the map where the disk has no block
+    left kills the process with SIGBUS (no exception, no message, the temp folder left behind).
+    ``posix_fallocate`` reserves the blocks up front and fails with ENOSPC instead (a plain free-space
+    check where the file system cannot allocate ahead); callers turn that into one line.
+    """
+    images = np.lib.format.open_memmap(target, mode="w+", dtype=np.uint8, shape=shape)
+    fd = os.open(target, os.O_RDWR)
+    try:
+        length = os.fstat(fd).st_size
+        try:
+            os.posix_fallocate(fd, 0, length)
+        except OSError as error:
+            if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+            if shutil.disk_usage(target.parent).free < length:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target)) from None
+    finally:
+        os.close(fd)
+    return images
+
+
+def _cannot_write(folder: Path, error: OSError) -> DataError:
+    """One line for a cache folder that is full or cannot be written."""
+    return DataError(f"cache folder {folder}: cannot write the cache entry ({error.strerror or error}); free space "
+                     f"there or set data.cache_dir (or ${CACHE_ENV}) to a writable folder with room")
 
 
 def _decode_threads() -> int:
@@ -411,13 +445,16 @@ def _build_split(final: Path, images: np.ndarray, train_idx: np.ndarray, val_idx
             np.save(temp / f"{name}_index.npy", index)
         _write_last(temp, {"train": len(train_idx), "val": len(val_idx), "complete": True})
         publish_dir(temp, final)
+    except OSError as error:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise _cannot_write(final.parent, error) from None
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise
 
 
 def _gather(images: np.ndarray, index: np.ndarray, target: Path) -> None:
-    out = np.lib.format.open_memmap(target, mode="w+", dtype=np.uint8, shape=(len(index),) + images.shape[1:])
+    out = reserved_memmap(target, (len(index),) + images.shape[1:])
     for start in range(0, len(index), GATHER_ROWS):
         out[start:start + GATHER_ROWS] = images[index[start:start + GATHER_ROWS]]
     out.flush()

@@ -191,6 +191,9 @@ def read_records(fmt: str, root: Path, split: str) -> Records:
         raise DataError(f"data.format {fmt!r} is not one of auto, {', '.join(FORMATS)}")
     train_reader, test_reader = readers[fmt]
     records = train_reader(root) if split == "train" else test_reader(root)
+    if split == "train" and len(records.class_names) < 2:
+        raise DataError(f"data root {root}: the {fmt} training set has {len(records.class_names)} class "
+                        f"({', '.join(records.class_names)}); a classifier needs at least 2")
     log.info("%s %s split under %s: %d images, %d classes", fmt, split, root, len(records),
              len(records.class_names))
     return records
@@ -498,7 +501,14 @@ def _map_test_classes(found: Sequence, known: Sequence, where: str, what: str) -
 
 
 def _read_csv(path: Path, delimiter: str, required: Sequence[str]) -> list[tuple[int, dict[str, str]]]:
-    """(line number, row) pairs; the header must name every ``required`` column."""
+    """(line number, row) pairs; the header must name every ``required`` column.
+
+    Line numbers are as an editor shows them (the header is line 1). A row cut short (fewer cells
+    than the header) and a quote left open (the csv module then reads on across line ends, into one
+    huge cell) are errors naming the file and the line.
+    """
+    rows: list[tuple[int, dict[str, str]]] = []
+    line = 1  # the header
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle, delimiter=delimiter)
@@ -508,15 +518,28 @@ def _read_csv(path: Path, delimiter: str, required: Sequence[str]) -> list[tuple
                 raise DataError(f"{path}: missing column(s) {', '.join(missing)} "
                                 f"(expected header {delimiter.join(required)})")
             reader.fieldnames = header
-            # Line numbers as an editor shows them: the header is line 1.
-            # Short rows give None values and long ones a None key: keep only real cells.
-            rows = [(reader.line_num, _cells(row))
-                    for row in reader]
-            return [(line, row) for line, row in rows if any(row.values())]  # skip ";;;;"-only lines
+            for row in reader:
+                line = reader.line_num
+                texts = [v for value in row.values() for v in (value if isinstance(value, list) else [value])
+                         if isinstance(v, str)]
+                if any("\n" in text for text in texts):  # only a quote left open makes a cell span lines
+                    # A quote still open at the end of the file takes the last line end into its cell too.
+                    first = line - sum(text.rstrip("\r\n").count("\n") for text in texts)
+                    raise DataError(f"{path} line {first}: a quote (\") is not closed, so the row runs on to line "
+                                    f"{line}; fix or remove the quote")
+                cells = _cells(row)
+                if not any(cells.values()):  # ";;;;"-only lines
+                    continue
+                if None in row.values():
+                    short = [name for name in header if row.get(name) is None]
+                    raise DataError(f"{path} line {line}: {len(header) - len(short)} of {len(header)} columns "
+                                    f"(missing {', '.join(short)}); expected {delimiter.join(header)}")
+                rows.append((line, cells))
     except OSError as error:
         raise DataError(f"{path}: cannot be read ({error.strerror or error})") from None
     except (csv.Error, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: not a readable CSV file ({error})") from None
+        raise DataError(f"{path} line {line + 1}: not readable as CSV ({error}); is a quote (\") left open?") from None
+    return rows
 
 
 def _cells(row: dict) -> dict[str, str]:

@@ -22,6 +22,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from train import hold
 from train.augment import build_augment
 from train.batches import batch_bounds, batch_sources, fixed_bounds
 from train.cache import PreparedData, prepare
@@ -215,6 +216,7 @@ class Trainer:
             if has_checkpoint:
                 self._save(folder, result.epoch)
             self.session.report(metrics, folder if has_checkpoint else None)
+        hold.after_checkpoint(self.session, metrics["epoch"])  # test-only pause point (train/hold.py)
 
     def _save(self, folder: Path, epoch: int) -> None:
         state = {

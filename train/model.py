@@ -51,6 +51,10 @@ probe timm's download retries 5 times per candidate file (about 45 s offline) be
 _TRUE = {"1", "on", "yes", "true"}
 
 
+_SMALL_CNN_PRETRAINED = ("model.pretrained: small_cnn has no ImageNet weights; set it to false "
+                         "or pick a timm model such as mobilenetv3_small_050")
+
+
 class WeightsUnavailable(ConfigError):
     """``pretrained: true`` but no ImageNet weights can be had; the message says how to provide them."""
 
@@ -69,8 +73,7 @@ def build_model(cfg: ModelConfig, num_classes: int) -> nn.Module:
         raise ConfigError(f"num_classes: got {num_classes!r}, allowed: >= 1")
     if cfg.name == SMALL_CNN:
         if cfg.pretrained:
-            raise ConfigError("model.pretrained: small_cnn has no ImageNet weights; set it to false "
-                              "or pick a timm model such as mobilenetv3_small_050")
+            raise ConfigError(_SMALL_CNN_PRETRAINED)
         return SmallCNN(cfg.cnn, num_classes)
     import timm  # here, not at the top: ~2 s of imports that small_cnn trials never need
 
@@ -130,6 +133,31 @@ def _unavailable(name: str, reason: str) -> WeightsUnavailable:
         f"model.weights: no ImageNet weights for {name} ({reason}); set model.weights or ${ENV_WEIGHTS} "
         f"to a .safetensors/.pth/.bin file or a directory holding {name}.safetensors (or {name}/model.safetensors), "
         f"or give this machine internet access to the Hugging Face hub")
+
+
+def check_model_name(name: str) -> None:
+    """Raise :class:`ConfigError` unless ``name`` is ``small_cnn`` or a model timm knows (imports timm)."""
+    if name != SMALL_CNN:
+        _check_timm_name(name)
+
+
+def check_weights(cfg: ModelConfig) -> None:
+    """Raise what :func:`build_model` would raise for ``cfg``'s pretrained weights, without building it.
+
+    A search checks this on its driver, before Ray starts, for every model that can be sampled with
+    ``pretrained: true``: a file named by ``model.weights`` / ``$SIGNSEARCH_WEIGHTS`` must exist, else
+    the weights must be in the local hub cache or the hub must answer (one short probe).
+    """
+    if not cfg.pretrained:
+        return
+    if cfg.name == SMALL_CNN:
+        raise ConfigError(_SMALL_CNN_PRETRAINED)
+    _check_timm_name(cfg.name)
+    if _explicit_weights_file(cfg) is not None or _hub_cached_file(cfg.name) is not None:
+        return
+    reason = _hub_unreachable_reason(cfg.name)
+    if reason:
+        raise _unavailable(cfg.name, reason)
 
 
 # ------------------------------------------------------------------------------- locating weights

@@ -8,7 +8,10 @@ trial.
 
 from __future__ import annotations
 
+import errno
+import posixpath
 import tempfile
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Protocol
@@ -50,10 +53,17 @@ class RaySession:
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: Optional[Path]) -> None:
         checkpoint = self.api.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
+        sizes = {path.name: path.stat().st_size for path in checkpoint_dir.iterdir()} if checkpoint_dir else {}
         self.api.report(metrics, checkpoint=checkpoint)
+        if sizes:  # after report, get_checkpoint() is the copy on storage
+            check_persisted(self.api.get_checkpoint(), sizes)
 
     def restored_checkpoint(self) -> Any:
-        return self.api.get_checkpoint()
+        checkpoint = self.api.get_checkpoint()
+        if checkpoint is not None:
+            with checkpoint.as_directory() as folder:
+                check_complete(Path(folder), checkpoint.path)
+        return checkpoint
 
 
 def ray_train_session() -> RaySession:
@@ -97,6 +107,34 @@ class LocalSession:
 
     def restored_checkpoint(self) -> Any:
         return None
+
+
+def check_persisted(persisted: Any, sizes: dict[str, int]) -> None:
+    """Every file of a reported checkpoint reached storage whole; a full disk can cut one short
+    without the copy failing. Raises OSError(ENOSPC) naming the checkpoint: every retry would hit it."""
+    if persisted is None:
+        return
+    for name, size in sizes.items():
+        info = persisted.filesystem.get_file_info(posixpath.join(persisted.path, name))
+        if info.size != size:
+            raise OSError(errno.ENOSPC, f"checkpoint file {name} reached storage short ({info.size} of {size} "
+                                        f"bytes); is the storage full?", persisted.path)
+
+
+def check_complete(folder: Path, shown: str) -> None:
+    """A checkpoint to resume from must be whole: its torch archives (*.pt, zip files) pass their CRC
+    checks. A cut-off one is never trusted: DataError (one line), not a retry on garbage."""
+    from train.data import DataError
+
+    for archive in sorted(folder.glob("*.pt")):
+        try:
+            with zipfile.ZipFile(archive) as opened:
+                bad = opened.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError) as error:
+            bad = f"{type(error).__name__}: {error}"
+        if bad is not None:
+            raise DataError(f"checkpoint {shown}: {archive.name} is cut off or corrupt ({bad}), so the "
+                            f"trial is not resumed from it (was its storage full?)")
 
 
 @contextmanager

@@ -3,7 +3,10 @@
     python tune/run_search.py --config search_spaces/gtsrb.yaml \
         --set dataset.format=gtsrb dataset.root=/data/gtsrb [--storage PATH|s3://...] [--resume] [--verbose]
 
-The last line printed is the path of the experiment's summary.json.
+The last line printed is the path of the experiment's summary.json. Exit codes: 0 done; 2 a
+configuration, data or storage problem (one line on stderr, found before Ray starts where it can be,
+or every trial failed on it); 1 no trial reported the metric for other reasons; 130 interrupted
+(Ctrl-C): the last lines say how to continue with --resume.
 """
 
 from __future__ import annotations
@@ -47,15 +50,28 @@ def main(argv: list[str] | None = None) -> int:
     from tune import search as search_run
     from tune.space import load_search_file
 
-    overrides = args.overrides + ([f"budget.num_samples={args.num_samples}"] if args.num_samples else [])
+    overrides = args.overrides + ([] if args.num_samples is None else [f"budget.num_samples={args.num_samples}"])
     try:
-        search = load_search_file(args.config, overrides)
+        # With --resume the search continues as saved in its folder; --config only names the
+        # experiment to look for, and the overrides are checked against the saved search.
+        search = load_search_file(args.config, [] if args.resume else overrides)
         connection = RayConnection(args.address, args.num_cpus, args.dashboard_host, args.dashboard_port)
         summary = search_run.run(search, storage=args.storage, resume=args.resume, ray_connection=connection,
-                                  verbose=args.verbose)
+                                  source=args.config, overrides=overrides, verbose=args.verbose)
     except (ConfigError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except search_run.SearchFailed as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except search_run.SearchInterrupted as stop:
+        if stop.summary:
+            print(stop.summary)
+        print("\n".join(stop.lines()), flush=True)
+        return 130
+    except KeyboardInterrupt:  # before the search (or its Ray) started
+        print("interrupted before the search started: nothing to continue", flush=True)
+        return 130
     print(search_run.summary_line(summary))
     print(summary)
     return 0

@@ -2,34 +2,56 @@
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import datetime
 from functools import partial
 from typing import Any, Optional
 
 import ray
-import yaml
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search import ConcurrencyLimiter
 
 from train.cache import prepare
 from train.config import ConfigError
 from train.connect import RayConnection
+from tune import preflight
 from tune.cluster import cluster_capacity
+from tune.interrupt import Interrupts
 from tune.progress import CompactReporter, use_compact_engine
+from tune.resumable import ExtendableSearch, ResumableASHA, raise_budget
+from tune.resume import SEARCH_FILE, RunRecord, check_same_data, continue_search, dump_search, has_saved_state
 from tune.searcher import StudySearcher, study_url
 from tune.space import SearchFile
 from tune.storage import Experiment, experiments, normalise, read_text
-from tune.summary import write_summary
-from tune.trial import max_concurrent_trials, run_trial, trial_resources
-
-SEARCH_FILE = "search.yaml"
+from tune.summary import UNFINISHED, build_summary, tune_statuses, write_summary
+from tune.trial import TRIAL_ERROR, max_concurrent_trials, run_trial, trial_resources
 
 
-def find_experiment(storage: str, search: SearchFile, resume: Optional[str]) -> Experiment:
-    """A new timestamped experiment for a new search; for --resume, the given one or the newest."""
-    if resume is None:
-        return Experiment(normalise(storage), f"{search.experiment}-{datetime.now():%Y%m%d-%H%M%S}")
+class SearchInterrupted(Exception):
+    """Ctrl-C: the search stopped; ``summary`` is its summary.json (None when stopped at once)."""
+
+    def __init__(self, experiment: Optional[Experiment], summary: Optional[str]):
+        super().__init__("interrupted")
+        self.experiment = experiment
+        self.summary = summary
+
+    def lines(self) -> list[str]:
+        if self.experiment is None:
+            return ["interrupted before the search started: nothing to continue"]
+        how = ("stopped at once; the search state saved last is kept" if self.summary is None
+               else "interrupted; finished trials are kept, unfinished ones continue from their checkpoints")
+        return [f"{how}. Continue with:",
+                f"  python tune/run_search.py --config {self.experiment.child(SEARCH_FILE)} "
+                f"--resume {self.experiment.uri}"]
+
+
+class SearchFailed(Exception):
+    """No trial reported the metric; the message is one line."""
+
+
+def find_experiment(storage: str, search: SearchFile, resume: str) -> Experiment:
+    """For --resume: the given experiment folder, or ("latest") the newest of this experiment."""
     if resume != "latest":
         experiment = Experiment.at(resume)
         if not experiment.has(SEARCH_FILE):
@@ -64,7 +86,8 @@ def _callbacks(search: SearchFile, experiment: Experiment) -> list:
 
 def _trainable(search: SearchFile, experiment: Experiment, data_key: str):
     base = search.trial_config({})
-    driver = partial(run_trial, storage_path=experiment.child("train_runs"), data_key=data_key)
+    driver = partial(run_trial, storage_path=experiment.child("train_runs"), metric=search.metric,
+                     data_key=data_key)
     return tune.with_resources(driver, trial_resources(base.workers))
 
 
@@ -74,7 +97,7 @@ def _scheduler(search: SearchFile):
         return tune.schedulers.FIFOScheduler()
     # "epoch" (not training_iteration): a retried multi-worker trial restarts Tune's iteration count
     # at 1 while its TorchTrainer resumes from the checkpoint's epoch.
-    return ASHAScheduler(metric=search.metric, mode=search.mode, time_attr="epoch",
+    return ResumableASHA(metric=search.metric, mode=search.mode, time_attr="epoch",
                          max_t=budget.max_epochs, grace_period=budget.grace_period,
                          reduction_factor=budget.reduction_factor)
 
@@ -102,7 +125,12 @@ def build_tuner(search: SearchFile, experiment: Experiment, resume: bool, data_k
     # Tuner.restore takes the run config pickled with the experiment (its reporter included); the call
     # still picks the output engine, which Tune reads when fit() starts.
     reporter = _reporter(search, verbose, links)
+    # Tune saves its experiment state (what --resume reads) after every trial checkpoint (see
+    # CheckpointConfig below); with short epochs that is often, and meant, so its warning about
+    # snapshotting often is noise (the variable is Tune's documented way to turn it off).
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if resume:
+        raise_budget(search.budget.num_samples)  # a raised budget.num_samples (tune/resumable.py)
         return tune.Tuner.restore(experiment.uri, trainable=trainable, resume_unfinished=True, resume_errored=True)
     base = search.trial_config({})
     scheduler = _scheduler(search)
@@ -111,12 +139,15 @@ def build_tuner(search: SearchFile, experiment: Experiment, resume: bool, data_k
     concurrency = max_concurrent_trials(base.workers, search.resources.max_concurrent_trials, capacity)
     print(f"max concurrent trials: {concurrency} ({search.resources.max_concurrent_trials}; "
           f"{capacity.describe()})", flush=True)
+    # The budget and the concurrency limit wrap the searcher here (not through TuneConfig) so that a
+    # resumed search can raise the budget.
     searcher = _searcher(search, experiment, concurrency)
+    search_alg = ExtendableSearch(ConcurrencyLimiter(searcher, max_concurrent=concurrency))
     return tune.Tuner(
         trainable,
         param_space=base.to_dict(),
-        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
-                                    num_samples=search.budget.num_samples, max_concurrent_trials=concurrency,
+        tune_config=tune.TuneConfig(search_alg=search_alg, scheduler=scheduler,
+                                    num_samples=search.budget.num_samples,
                                     # A reused trial process has torch/timm imported already: ~5 s less
                                     # start-up per trial, which ASHA would otherwise pay on every trial.
                                     reuse_actors=True, trial_dirname_creator=_trial_dirname),
@@ -125,8 +156,11 @@ def build_tuner(search: SearchFile, experiment: Experiment, resume: bool, data_k
             storage_path=experiment.root,
             callbacks=_callbacks(search, experiment),
             failure_config=tune.FailureConfig(max_failures=search.failure.max_failures),
-            # Two per trial: the latest for resuming, one before it in case the latest is cut off.
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            # One per trial, and Tune saves its experiment state after each new one (it does so after
+            # every num_to_keep checkpoints of a trial): --resume after a kill then continues every
+            # trial from the checkpoint it last wrote, and knows every trial that reported. A
+            # checkpoint is registered only once wholly written, so no older one is needed.
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             # Verbosity 1 on Tune's legacy engine: the reporter's lines and tables, nothing per trial.
             progress_reporter=reporter, verbose=1 if reporter else None,
         ),
@@ -134,25 +168,73 @@ def build_tuner(search: SearchFile, experiment: Experiment, resume: bool, data_k
 
 
 def run(search: SearchFile, *, storage: str, resume: Optional[str] = None,
-        ray_connection: RayConnection = RayConnection(), verbose: bool = False) -> str:
-    """Run (or resume) the search; return the path (or URI) of its summary.json."""
-    experiment = find_experiment(storage, search, resume)
-    if resume:  # the search as it was started: overrides given now do not apply
-        search = SearchFile(**yaml.safe_load(experiment.read_text(SEARCH_FILE)))
+        ray_connection: RayConnection = RayConnection(), source: str = "search file",
+        overrides: tuple[str, ...] | list[str] = (), verbose: bool = False) -> str:
+    """Run (or resume) the search; return the path (or URI) of its summary.json.
+
+    Raises ConfigError/DataError (one line, before Ray starts), SearchInterrupted (Ctrl-C) and
+    SearchFailed (no trial reported the metric; ConfigError when every trial failed on a
+    configuration or data error).
+    """
+    started = time.monotonic()
+    experiment = record = None
+    if resume:
+        experiment = find_experiment(storage, search, resume)
+        search, source = continue_search(experiment, list(overrides))
+        record = RunRecord.read(experiment)
+    preflight.check(search, source, experiment.root if experiment else storage)
     data = prepare(search.trial_config({}).data)  # once, here: bad data fails fast, trials hit the cache
     print(f"data: {data.format} at {search.dataset.get('root')} — {len(data.class_names)} classes, "
           f"{len(data.train.labels)} train / {len(data.val.labels)} val images", flush=True)
-    dashboard = ray_connection.connect()
-    print(f"Ray dashboard: {dashboard}", flush=True)
-    if not resume:
-        experiment.write_text(SEARCH_FILE, yaml.safe_dump(search.model_dump(mode="json"), sort_keys=False))
-    start = time.monotonic()
-    results = build_tuner(search, experiment, resume=bool(resume), data_key=data.cache_key, verbose=verbose,
-                          dashboard=dashboard).fit()
-    summary = write_summary(results, search, experiment, wall_s=time.monotonic() - start,
-                            data_fingerprint=data.fingerprint)
+    if experiment is not None:
+        check_same_data(record, data.fingerprint, experiment)
+        record = record or RunRecord(data.fingerprint)
+    else:
+        experiment = Experiment.create(storage, f"{search.experiment}-{datetime.now():%Y%m%d-%H%M%S}")
+        experiment.write_text(SEARCH_FILE, dump_search(search))
+        record = RunRecord(data.fingerprint)
+    record.sessions += 1
+    record.write(experiment)
+    try:
+        dashboard = ray_connection.connect()
+        print(f"Ray dashboard: {dashboard}", flush=True)
+        tuner = build_tuner(search, experiment, resume=bool(resume), data_key=data.cache_key, verbose=verbose,
+                            dashboard=dashboard)
+        with Interrupts() as interrupts, record.clock(experiment, started):
+            results = tuner.fit()
+    except KeyboardInterrupt:
+        ray.shutdown()
+        if not resume and not has_saved_state(experiment):
+            experiment.remove()  # nothing of the search was saved: leave no folder to resume from
+            raise SearchInterrupted(None, None) from None
+        raise SearchInterrupted(experiment, None) from None
+    except BaseException:
+        if not resume and not has_saved_state(experiment):
+            experiment.remove()
+        raise
+    statuses = tune_statuses(experiment)
+    summary = build_summary(results, search, experiment, wall_s=record.wall_s, data_fingerprint=data.fingerprint,
+                            statuses=statuses, interrupted=False)
+    unfinished = any(t["status"] == UNFINISHED for t in summary["trials"])
+    summary["interrupted"] = interrupts.count > 0 and (unfinished or summary["num_trials"] < search.budget.num_samples)
+    path = write_summary(summary, search, experiment)
     ray.shutdown()  # flushes the workers' forwarded logs, so the summary path really is the last line
-    return summary
+    if summary["interrupted"]:
+        raise SearchInterrupted(experiment, path)
+    if summary["best"] is None:
+        permanent = [r.metrics[TRIAL_ERROR] for r in results if (r.metrics or {}).get(TRIAL_ERROR)]
+        if permanent and len(permanent) == summary["num_trials"]:
+            raise ConfigError(permanent[0])  # every trial failed on a configuration, data or disk error
+        raise _no_result(summary, search, experiment)
+    return path
+
+
+def _no_result(summary: dict[str, Any], search: SearchFile, experiment: Experiment) -> Exception:
+    """The one line for a search in which no trial reported the metric."""
+    errors = [t["error"] for t in summary["trials"] if t["error"]]
+    first = f"; first error: {errors[0]}" if errors else ""
+    return SearchFailed(f"no trial reported '{search.metric}' ({summary['num_errors']} of "
+                        f"{summary['num_trials']} failed{first}); see {experiment.child('summary.json')}")
 
 
 def summary_line(summary_path: str) -> str:

@@ -35,6 +35,34 @@ class Experiment:
     """Folder name under the root (``<experiment>-<time>``)."""
 
     @classmethod
+    def create(cls, root: str, name: str) -> "Experiment":
+        """A new, empty experiment folder ``name`` under ``root``, or ``name-2``, ``name-3``, ... when
+        taken: two searches started in the same second never share a folder. Local (and NFS) folders
+        are created exclusively (mkdir); object stores have no exclusive create, so for URIs a name
+        is taken when nothing exists under it yet."""
+        root = normalise(root)
+        for attempt in range(1, 1000):
+            candidate = cls(root, name if attempt == 1 else f"{name}-{attempt}")
+            if not is_uri(root):
+                Path(root).mkdir(parents=True, exist_ok=True)
+                try:
+                    Path(candidate.uri).mkdir()
+                except FileExistsError:
+                    continue
+                return candidate
+            fs, path = pyarrow.fs.FileSystem.from_uri(candidate.uri)
+            if fs.get_file_info(path).type == pyarrow.fs.FileType.NotFound:
+                fs.create_dir(path, recursive=True)
+                return candidate
+        raise FileExistsError(f"{root}: {name} and 998 numbered variants of it exist")
+
+    def remove(self) -> None:
+        """Delete the experiment folder and everything in it."""
+        fs, path = pyarrow.fs.FileSystem.from_uri(self.uri)
+        if fs.get_file_info(path).type == pyarrow.fs.FileType.Directory:
+            fs.delete_dir(path)
+
+    @classmethod
     def at(cls, location: str) -> "Experiment":
         location = normalise(location)
         return cls(posixpath.dirname(location) if is_uri(location) else str(Path(location).parent),

@@ -7,23 +7,48 @@ same loop in the trial's own process, which saves the worker-group start (~10 s)
 
 from __future__ import annotations
 
+import errno
+import math
+import sys
 from typing import Any, Optional
 
 import ray.tune
 
-from train.config import ConfigError, WorkersConfig, parse
+from train.config import ConfigError, TrialConfig, WorkersConfig, parse
+from train.data import DataError
 from tune.cluster import Capacity, max_trials
 
 # CPU a multi-worker trial's driver reserves: it only waits on its TorchTrainer.
 DRIVER_CPU = 0.05
 
+TRIAL_ERROR = "trial_error"
+"""Result key of a trial that ended on a permanent error: its one line."""
+NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+NO_ACCESS = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR)
 
-def run_trial(config: dict[str, Any], storage_path: str, data_key: Optional[str] = None) -> None:
+def run_trial(config: dict[str, Any], storage_path: str, metric: str = "val_acc",
+              data_key: Optional[str] = None) -> None:
     """Train ``config``; a retried trial resumes from its last checkpoint (Tune's or Train's).
 
     ``data_key``: the cache entry the search's driver prepared, opened by name (no re-listing of the source).
+
+    A configuration or data error, or a full or unwritable folder (:func:`is_permanent`), would
+    fail every retry the same way: it ends the trial at once with one report
+    ``{metric: nan, TRIAL_ERROR: <its one line>}`` and no exception, so Tune does not retry it
+    (Tune retries every exception alike, up to ``FailureConfig.max_failures``). tune/summary.py
+    lists such a trial as ERROR with that line. Real faults (a lost node, a killed worker, an OOM
+    kill) still raise, and Tune retries them.
     """
-    cfg = parse(config)
+    try:
+        _train(parse(config), storage_path, data_key)
+    except Exception as error:  # noqa: BLE001 - sorted out below: only permanent errors stop here
+        cause = permanent_cause(error)
+        if cause is None:
+            raise
+        _end_with(cause, metric, storage_path.rsplit("/", 1)[0])
+
+
+def _train(cfg: TrialConfig, storage_path: str, data_key: Optional[str]) -> None:
     if cfg.workers.num_workers == 1:
         from train.loop import run
         from train.session import tune_session
@@ -38,6 +63,50 @@ def run_trial(config: dict[str, Any], storage_path: str, data_key: Optional[str]
     trial_id = ray.tune.get_context().get_trial_id()
     torch_trainer(cfg, name=f"train_{trial_id}", storage_path=storage_path, data_key=data_key,
                   callbacks=[TuneReportCallback()]).fit()
+
+
+def is_permanent(error: BaseException) -> bool:
+    """An error every retry would hit again: bad config or data, a full or unwritable folder."""
+    if isinstance(error, (ConfigError, DataError)):
+        return True
+    return isinstance(error, OSError) and error.errno in NO_ROOM + NO_ACCESS
+
+
+def permanent_cause(error: BaseException) -> Optional[BaseException]:
+    """``error`` if permanent; for a TorchTrainer's failure, the permanent error every failed worker had."""
+    if is_permanent(error):
+        return error
+    from ray.train import WorkerGroupError
+
+    if not isinstance(error, WorkerGroupError) or not error.worker_failures:
+        return None
+    causes = [_unwrap(failure) for failure in error.worker_failures.values()]
+    return causes[0] if all(is_permanent(cause) for cause in causes) else None
+
+
+def _unwrap(failure: BaseException) -> BaseException:
+    # Ray Train wraps a worker's exception with its traceback text (UserExceptionWithTraceback,
+    # private); the original is its __cause__ or, in Ray 2.60, its `_base_exc`.
+    return failure.__cause__ or getattr(failure, "_base_exc", failure)
+
+
+def _end_with(error: BaseException, metric: str, experiment: str) -> None:
+    line = one_line(error, experiment)
+    trial_id = ray.tune.get_context().get_trial_id()
+    print(f"trial {trial_id} failed, not retried: {line}", file=sys.stderr, flush=True)
+    # The metric (NaN) keeps Tune's strict check of reported metrics quiet; no "epoch", so ASHA
+    # ignores the report; the searcher sees a trial without a value.
+    ray.tune.report({metric: math.nan, TRIAL_ERROR: line})
+
+
+def one_line(error: BaseException, folder: str = "storage") -> str:
+    """The error's own one-line message (ConfigError/DataError messages are one line by design); a
+    full or unwritable disk names the file, else ``folder`` (the experiment's)."""
+    if isinstance(error, OSError) and error.errno in NO_ROOM + NO_ACCESS:
+        where = error.filename or folder
+        return f"{where}: {error.strerror} (free space or choose another folder, then --resume)"
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
 
 
 def trial_resources(workers: WorkersConfig) -> dict[str, float]:

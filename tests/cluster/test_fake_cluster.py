@@ -25,7 +25,8 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, free_port
-from tests.helpers import dotted, kill_group, last_line_path, result_rows, start_in_session
+from tests.helpers import dotted, kill_group, last_line_path, result_rows, start_in_session, wait_held
+from train import hold
 
 LOCAL_YAML = REPO / "cluster" / "local.yaml"
 SMOKE = REPO / "search_spaces" / "smoke.yaml"
@@ -143,8 +144,13 @@ def _kill_session(session: int, timeout: float = 20.0) -> None:
 
 
 @pytest.fixture
-def fake_cluster(tmp_path) -> Iterator[FakeCluster]:
-    """A fake autoscaling cluster from cluster/local.yaml on ports of its own; killed afterwards."""
+def fake_cluster(request, tmp_path) -> Iterator[FakeCluster]:
+    """A fake autoscaling cluster from cluster/local.yaml on ports of its own; killed afterwards.
+
+    Parametrised indirectly with {"hold": "checkpoint:<epoch>"}, every process of the cluster gets
+    $SIGNSEARCH_HOLD (train/hold.py) with the folder ``tmp_path/"hold"``: Ray workers on the fake nodes
+    inherit the environment of the `ray start` that launched their raylet, not the driver's.
+    """
     import ray._private.services
     from ray._private.authentication.authentication_token_generator import generate_new_authentication_token
 
@@ -168,6 +174,9 @@ def fake_cluster(tmp_path) -> Iterator[FakeCluster]:
            # Ray code inside the cluster that looks for "the" local cluster (Train's placement-group
            # cleaner does) must find this one, not whatever other Ray runs on this machine.
            "RAY_ADDRESS": address}
+    extra = getattr(request, "param", {})
+    if "hold" in extra:
+        env[hold.ENV] = f"{extra['hold']}:{tmp_path / 'hold'}"
     command = [str(RAY_CLI), "start", "--head", f"--port={port}", f"--num-cpus={head.get('CPU', 0)}",
                f"--num-gpus={head.get('GPU', 0)}", f"--temp-dir={temp_dir}", f"--autoscaling-config={config_path}",
                f"--ray-client-server-port={free_port()}", f"--dashboard-port={free_port()}",
@@ -241,7 +250,7 @@ def test_trials_scale_the_cluster_up_run_on_workers_and_nodes_go_when_idle(fake_
     assert all(trial["status"] == "TERMINATED" for trial in summary["trials"])
     workers_seen = set()
     for trial in summary["trials"]:
-        rows = result_rows(Path(trial["path"]))
+        rows = result_rows(Path(summary["experiment_dir"]) / trial["path"])  # relative to the experiment
         assert rows, trial["path"]
         nodes = {row["node_id"] for row in rows}
         assert HEAD_NODE_ID not in nodes, f"trial {trial['trial_id']} trained on the head: {nodes}"
@@ -261,31 +270,28 @@ def test_trials_scale_the_cluster_up_run_on_workers_and_nodes_go_when_idle(fake_
           f"all idle workers gone {time.monotonic() - idle_start:.0f} s after it: {removed}")
 
 
+HELD_EPOCH = 2
+
+
 @pytest.mark.timeout(420)
+@pytest.mark.parametrize("fake_cluster", [{"hold": f"checkpoint:{HELD_EPOCH}"}], indirect=True, ids=["held"])
 def test_a_lost_worker_node_costs_no_trial(fake_cluster, tiny_data, tmp_path):
-    """2-worker DDP trials (a TorchTrainer each) on GPU workers; one node is killed mid-search."""
+    """2-worker DDP trials (a TorchTrainer each) on GPU workers. The first rank 0 to commit its
+    epoch-2 checkpoint is held there; the node it trains on is killed; its trial goes on at epoch 3
+    on another node."""
     cluster = fake_cluster
-    storage = tmp_path / "runs"
-    log = tmp_path / "search.log"
-    max_epochs = 8
+    storage, log, holds = tmp_path / "runs", tmp_path / "search.log", tmp_path / "hold"
+    max_epochs = 5
     proc = _start_search(cluster, tiny_data, storage, log, "resources.workers_per_trial=2",
                          "resources.gpus_per_worker=1", "budget.num_samples=2", f"budget.max_epochs={max_epochs}",
                          "budget.early_stopping=false", "failure.max_failures=2", "train.optim.batch_size=8")
     try:
-        # Once a trial has a checkpoint (and epochs to go), kill the worker node its rank 0 trains on.
-        def running_trial():
-            for trial_dir in storage.glob("smoke-*/trial_*"):
-                rows = result_rows(trial_dir)
-                if 2 <= len(rows) < max_epochs - 2 and rows[-1]["node_id"] != HEAD_NODE_ID:
-                    return trial_dir, rows[-1]["node_id"], len(rows)
-            assert proc.poll() is None, log.read_text()[-5000:]
-            return None
-
-        trial_dir, node_id, epochs_before = _wait_until(running_trial, 240, "a trial with a checkpoint",
-                                                        lambda: log.read_text()[-3000:], every=0.2)
-        killed = cluster.kill_node(node_id)
-        print(f"killed node {node_id[-5:]} ({len(killed)} processes) under {trial_dir.name} at epoch {epochs_before}")
-        assert proc.wait(timeout=240) == 0, log.read_text()[-5000:] + cluster.autoscaler_log()
+        held = wait_held(proc, holds, log)
+        assert held["node_id"] != HEAD_NODE_ID, held  # GPU trials never run on the GPU-less head
+        killed = cluster.kill_node(held["node_id"])
+        hold.release(holds)
+        print(f"killed node {held['node_id'][-5:]} ({len(killed)} processes) under trial {held['trial_id']}")
+        assert proc.wait(timeout=300) == 0, log.read_text()[-5000:] + cluster.autoscaler_log()
     finally:
         kill_group(proc)
     summary = _summary(log)
@@ -294,13 +300,18 @@ def test_a_lost_worker_node_costs_no_trial(fake_cluster, tiny_data, tmp_path):
     # retried multi-worker trial restarts Tune's iteration count while its TorchTrainer resumes.)
     assert all(trial["status"] == "TERMINATED" and trial["metrics"]["epoch"] == max_epochs
                for trial in summary["trials"]), summary["trials"]
-    rows = result_rows(trial_dir)
-    epochs = [row["epoch"] for row in rows]
+    experiment = Path(summary["experiment_dir"])
+    for trial in summary["trials"]:  # Train's checkpoints, relative to the experiment folder
+        assert trial["checkpoint"].startswith(f"train_runs/train_{trial['trial_id']}/checkpoint_"), trial
+    for trial in summary["trials"]:  # no epoch trained twice (the other trial may have lost a node too)
+        epochs = [row["epoch"] for row in result_rows(experiment / trial["path"])]
+        assert epochs == sorted(set(epochs)) and epochs[-1] == max_epochs, (trial["trial_id"], epochs)
+    rows = result_rows(experiment / f"trial_{held['trial_id']}")
     nodes = [row["node_id"] for row in rows]
-    moved = next(i for i in range(1, len(nodes)) if nodes[i] != nodes[i - 1])
-    # The killed trial went on from its last checkpoint, on another node: no epoch trained twice.
-    assert node_id not in nodes[moved:], (nodes, node_id)
-    assert epochs_before < epochs[moved] <= epochs_before + 2, (epochs, epochs_before)
-    assert epochs == sorted(set(epochs)) and epochs[-1] == max_epochs, epochs
-    print(f"killed trial's epochs {epochs}, node changed at epoch {epochs[moved]}; "
+    epochs = [row["epoch"] for row in rows]
+    after = [row for row in rows if row["epoch"] > HELD_EPOCH]
+    # The held trial went on from its committed epoch-2 checkpoint, exactly, on other nodes.
+    assert after and after[0]["epoch"] == HELD_EPOCH + 1, epochs
+    assert held["node_id"] not in {row["node_id"] for row in after}, (nodes, held["node_id"])
+    print(f"held trial's epochs {epochs} on nodes {[n[-5:] for n in nodes]}; "
           f"autoscaler: {cluster.autoscaler_events()}")

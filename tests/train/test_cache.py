@@ -307,3 +307,34 @@ def test_too_many_corrupt_images_fail_in_one_line(tmp_path: Path):
     assert "2 of 12 images" in message and "unreadable or corrupt" in message and "B/B1.jpg" in message
     assert "data.max_bad_fraction=0.1" in message
     assert entries(tmp_path) == []  # a failed build leaves nothing behind
+
+
+def test_a_cache_folder_without_room_is_one_line_and_leaves_no_temp_folder(tmp_path):
+    """train_model.py on a new set whose decoded images do not fit: exit 2, one line naming the cache
+    folder, no temp folder left. RLIMIT_FSIZE (with SIGXFSZ ignored: writes past it fail with EFBIG)
+    stands in for a full disk, which the test cannot make; on a full disk the build's up-front block
+    reservation (posix_fallocate) fails with ENOSPC the same way instead of a SIGBUS mid-write."""
+    import resource
+
+    import yaml
+
+    write_imagefolder(tmp_path / "data", classes=("a", "b"), per_class=40)
+    config_file = tmp_path / "trial.yaml"
+    cache_dir = tmp_path / "cache"
+    config_file.write_text(yaml.safe_dump({"data": {"format": "imagefolder", "root": str(tmp_path / "data"),
+                                                    "image_size": 64, "cache_dir": str(cache_dir)},
+                                           "model": {"name": "small_cnn"}}))
+    limit = 256 * 1024  # bytes; the decoded images take 80 x 64 x 64 x 3 = 983,040
+
+    def small_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    result = subprocess.run([sys.executable, str(REPO / "train" / "train_model.py"), "--config", str(config_file),
+                             "--address", "local", "--num-cpus", "1"], cwd=REPO, capture_output=True, text=True,
+                            timeout=180, preexec_fn=small_files, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-3000:]
+    assert result.stderr.strip().splitlines() == [
+        f"error: cache folder {cache_dir}: cannot write the cache entry (File too large); free space there or set "
+        f"data.cache_dir (or $SIGNSEARCH_CACHE) to a writable folder with room"]
+    assert not [p.name for p in cache_dir.iterdir() if not p.name.endswith(".lock")], "temp files left behind"

@@ -254,6 +254,36 @@ def test_csv_with_wrong_columns_or_values(tmp_path: Path):
     assert "line 2: Roi.X2 is 'x', expected an integer" in one_line(error)
 
 
+def test_csv_with_an_open_quote_or_a_short_row_names_file_and_line(tmp_path: Path):
+    write_gtsrb(tmp_path)
+    gt = tmp_path / "GTSRB" / "Final_Training" / "Images" / "00001" / "GT-00001.csv"
+    lines = gt.read_text().splitlines()
+    # An unbalanced quote on line 3: the csv module would read on across every later line into one cell.
+    gt.write_text("\n".join([*lines[:2], '"' + lines[2], *lines[3:]]) + "\n")
+    with pytest.raises(DataError) as error:
+        read_records("gtsrb", tmp_path, "train")
+    assert one_line(error) == (f"{gt} line 3: a quote (\") is not closed, so the row runs on to line "
+                               f"{len(lines)}; fix or remove the quote")
+    # A short row (the last column missing) on line 4.
+    gt.write_text("\n".join([*lines[:3], lines[3].rsplit(";", 1)[0], *lines[4:]]) + "\n")
+    with pytest.raises(DataError) as error:
+        read_records("gtsrb", tmp_path, "train")
+    assert one_line(error) == (f"{gt} line 4: 7 of 8 columns (missing ClassId); "
+                               "expected Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId")
+
+
+@pytest.mark.parametrize("fmt", ["imagefolder", "gtsrb"])
+def test_a_training_set_of_one_class_is_one_line(tmp_path: Path, fmt: str):
+    if fmt == "imagefolder":
+        write_imagefolder(tmp_path, classes=("only",))
+    else:
+        write_gtsrb(tmp_path, class_ids=(7,))
+    with pytest.raises(DataError) as error:
+        read_records(fmt, tmp_path, "train")
+    assert one_line(error).startswith(f"data root {tmp_path}: the {fmt} training set has 1 class (")
+    assert one_line(error).endswith("a classifier needs at least 2")
+
+
 def test_mismatched_classes_between_train_and_test(tmp_path: Path):
     write_gtsrb(tmp_path / "gtsrb", class_ids=(0, 1, 2), gt_place="gtsrb")
     gt = tmp_path / "gtsrb" / "GTSRB" / "GT-final_test.csv"

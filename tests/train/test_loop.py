@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +13,8 @@ import pytest
 import torch
 
 from tests.conftest import REPO
-from tests.helpers import kill_group, last_line_path, start_in_session
+from tests.helpers import kill_group, last_line_path, start_in_session, wait_held
+from train import hold
 from train.cache import prepare
 from train.config import parse
 from train.loop import CHECKPOINT_FILE, _epoch_order, run_local
@@ -81,17 +80,6 @@ def _epochs(log: Path) -> list[tuple[int, float, float]]:
     return [rows[epoch] for epoch in sorted(rows)]
 
 
-def _committed_epochs(run_dir: Path) -> int:
-    """Epochs in the latest checkpoint Ray Train committed, from its checkpoint-manager snapshot (Ray
-    2.60's format). Only a committed checkpoint is resumed from: one uploaded by the worker but not yet
-    registered by the controller (which polls the workers, so it can lag a few short epochs) is not."""
-    try:
-        snapshot = json.loads((run_dir / "checkpoint_manager_snapshot.json").read_text())
-        return int(snapshot["latest_checkpoint_result"]["metrics"]["epoch"])
-    except (OSError, ValueError, KeyError, TypeError):  # not written yet, or being written
-        return 0
-
-
 @pytest.mark.timeout(300)
 def test_two_worker_trainer_learns(tiny_data, tmp_path):
     """2 DDP workers (gloo) on the synthetic set: validation accuracy rises over 3 epochs."""
@@ -118,8 +106,9 @@ def test_two_worker_trainer_learns(tiny_data, tmp_path):
 
 @pytest.mark.timeout(400)
 def test_killed_training_resumes_at_the_right_epoch_with_the_same_state(tiny_data, tmp_path):
-    """SIGKILL the whole run after epoch 2's checkpoint; the same run name resumes at epoch 3 and
-    ends exactly where an uninterrupted run ends (weights, optimizer and schedule restored)."""
+    """SIGKILL the whole run while it is held right after epoch 2's checkpoint is committed; the same
+    run name resumes at epoch 3 exactly and ends where an uninterrupted run ends (weights, optimizer
+    and schedule restored)."""
     import yaml
 
     config = _config(tiny_data, epochs=4)
@@ -127,20 +116,16 @@ def test_killed_training_resumes_at_the_right_epoch_with_the_same_state(tiny_dat
     config_file.write_text(yaml.safe_dump(config))
     reference = run_local(parse(config), checkpoint_root=tmp_path / "reference")
 
-    storage, log = tmp_path / "runs", tmp_path / "first.log"
+    storage, log, holds = tmp_path / "runs", tmp_path / "first.log", tmp_path / "hold"
     args = ["--config", str(config_file), "--storage", str(storage), "--name", "resumable",
             "--address", "local", "--num-cpus", "2"]
-    proc = _train_cli(args, log)
+    proc = start_in_session([sys.executable, str(TRAIN), *args], log,
+                            {**os.environ, hold.ENV: f"checkpoint:2:{holds}"})
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and proc.poll() is None and _committed_epochs(storage / "resumable") < 2:
-            time.sleep(0.05)
+        held = wait_held(proc, holds, log)
     finally:
-        kill_group(proc)  # the driver, its Ray and the worker die at once
-    # From Ray's own record, not from epoch lines in the log: Ray forwards worker output late.
-    done_before = _committed_epochs(storage / "resumable")
-    assert 2 <= done_before < 4, f"killed after {done_before} committed epochs, not 2 or 3\n" + \
-        log.read_text()[-3000:]
+        kill_group(proc)  # the driver, its Ray and the held worker die at once
+    assert held["epoch"] == 2 and held["run"] == "resumable", held
 
     resumed_log = tmp_path / "resumed.log"
     proc = _train_cli(args, resumed_log)
@@ -149,7 +134,7 @@ def test_killed_training_resumes_at_the_right_epoch_with_the_same_state(tiny_dat
     finally:
         kill_group(proc)
     resumed = _epochs(resumed_log)
-    assert resumed[0][0] == done_before + 1 and resumed[-1][0] == 4, resumed
+    assert [epoch for epoch, _, _ in resumed] == [3, 4], resumed_log.read_text()[-3000:]
     final = torch.load(last_line_path(resumed_log) / CHECKPOINT_FILE, weights_only=False)
     expected = torch.load(tmp_path / "reference" / "checkpoint_0004" / CHECKPOINT_FILE, weights_only=False)
     assert final["epoch"] == expected["epoch"] == 3

@@ -1,12 +1,10 @@
-"""End to end: `make search` on the smoke space, the dashboard, W&B offline runs, interrupt + --resume,
-and a trial killed mid-run that is retried from its checkpoint. Real Ray, real processes."""
+"""End to end: `make search` on the smoke space, the dashboard, W&B offline runs. Real Ray, real processes.
+(Faults, retries and --resume: tests/tune/test_resume.py.)"""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -18,7 +16,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from tests.helpers import descendants, dotted, kill_group, last_line_path, result_rows, start_in_session
+from tests.helpers import dotted, kill_group, last_line_path, start_in_session
 from tests.tune.wandb_records import read_offline_run
 
 SMOKE = REPO / "search_spaces" / "smoke.yaml"
@@ -124,101 +122,3 @@ def _check_compact_output(text: str, summary: dict, experiment: Path) -> None:
     states = sorted(t.state.name for t in study.trials)
     assert states == sorted("PRUNED" if t["epochs"] < summary["max_epochs"] else "COMPLETE"
                             for t in summary["trials"])
-
-
-def _finished_trials(experiment: Path) -> dict[str, int]:
-    """Trial folder -> reported epochs, for trials whose result.json shows they are done."""
-    done = {}
-    for result in experiment.glob("*/result.json"):
-        rows = result_rows(result.parent)
-        if rows and rows[-1].get("done"):
-            done[result.parent.name] = len(rows)
-    return done
-
-
-@pytest.mark.timeout(600)
-def test_interrupted_search_resumes_without_rerunning_finished_trials(tiny_data, tmp_path):
-    storage = tmp_path / "runs"
-    # Given as a URI, as for s3://: Tune, Train and the summary all go through pyarrow filesystems.
-    # One trial at a time so the interruption lands between finished and unstarted trials.
-    args = _search_args(tiny_data, f"file://{storage}", "resources.max_concurrent_trials=1", "wandb.enabled=false")
-    log = tmp_path / "first.log"
-    proc = _start(args, log)
-    try:
-        deadline = time.monotonic() + 300
-        finished: dict[str, int] = {}
-        while time.monotonic() < deadline and proc.poll() is None:
-            experiments = list(storage.glob("smoke-*"))
-            finished = _finished_trials(experiments[0]) if experiments else {}
-            if len(finished) >= 2:
-                break
-            time.sleep(0.5)
-        assert len(finished) >= 2, log.read_text()[-3000:]
-    finally:
-        kill_group(proc)  # the driver and its Ray die mid-search, as with a lost laptop session
-    experiment = next(storage.glob("smoke-*"))
-    before = {name: (experiment / name / "result.json").read_text() for name in finished}
-
-    resume_log = tmp_path / "resume.log"
-    proc = _start(_search_args(tiny_data, f"file://{storage}", "wandb.enabled=false") + ["--resume"], resume_log)
-    try:
-        assert proc.wait(timeout=480) == 0, resume_log.read_text()[-5000:]
-    finally:
-        kill_group(proc)
-    summary_uri = resume_log.read_text().strip().splitlines()[-1]
-    assert summary_uri == f"file://{experiment}/summary.json"
-    summary = json.loads((experiment / "summary.json").read_text())
-    assert summary["num_trials"] == yaml.safe_load(SMOKE.read_text())["budget"]["num_samples"]
-    assert summary["num_errors"] == 0
-    for name, text in before.items():  # finished trials were kept, not trained again
-        assert (experiment / name / "result.json").read_text() == text
-    # The Optuna study came back whole: the resumed search reattached to study.db, so trials proposed
-    # after the resume were sampled with the earlier trials in TPE's history.
-    # Where the search says it is (for URI storage, such as this file:// one, ./runs/<experiment>/study.db).
-    command = next(line for line in resume_log.read_text().splitlines() if line.startswith("Optuna study: "))
-    storage_url = command.split("optuna-dashboard ", 1)[1]
-    try:
-        study = optuna.load_study(study_name=experiment.name, storage=storage_url)
-    finally:  # ./runs/<experiment>/ of the repository, where the search ran
-        shutil.rmtree(Path(storage_url.removeprefix("sqlite:///")).parent, ignore_errors=True)
-    finished = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
-    by_id = {t["trial_id"]: t for t in summary["trials"]}
-    # One continuous study: every Tune trial is one Optuna trial, numbering did not restart at the resume
-    # (a lost study would hold only the post-resume trials), and the pre-interrupt results are in it.
-    assert sorted(t.user_attrs["ray_trial_id"] for t in finished) == sorted(by_id)
-    assert all(t.number < len(study.trials) for t in finished) and len(study.trials) >= summary["num_trials"]
-    for t in finished:
-        trial = by_id[t.user_attrs["ray_trial_id"]]
-        assert t.value == pytest.approx(trial["metrics"]["val_acc"])
-        assert sorted(t.intermediate_values) == list(range(1, trial["epochs"] + 1))
-
-
-@pytest.mark.timeout(400)
-def test_crashed_trial_is_retried_from_its_checkpoint(tiny_data, tmp_path):
-    """SIGKILL the process of a running trial after its 2nd checkpoint: Tune retries it from there."""
-    storage = tmp_path / "runs"
-    args = _search_args(tiny_data, storage, "budget.num_samples=2", "resources.max_concurrent_trials=1",
-                        "wandb.enabled=false")
-    log = tmp_path / "search.log"
-    proc = _start(args, log)
-    try:
-        deadline, victim = time.monotonic() + 240, None
-        while time.monotonic() < deadline and proc.poll() is None and victim is None:
-            checkpoints = list(storage.glob("smoke-*/trial_*/checkpoint_000001"))
-            trials = [pid for pid, cmd in descendants(proc.pid) if cmd.startswith("ray::ImplicitFunc")]
-            if checkpoints and trials:
-                victim = checkpoints[0].parent
-                os.kill(trials[0], signal.SIGKILL)  # the trial's own process, found under our search
-            time.sleep(0.1)
-        assert victim is not None, log.read_text()[-3000:]
-        assert proc.wait(timeout=300) == 0, log.read_text()[-5000:]
-    finally:
-        kill_group(proc)
-    summary = json.loads(last_line_path(log).read_text())
-    assert summary["num_errors"] == 0 and summary["num_trials"] == 2
-    rows = result_rows(victim)
-    epochs = [row["epoch"] for row in rows]
-    assert epochs.count(1) == 1, f"the retried trial started over: {epochs}"
-    assert epochs[-1] == yaml.safe_load(SMOKE.read_text())["budget"]["max_epochs"]
-    assert "Trial task failed" in log.read_text() or "RayActorError" in log.read_text() or \
-        "ActorDiedError" in log.read_text(), "no failure was seen by Tune"

@@ -32,3 +32,24 @@ def test_local_paths_are_made_absolute(tmp_path, monkeypatch):
     assert experiment.root == str(tmp_path / "runs") and experiment.local_dir() == tmp_path / "runs" / "smoke-1"
     assert Experiment.at("s3://bucket/prefix/smoke-1/").root == "s3://bucket/prefix"
     assert Experiment("s3://bucket/prefix", "smoke-1").local_dir().name == "smoke-1"
+
+
+def _create(root: str) -> str:
+    return Experiment.create(root, "smoke-20260101-000000").name
+
+
+@pytest.mark.parametrize("as_uri", [False, True], ids=["path", "uri"])
+def test_experiment_folders_are_never_shared(tmp_path, as_uri):
+    """Searches started in the same second get folders of their own (-2, -3, ...), created exclusively."""
+    root = f"file://{tmp_path}" if as_uri else str(tmp_path)
+    first, second = Experiment.create(root, "smoke-1"), Experiment.create(root, "smoke-1")
+    assert (first.name, second.name) == ("smoke-1", "smoke-1-2")
+    assert (tmp_path / "smoke-1").is_dir() and (tmp_path / "smoke-1-2").is_dir()
+    if as_uri:
+        return
+    # Eight processes at once (a local folder: mkdir is the exclusive step).
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(8) as pool:
+        names = list(pool.map(_create, [root] * 8))
+    assert len(set(names)) == 8, names

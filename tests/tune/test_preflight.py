@@ -1,0 +1,106 @@
+"""A search that cannot work stops before Ray starts, with one line and exit 2, and leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+from tests.helpers import dotted
+from train.config import ConfigError
+from train.data import DataError
+from tune import preflight
+from tune.space import load_search_file
+
+SMOKE = REPO / "search_spaces" / "smoke.yaml"
+
+
+def _search_file(tmp_path: Path, **changes) -> Path:
+    raw = yaml.safe_load(SMOKE.read_text())
+    for key, value in changes.items():
+        raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
+    path = tmp_path / "search.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def _run(tmp_path: Path, tiny_data: dict, config: Path, *args: str) -> subprocess.CompletedProcess:
+    data = [f"dataset.{key}={value}" for key, value in dotted(tiny_data)]
+    # An empty hub cache and no network: pretrained weights are unavailable unless given as a file.
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "TORCH_HOME": str(tmp_path / "torch"),
+           "HF_HUB_OFFLINE": "1"}
+    env.pop("SIGNSEARCH_WEIGHTS", None)
+    command = [sys.executable, str(REPO / "tune" / "run_search.py"), "--config", str(config),
+               "--storage", str(tmp_path / "runs"), "--address", "local", "--num-cpus", "1",
+               "--set", *data, "wandb.enabled=false", *args]
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+
+
+def _one_error_line(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("error: "), result.stderr[-3000:]
+    assert "Ray dashboard" not in result.stdout, "Ray was started"
+    return errors[0]
+
+
+CASES = {  # search-file changes, extra CLI arguments, what the one line says
+    "unknown base model": ({"train": {"model": {"name": "notamodel"}}}, [],
+                           "train.model.name: unknown model 'notamodel'"),
+    "metric not reported": ({"metric": "val_accc"}, [],
+                            "metric: 'val_accc' is not a metric the training loop reports (allowed: val_acc,"),
+    "no pretrained weights": ({"train": {"model": {"name": "mobilenetv3_small_050", "pretrained": True}}}, [],
+                              "model.weights: no ImageNet weights for mobilenetv3_small_050 (HF_HUB_OFFLINE is set"),
+    "num-samples 0": ({}, ["--num-samples", "0"], "budget.num_samples: Input should be greater than or equal to 1"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_search_that_cannot_work_is_one_line_before_ray(case, tmp_path, tiny_data):
+    changes, args, expected = CASES[case]
+    config = _search_file(tmp_path, **changes)
+    started = time.monotonic()
+    result = _run(tmp_path, tiny_data, config, *args)
+    line = _one_error_line(result)
+    assert expected in line, line
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir()), "an experiment was created"
+    print(f"{case}: {time.monotonic() - started:.1f} s: {line}")
+
+
+def test_unwritable_storage_and_cache_are_one_line(tmp_path, tiny_data):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    line = _one_error_line(_run(tmp_path, tiny_data, SMOKE, "--storage", str(blocker / "runs")))
+    assert line == (f"error: --storage: {blocker / 'runs'} is not a writable folder (Not a directory); "
+                    "allowed: a folder this user can create files in")
+    line = _one_error_line(_run(tmp_path, tiny_data, SMOKE, f"dataset.cache_dir={blocker / 'cache'}"))
+    assert line.startswith(f"error: data.cache_dir (or $SIGNSEARCH_CACHE): {blocker / 'cache'} is not a writable")
+
+
+def test_every_model_a_choice_can_sample_is_checked(tmp_path):
+    choice = {"type": "choice", "values": ["small_cnn", "mobilenetv3_smal_050"]}
+    path = _search_file(tmp_path, space={"model.name": choice})
+    with pytest.raises(ConfigError) as error:
+        preflight.check(load_search_file(path), str(path), str(tmp_path / "runs"))
+    assert str(error.value).startswith(f"{path}: space.model.name: unknown model 'mobilenetv3_smal_050'; "
+                                       "did you mean mobilenetv3_small_050")
+
+
+def test_missing_data_root_is_checked_without_decoding(tmp_path):
+    search = load_search_file(SMOKE, [f"dataset.root={tmp_path / 'nowhere'}", "dataset.format=imagefolder"])
+    with pytest.raises(DataError, match="does not exist"):
+        preflight.check(search, str(SMOKE), str(tmp_path / "runs"))
+
+
+def test_reported_metrics_are_what_the_loop_reports():
+    import dataclasses
+
+    from train.loop import Epoch
+
+    assert set(preflight.REPORTED_METRICS) == {f.name for f in dataclasses.fields(Epoch)} - {"epoch"}

@@ -1,0 +1,79 @@
+"""The two pieces of a search that Tune does not carry across ``Tuner.restore``: ASHA's rungs and the
+sample budget.
+
+- **ASHA**: Tune saves no scheduler state with an experiment and restores the scheduler as it was
+  built, with empty rungs, so a resumed search would judge its next trials against nothing and let
+  every one of them through. :class:`ResumableASHA` replays every restored trial's reported rows
+  (its ``result.json``) into its bracket when Tune adds the trial back, recording the value each
+  trial reached at each rung, as if the search had never stopped.
+- **Budget**: Tune restores its search algorithm's sample count and budget from the experiment, and
+  ``Tuner.restore`` takes no new ``TuneConfig``. :class:`ExtendableSearch` (Tune's
+  ``SearchGenerator``) takes a larger budget from :func:`raise_budget` when it is restored, so
+  ``--resume`` with a higher ``budget.num_samples`` continues a finished search with more trials.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import posixpath
+from typing import Any, ClassVar, Iterator, Optional
+
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search import SearchGenerator
+
+
+class ResumableASHA(ASHAScheduler):
+    """ASHA whose rungs survive ``--resume`` (see the module docstring)."""
+
+    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        super().on_trial_add(tune_controller, trial)
+        if trial.has_reported_at_least_once:  # only a restored trial has results when it is added
+            self._replay(trial)
+
+    def _replay(self, trial: Any) -> None:
+        # ASHAScheduler keeps the bracket of each trial, its time attribute, metric and sign in
+        # private attributes; replaying through the bracket's own on_result records exactly what a
+        # live result would have.
+        bracket = self._trial_info[trial.trial_id]
+        for row in _result_rows(trial):
+            step, value = row.get(self._time_attr), row.get(self._metric)
+            if isinstance(step, (int, float)) and isinstance(value, (int, float)) and math.isfinite(value):
+                bracket.on_result(trial, step, self._metric_op * value)
+
+
+def _result_rows(trial: Any) -> Iterator[dict[str, Any]]:
+    """The trial's result.json rows, from where the restored experiment lives now (a moved one too)."""
+    # trial.path / trial.storage: where Tune.restore has pointed the trial (Trial is a DeveloperAPI).
+    fs = trial.storage.storage_filesystem
+    try:
+        with fs.open_input_stream(posixpath.join(trial.path, "result.json")) as stream:
+            text = stream.read().decode()
+    except OSError:
+        return
+    for line in text.splitlines():
+        try:
+            yield json.loads(line)
+        except ValueError:  # a line cut off by the kill that ended the earlier session
+            continue
+
+
+class ExtendableSearch(SearchGenerator):
+    """Tune's SearchGenerator (a Searcher and its sample budget) whose budget a resume can raise."""
+
+    raised_total: ClassVar[Optional[int]] = None
+    """Set by :func:`raise_budget` before ``Tuner.restore(...).fit()``; read when the saved state is
+    loaded (Tune unpickles this object from the experiment, so the new budget cannot be passed in)."""
+
+    def set_state(self, state: dict) -> None:
+        super().set_state(state)
+        total = ExtendableSearch.raised_total
+        # _total_samples / _finished: SearchGenerator's budget and "no more trials" flag.
+        if total is not None and total > self._total_samples:
+            self._total_samples = total
+            self._finished = False
+
+
+def raise_budget(num_samples: Optional[int]) -> None:
+    """The budget a search restored in this process gets (None: the saved one)."""
+    ExtendableSearch.raised_total = num_samples

@@ -1,0 +1,151 @@
+"""Continuing a search with ``--resume``: what may change, what must not, and what adds up.
+
+- A folder whose search state Tune never wrote (a search stopped within seconds of its start) is
+  refused with one line that says how to start it afresh.
+- The search continues as it was started (``<experiment>/search.yaml``): ``--set`` overrides that
+  would change it are refused, except raising ``budget.num_samples`` (more trials for a finished or
+  unfinished search). Overrides that change nothing (the original command line again) are accepted.
+- The data set must be the one the search started on (its fingerprint, kept in ``run.json``).
+- ``wall_s`` adds up over every session of the search (``run.json``, updated while one runs).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import yaml
+
+from train.config import ConfigError
+from train.data import DataError
+from tune.space import SearchFile, load_search_file
+from tune.storage import Experiment, is_uri
+
+SEARCH_FILE = "search.yaml"
+RUN_FILE = "run.json"
+CLOCK_S = 30.0
+"""How often (seconds) run.json's wall time is brought up to date while a session runs: what a
+killed session's time is counted to."""
+
+
+def dump_search(search: SearchFile) -> str:
+    return yaml.safe_dump(search.model_dump(mode="json"), sort_keys=False)
+
+
+@dataclass
+class RunRecord:
+    """``<experiment>/run.json``: what a resumed search checks and adds up."""
+
+    data_fingerprint: str
+    """Fingerprint of the training data the search started on (train.cache)."""
+    wall_s: float = 0.0
+    """Seconds spent in the sessions before this one (up to CLOCK_S short for a killed one)."""
+    sessions: int = 0
+    """Sessions started: 1 for a search never resumed."""
+
+    @classmethod
+    def read(cls, experiment: Experiment) -> Optional["RunRecord"]:
+        if not experiment.has(RUN_FILE):
+            return None  # an experiment from before run.json existed
+        return cls(**json.loads(experiment.read_text(RUN_FILE)))
+
+    def write(self, experiment: Experiment) -> None:
+        experiment.write_text(RUN_FILE, json.dumps(asdict(self), indent=1))
+
+    @contextmanager
+    def clock(self, experiment: Experiment, started: float) -> Iterator[None]:
+        """Keep run.json's wall time current (every CLOCK_S) while the block runs; add the session at the end."""
+        before, stop = self.wall_s, threading.Event()
+
+        def tick() -> None:
+            while not stop.wait(CLOCK_S):
+                try:
+                    now = before + time.monotonic() - started
+                    RunRecord(self.data_fingerprint, now, self.sessions).write(experiment)
+                except OSError:  # storage briefly unavailable: the next tick or the end writes it
+                    pass
+
+        thread = threading.Thread(target=tick, name="run.json clock", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+            self.wall_s = before + time.monotonic() - started
+            self.write(experiment)
+
+
+def continue_search(experiment: Experiment, overrides: list[str]) -> tuple[SearchFile, str]:
+    """The search saved in ``experiment``, with a raised budget.num_samples if one is given;
+    (search, where it was read from). One ConfigError line for anything else."""
+    if not has_saved_state(experiment):
+        raise ConfigError(f"--resume {experiment.uri}: no search state was saved there (the search stopped "
+                          f"within seconds of its start), so there is nothing to continue; start it afresh: "
+                          f"python tune/run_search.py --config {experiment.child(SEARCH_FILE)}")
+    source = experiment.child(SEARCH_FILE)
+    with _local_copy(experiment, SEARCH_FILE) as path:
+        saved = load_search_file(path)
+        wanted = load_search_file(path, overrides) if overrides else saved
+    changed = _changed_keys(saved.model_dump(mode="json"), wanted.model_dump(mode="json"))
+    others = [key for key in changed if key != "budget.num_samples"]
+    if others:
+        raise ConfigError(f"--resume: {', '.join(others)} would change the search being continued; only "
+                          f"budget.num_samples can be raised (start a new search to change anything else)")
+    if wanted.budget.num_samples < saved.budget.num_samples:
+        raise ConfigError(f"--resume: budget.num_samples can only be raised (the search has "
+                          f"{saved.budget.num_samples}, got {wanted.budget.num_samples})")
+    if changed:
+        experiment.write_text(SEARCH_FILE, dump_search(wanted))
+        print(f"resume: budget.num_samples raised from {saved.budget.num_samples} to "
+              f"{wanted.budget.num_samples}", flush=True)
+    return wanted, source
+
+
+def has_saved_state(experiment: Experiment) -> bool:
+    """Whether Tune saved a search state there that Tuner.restore can continue: its tuner.pkl (written
+    when the Tuner is built) and an experiment state (written once the search loop runs)."""
+    from ray import tune
+    from ray.tune import ExperimentAnalysis
+
+    if not tune.Tuner.can_restore(experiment.uri):
+        return False
+    try:
+        ExperimentAnalysis(experiment.uri)
+    except (ValueError, OSError):  # no experiment_state-*.json yet, or one cut off while written
+        return False
+    return True
+
+
+def check_same_data(record: Optional[RunRecord], fingerprint: str, experiment: Experiment) -> None:
+    if record is not None and record.data_fingerprint != fingerprint:
+        raise DataError(f"--resume {experiment.uri}: the training data changed since the search started "
+                        f"(fingerprint {record.data_fingerprint[:12]} then, {fingerprint[:12]} now), so its "
+                        f"trials would continue on other data; restore the data or start a new search")
+
+
+@contextmanager
+def _local_copy(experiment: Experiment, filename: str) -> Iterator[str]:
+    """A local path holding the experiment's file (itself, for a local experiment)."""
+    if not is_uri(experiment.root):
+        yield experiment.child(filename)
+        return
+    with tempfile.TemporaryDirectory(prefix="signsearch-resume-") as folder:
+        local = Path(folder) / filename
+        local.write_text(experiment.read_text(filename))
+        yield str(local)
+
+
+def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested dicts."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = list(dict.fromkeys([*old, *new]))
+        return [changed for key in keys
+                for changed in _changed_keys(old.get(key), new.get(key), f"{prefix}{key}.")]
+    return [] if old == new else [prefix.rstrip(".")]
