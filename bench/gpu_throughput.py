@@ -135,17 +135,13 @@ def run_loop(config: dict[str, Any], data, on_report=None) -> list[dict[str, Any
 
 
 # -- the limit: a bare timm step ----------------------------------------------------------------------
-def amp_dtype() -> torch.dtype:
-    """What the loop should use: bfloat16 where the GPU computes it natively (compute capability >= 8.0)."""
-    return torch.bfloat16 if torch.cuda.get_device_capability() >= (8, 0) else torch.float16
-
-
 def bare_rate(model_name: str, size: int, args: argparse.Namespace) -> float:
     """images/s of forward + backward + AdamW step on a batch already on the GPU (no data, no augmentation)."""
     import timm
     import torch.nn.functional as F
 
     from train.config import OptimConfig
+    from train.device import amp_dtype
 
     optim = OptimConfig(batch_size=args.batch)
     benchmark_before = torch.backends.cudnn.benchmark  # a global flag: leave the loop runs as the loop sets it
@@ -156,7 +152,7 @@ def bare_rate(model_name: str, size: int, args: argparse.Namespace) -> float:
     if args.compile:
         model = torch.compile(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=optim.lr, weight_decay=optim.weight_decay)
-    dtype = amp_dtype()
+    dtype = amp_dtype(device, enabled=True)  # the loop's own choice (train.device)
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
     images = torch.randn(args.batch, 3, size, size, device=device).contiguous(memory_format=torch.channels_last)
     labels = torch.randint(0, CLASSES, (args.batch,), device=device)
