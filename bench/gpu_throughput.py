@@ -55,6 +55,7 @@ for _path in (str(REPO), str(BENCH)):  # bench/ is not a package: its modules im
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from train.device import amp_dtype  # noqa: E402
 from train_overhead import _median, _r, drop_scratch, load_average, machine, machine_line  # noqa: E402
 
 MODELS = ("mobilenetv3_small_100", "mobilenetv3_large_100")
@@ -141,7 +142,6 @@ def bare_rate(model_name: str, size: int, args: argparse.Namespace) -> float:
     import torch.nn.functional as F
 
     from train.config import OptimConfig
-    from train.device import amp_dtype
 
     optim = OptimConfig(batch_size=args.batch)
     benchmark_before = torch.backends.cudnn.benchmark  # a global flag: leave the loop runs as the loop sets it
@@ -294,7 +294,7 @@ def gpu_info() -> dict[str, Any]:
         driver = None
     return {"name": props.name, "capability": f"{props.major}.{props.minor}",
             "memory_gib": round(props.total_memory / 2**30, 1), "driver": driver, "cuda": torch.version.cuda,
-            "amp_dtype": str(amp_dtype()).replace("torch.", "")}
+            "amp_dtype": str(amp_dtype(torch.device("cuda"), enabled=True)).replace("torch.", "")}
 
 
 def verdict(ok: bool) -> str:
