@@ -29,9 +29,10 @@ the exact epoch training continues from:
 - **Tune trial** (a 1-worker trial trains in the trial's own process): Tune reports synchronously,
   so ``ray.tune.report`` returns only after the driver has processed the result and the checkpoint
   and scheduled the next step; a retry of the trial (driver alive) restores it. A *driver* that is
-  killed resumes from Tune's experiment state on storage, which Tune writes every ~10 s; so the hold
-  also waits until that state (read with Tune's own ``ExperimentAnalysis``) lists this checkpoint
-  as the trial's latest.
+  killed resumes from Tune's experiment state on storage, which Tune saves after the checkpoint is
+  processed (the search forces a save per checkpoint) and copies to storage in the background; so
+  the hold also waits until that state (read with Tune's own ``ExperimentAnalysis``) lists this
+  checkpoint as the trial's latest.
 - **Bare process** (``LocalSession``): the checkpoint is copied when ``report`` returns.
 """
 

@@ -104,3 +104,22 @@ def test_reported_metrics_are_what_the_loop_reports():
     from train.loop import Epoch
 
     assert set(preflight.REPORTED_METRICS) == {f.name for f in dataclasses.fields(Epoch)} - {"epoch"}
+
+
+def test_bad_data_is_one_line_before_ray(tmp_path):
+    """An ImageFolder of one class (the search would report val_acc 1.0) and a GTSRB CSV with a quote
+    left open: exit 2, one line naming what and where, no Ray, no experiment folder."""
+    from tests.train.layouts import write_gtsrb, write_imagefolder
+
+    write_imagefolder(tmp_path / "one", classes=("only",))
+    result = _run(tmp_path, {"format": "imagefolder", "root": str(tmp_path / "one")}, SMOKE)
+    assert _one_error_line(result).endswith("the imagefolder training set has 1 class (only); a classifier needs "
+                                            "at least 2")
+    write_gtsrb(tmp_path / "gtsrb")
+    gt = tmp_path / "gtsrb" / "GTSRB" / "Final_Training" / "Images" / "00000" / "GT-00000.csv"
+    lines = gt.read_text().splitlines()
+    gt.write_text("\n".join([lines[0], '"' + lines[1], *lines[2:]]) + "\n")
+    result = _run(tmp_path, {"format": "gtsrb", "root": str(tmp_path / "gtsrb")}, SMOKE)
+    assert _one_error_line(result) == (f"error: {gt} line 2: a quote (\") is not closed, so the row runs on to "
+                                       f"line {len(lines)}; fix or remove the quote")
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

@@ -138,8 +138,9 @@ def test_ctrl_c_stops_honestly_and_resume_extends_the_search(tiny_data, tmp_path
     proc = start_search(args, log, **{hold.ENV: f"checkpoint:1:{holds}:2"})
     try:
         held = wait_held(proc, holds, log)
-        os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends on Ctrl-C: the whole foreground group
-        hold.release(holds)
+        # What a terminal sends on Ctrl-C: SIGINT to the whole foreground group. The held trial is not
+        # released: Tune's graceful stop ends it where it is (after epoch 1), whatever the timing.
+        os.killpg(proc.pid, signal.SIGINT)
         assert proc.wait(timeout=300) == 130, log.read_text()[-5000:]
     finally:
         kill_group(proc)
@@ -151,7 +152,7 @@ def test_ctrl_c_stops_honestly_and_resume_extends_the_search(tiny_data, tmp_path
     summary = json.loads((experiment / "summary.json").read_text())
     assert summary["interrupted"] is True and summary["num_errors"] == 0
     by_id = {t["trial_id"]: t for t in summary["trials"]}
-    assert by_id[held["trial_id"]]["status"] == "UNFINISHED" and by_id[held["trial_id"]]["epochs"] >= 1
+    assert by_id[held["trial_id"]]["status"] == "UNFINISHED" and by_id[held["trial_id"]]["epochs"] == 1
     finished = [t for t in summary["trials"] if t["trial_id"] != held["trial_id"]]
     assert [(t["status"], t["epochs"]) for t in finished] == [("TERMINATED", 3)]
 
