@@ -19,6 +19,7 @@ run to be finished and flushed.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import queue
@@ -60,7 +61,7 @@ class WandbTrialLogger(Callback):
 
     def on_trial_start(self, iteration: int, trials: list, trial, **info: Any) -> None:
         # Called again when a failed trial is retried: its run stays open, so the call is idempotent.
-        self._put("start", trial.trial_id, dict(trial.config))
+        self._put("start", trial.trial_id, copy.deepcopy(trial.config))  # read on the W&B thread
 
     def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info: Any) -> None:
         self._put("log", trial.trial_id, _metrics(result))
