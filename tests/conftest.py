@@ -40,6 +40,19 @@ def tiny_data(tmp_path_factory, cache_dir) -> dict:
             "cache_dir": str(cache_dir), "synthetic": dict(TINY_SYNTHETIC)}
 
 
+@pytest.fixture
+def isolated_hub(monkeypatch, tmp_path):
+    """No weights from this machine's hub caches or environment can leak into a test."""
+    import huggingface_hub
+
+    from train.model import ENV_WEIGHTS
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv(ENV_WEIGHTS, raising=False)
+
+
 def free_port() -> int:
     """A port free now, from 20000-32767: above Ray's worker ports (10002-19999) and below the kernel's
     ephemeral range (32768+), where every Ray process's bind-to-0 servers land, so that none of them can

@@ -22,13 +22,7 @@ NUM_CLASSES = 43
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 
-@pytest.fixture(autouse=True)
-def isolated_caches(monkeypatch, tmp_path):
-    """No weights from this machine's hub caches or environment can leak into a test."""
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv(ENV_WEIGHTS, raising=False)
+pytestmark = pytest.mark.usefixtures("isolated_hub")
 
 
 @pytest.fixture(scope="module")

@@ -29,13 +29,7 @@ TAGGED = "mobilenetv3_small_100.lamb_in1k"  # timm's default tag of NAME: its hu
 NUM_CLASSES = 43
 
 
-@pytest.fixture(autouse=True)
-def isolated_caches(monkeypatch, tmp_path):
-    """Nothing from this machine's hub caches or environment can leak into a test."""
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv(ENV_WEIGHTS, raising=False)
+pytestmark = pytest.mark.usefixtures("isolated_hub")
 
 
 @pytest.fixture(scope="module")
