@@ -242,9 +242,12 @@ def _matches(value: Any, want: Union[Scalar, list[Scalar]]) -> bool:
 
 
 def sampled_params(config: dict[str, Any], space: dict[str, Param]) -> dict[str, Any]:
-    """The searched parameters of one trial's (nested) config, keyed by dotted path."""
+    """The searched parameters of one trial's (nested) config, keyed by dotted path; a parameter whose
+    ``when`` did not hold for this trial was not sampled (its config value is the default) and is left out."""
     out = {}
-    for key in space:
+    for key, param in space.items():
+        if param.when and not all(_matches(out.get(other), want) for other, want in param.when.items()):
+            continue
         node: Any = config
         for part in key.split("."):
             node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING

@@ -64,6 +64,9 @@ def test_sampled_params_reads_nested_config():
     config = search.trial_config({"optim.lr": 0.01, "model.cnn.width": 16}).to_dict()
     params = sampled_params(config, search.space)
     assert params["optim.lr"] == 0.01 and params["model.cnn.width"] == 16
+    # A parameter whose `when` does not hold was not sampled: its config value is a default, not a choice.
+    other = search.trial_config({"model.name": "mobilenetv3_small_050", "optim.lr": 0.01}).to_dict()
+    assert "model.cnn.width" not in sampled_params(other, search.space)
 
 
 def _write(tmp_path, text_or_dict) -> Path:
