@@ -99,3 +99,14 @@ def wait_held(proc: subprocess.Popen, folder: Path, log: Path, timeout: float = 
         return hold.wait_held(folder, timeout, alive=lambda: proc.poll() is None)
     except TimeoutError as error:
         raise AssertionError(f"{error}\n{log.read_text()[-5000:]}") from None
+
+
+def fixed_model_smoke() -> dict:
+    """search_spaces/smoke.yaml without its model choice (and the warm start naming it), so that the model of
+    ``train.model`` is the one every trial trains."""
+    import yaml
+
+    raw = yaml.safe_load((REPO / "search_spaces" / "smoke.yaml").read_text())
+    raw["space"] = {key: param for key, param in raw["space"].items() if not key.startswith("model.")}
+    raw["searcher"]["warm_start"] = []
+    return raw

@@ -118,15 +118,16 @@ def write_gtsrb_kaggle(root: Path, class_ids: Sequence[int] = (0, 1, 2), tracks:
 
 
 def write_asl(root: Path, classes: Sequence[str] = ("A", "B", "del"), per_class: int = 3, nested: bool = True,
-              test_classes: Optional[Sequence[str]] = None) -> Path:
+              test_classes: Optional[Sequence[str]] = None, frame_step: int = 1) -> Path:
     """Kaggle's ASL Alphabet: ``asl_alphabet_train[/asl_alphabet_train]/<class>/<class><n>.jpg`` and
     ``asl_alphabet_test[/asl_alphabet_test]/<class>_test.jpg``; like the real set, the test split
-    has no ``del`` image unless ``test_classes`` says otherwise."""
+    has no ``del`` image unless ``test_classes`` says otherwise. Frame numbers n are 1, 1 + frame_step, ...:
+    a step of ASL_FRAME_BLOCK puts every image in a block of its own (the split holds out whole blocks)."""
     train = root / "asl_alphabet_train" / ("asl_alphabet_train" if nested else "")
     test = root / "asl_alphabet_test" / ("asl_alphabet_test" if nested else "")
     for index, name in enumerate(sorted(classes)):
-        for n in range(1, per_class + 1):
-            write_image(train / name / f"{name}{n}.jpg", (40, 40), class_colour(index))
+        for n in range(per_class):
+            write_image(train / name / f"{name}{1 + n * frame_step}.jpg", (40, 40), class_colour(index))
     names = sorted(classes)
     for name in (test_classes if test_classes is not None else [c for c in classes if c != "del"]):
         write_image(test / f"{name}_test.jpg", (40, 40), class_colour(names.index(name) if name in names else 9))

@@ -17,7 +17,7 @@ import train.cache as cache
 from tests.train.layouts import (BORDER, class_colour, corrupt, write_asl, write_gtsrb, write_gtsrb_kaggle,
                                  write_image, write_imagefolder)
 from train.config import DataConfig, SyntheticConfig
-from train.data import DataError
+from train.data import ASL_FRAME_BLOCK, DataError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -97,7 +97,7 @@ def test_load_test_uses_training_class_indices(tmp_path: Path):
 
 
 def test_asl_end_to_end_with_auto_format(tmp_path: Path):
-    write_asl(tmp_path / "data", classes=("A", "B", "del"), per_class=4)
+    write_asl(tmp_path / "data", classes=("A", "B", "del"), per_class=4, frame_step=ASL_FRAME_BLOCK)
     cfg = config(tmp_path / "data", tmp_path, format="auto", val_fraction=0.25)
     data = cache.prepare(cfg)
     assert data.format == "asl" and data.class_names == ["A", "B", "del"]

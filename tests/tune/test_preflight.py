@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from tests.helpers import dotted
+from tests.helpers import dotted, fixed_model_smoke
 from train.config import ConfigError
 from train.data import DataError
 from tune import preflight
@@ -21,10 +21,14 @@ from tune.space import load_search_file
 SMOKE = REPO / "search_spaces" / "smoke.yaml"
 
 
+FIXED_MODEL = fixed_model_smoke()
+
+
 def _search_file(tmp_path: Path, **changes) -> Path:
     raw = yaml.safe_load(SMOKE.read_text())
     for key, value in changes.items():
-        raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
+        merge = isinstance(value, dict) and key != "space"  # a space is replaced whole
+        raw[key] = {**raw.get(key, {}), **value} if merge else value
     path = tmp_path / "search.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
@@ -51,11 +55,13 @@ def _one_error_line(result: subprocess.CompletedProcess) -> str:
 
 
 CASES = {  # search-file changes, extra CLI arguments, what the one line says
-    "unknown base model": ({"train": {"model": {"name": "notamodel"}}}, [],
+    "unknown base model": ({"train": {"model": {"name": "notamodel"}}, "space": FIXED_MODEL["space"],
+                            "searcher": FIXED_MODEL["searcher"]}, [],
                            "train.model.name: unknown model 'notamodel'"),
     "metric not reported": ({"metric": "val_accc"}, [],
                             "metric: 'val_accc' is not a metric the training loop reports (allowed: val_acc,"),
-    "no pretrained weights": ({"train": {"model": {"name": "mobilenetv3_small_050", "pretrained": True}}}, [],
+    "no pretrained weights": ({"train": {"model": {"name": "mobilenetv3_small_050", "pretrained": True}},
+                               "space": FIXED_MODEL["space"], "searcher": FIXED_MODEL["searcher"]}, [],
                               "model.weights: no ImageNet weights for mobilenetv3_small_050 (HF_HUB_OFFLINE is set"),
     "num-samples 0": ({}, ["--num-samples", "0"], "budget.num_samples: Input should be greater than or equal to 1"),
 }

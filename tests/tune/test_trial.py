@@ -11,9 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import REPO
-from tests.helpers import dotted
+from tests.helpers import dotted, fixed_model_smoke
 from train.config import ConfigError
 from tune.trial import is_permanent, one_line, permanent_cause
 
@@ -50,11 +51,14 @@ def test_every_trial_failing_on_a_config_error_fails_once_and_ends_the_search_wi
     weights = tmp_path / "mobilenetv3_small_050.safetensors"
     weights.write_bytes(b"not a safetensors file")
     data = [f"dataset.{key}={value}" for key, value in dotted(tiny_data)]
+    search_file = tmp_path / "search.yaml"
+    search_file.write_text(yaml.safe_dump(fixed_model_smoke()))
     command = [sys.executable, str(REPO / "tune" / "run_search.py"),
-               "--config", str(REPO / "search_spaces" / "smoke.yaml"), "--storage", str(tmp_path / "runs"),
+               "--config", str(search_file), "--storage", str(tmp_path / "runs"),
                "--address", "local", "--num-cpus", "2", "--set", *data, "wandb.enabled=false",
                "budget.num_samples=2", "failure.max_failures=2", "train.model.name=mobilenetv3_small_050",
-               "train.model.pretrained=true", f"train.model.weights={weights}"]
+               "train.model.pretrained=true", f"train.model.weights={weights}",
+               "--verbose"]  # Ray's full output, trials' own lines included: their attempts are counted below
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("RAY_ADDRESS", None)
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=360)
