@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from tests.helpers import dotted, fixed_model_smoke
+from tests.helpers import dotted, fixed_model_smoke, result_rows
 from train.config import ConfigError
 from tune.trial import is_permanent, one_line, permanent_cause
 
@@ -58,7 +58,7 @@ def test_every_trial_failing_on_a_config_error_fails_once_and_ends_the_search_wi
                "--address", "local", "--num-cpus", "2", "--set", *data, "wandb.enabled=false",
                "budget.num_samples=2", "failure.max_failures=2", "train.model.name=mobilenetv3_small_050",
                "train.model.pretrained=true", f"train.model.weights={weights}",
-               "--verbose"]  # Ray's full output, trials' own lines included: their attempts are counted below
+               "--verbose"]  # Ray's full output, trials' own lines included: none may hold a traceback
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("RAY_ADDRESS", None)
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=360)
@@ -69,6 +69,11 @@ def test_every_trial_failing_on_a_config_error_fails_once_and_ends_the_search_wi
     summary = json.loads(next((tmp_path / "runs").glob("smoke-*/summary.json")).read_text())
     assert summary["best"] is None and summary["num_trials"] == summary["num_errors"] == 2
     assert all(t["status"] == "ERROR" and t["error"] == line.removeprefix("error: ") for t in summary["trials"])
-    tries = (result.stdout + result.stderr).count("failed, not retried: model.weights")
-    assert tries == 2, f"{tries} attempts for 2 trials"
-    assert not list(Path(summary["experiment_dir"]).glob("trial_*/error.txt")), "Tune saw a failure and retried"
+    # One attempt per trial, read from what Tune's driver wrote, not from forwarded trial output (Ray
+    # forwards a trial's lines asynchronously and may drop the last ones when the search ends): each
+    # trial reported exactly once, its error line, and Tune never saw an exception to retry.
+    experiment = Path(summary["experiment_dir"])
+    for trial in summary["trials"]:
+        rows = result_rows(experiment / trial["path"])
+        assert [row["trial_error"] for row in rows] == [line.removeprefix("error: ")], rows
+    assert not list(experiment.glob("trial_*/error.txt")), "Tune saw a failure and retried"

@@ -63,7 +63,9 @@ def test_wandb_key_stays_out_of_ray_logs_and_the_experiment(tiny_data, tmp_path)
             assert _files_holding(root, FAKE_KEY.encode()) == [], f"the W&B key was written under {root}"
         text = log.read_text()
         assert FAKE_KEY not in text
-        # --verbose brought Ray's own output back: each trial's config table and the trials' own lines.
-        assert text.count("started with configuration") == 2 and "epoch 2/2" in text
+        # --verbose brought Ray's own output back: each trial's config table and the trials' own lines
+        # (an epoch-1 line: Ray forwards trial output asynchronously and may drop a trial's last lines
+        # when the search ends, but epoch 1's line is printed a whole epoch before that).
+        assert text.count("started with configuration") == 2 and "epoch 1/2" in text
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
