@@ -23,6 +23,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/train_overhead.py
 	$(PY) bench/search_efficiency.py
+	$(PY) bench/search_overhead.py
 	$(PY) bench/gpu_throughput.py
 
 clean:
