@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Iterator, Optional
 
 import ray
+# Private on purpose: ray.init has no public option to bind a local node's servers to loopback; the
+# macOS/Windows switch below is read from this module's constant when Ray starts (see _loopback_node).
 from ray._private import ray_constants
 
 from train.config import ConfigError
