@@ -94,8 +94,17 @@ def _check_timm_name(name: str) -> None:
     """Reject a name timm does not know (an optional ``.tag`` such as ``.lamb_in1k`` is allowed)."""
     import timm
 
-    if timm.is_model(name):
-        return
+    arch, _, tag = name.partition(".")
+    if timm.is_model(arch):
+        if not tag:
+            return
+        # timm.is_model ignores the tag; create_model would fail on an unknown one with a RuntimeError.
+        tagged = timm.list_pretrained(f"{arch}.*")
+        if name in tagged:
+            return
+        known = ", ".join(t.split(".", 1)[1] for t in tagged) or "none"
+        raise ConfigError(f"model.name: {name!r}: {arch} has no pretrained tag {tag!r}; allowed tags: {known} "
+                          f"(or no tag: timm's default)")
     close = difflib.get_close_matches(name, timm.list_models(), n=3)
     hint = f"did you mean {', '.join(close)}? " if close else ""
     raise ConfigError(f"model.name: unknown model {name!r}; {hint}allowed: {SMALL_CNN}, "

@@ -92,6 +92,14 @@ def test_unknown_model_name_lists_valid_ones():
     assert "mobilenetv3_small_050" in message and "timm.list_models()" in message
 
 
+@pytest.mark.parametrize("pretrained", [False, True])
+def test_unknown_pretrained_tag_is_one_line(pretrained):
+    with pytest.raises(ConfigError) as info:
+        build_model(ModelConfig(name="mobilenetv3_small_100.nope", pretrained=pretrained), NUM_CLASSES)
+    assert str(info.value) == ("model.name: 'mobilenetv3_small_100.nope': mobilenetv3_small_100 has no pretrained "
+                               "tag 'nope'; allowed tags: lamb_in1k (or no tag: timm's default)")
+
+
 def test_input_normalization():
     assert input_normalization(build_model(ModelConfig(name=NAME), 10)) == IMAGENET
     assert input_normalization(build_model(ModelConfig(name="small_cnn"), 10)) == IMAGENET
