@@ -91,7 +91,7 @@ def build_model(cfg: ModelConfig, num_classes: int) -> nn.Module:
 
 
 def _check_timm_name(name: str) -> None:
-    """Reject a name timm does not know (an optional ``.tag`` such as ``.lamb_in1k`` is allowed)."""
+    """Reject a name timm does not know; an optional ``.tag`` must be one timm lists for it (``.lamb_in1k``)."""
     import timm
 
     arch, _, tag = name.partition(".")
