@@ -39,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, Optional
 
@@ -97,10 +98,9 @@ def ray_search(root: Path, args: argparse.Namespace, repeat: int) -> dict[str, A
     epochs = summary["total_epochs"]
     first = marks.get("first_row", marks["exit"])  # the watcher polls until the search ends
     search_s = marks["last_trial_ended"] - marks["ray_up"]
-    model_epochs: dict[str, int] = {}
+    model_epochs: Counter[str] = Counter()
     for trial in summary["trials"]:
-        name = trial["config"]["model"]["name"]
-        model_epochs[name] = model_epochs.get(name, 0) + trial["epochs"]
+        model_epochs[trial["config"]["model"]["name"]] += trial["epochs"]
     return {"epochs": epochs, "search_s": search_s, "epochs_per_s": epochs / search_s,
             "startup_s": marks["ray_up"] - launch, "first_epoch_s": first - launch, "wall_s": summary["wall_s"],
             "end_to_end_s": marks["exit"] - launch, "best_val_acc": summary["best"]["metrics"]["val_acc"],
@@ -138,11 +138,8 @@ def plain_loop(root: Path, args: argparse.Namespace) -> dict[str, Any]:
     finals: dict[int, float] = {}
     for e in epochs:
         finals[e["trial"]] = e["val_acc"]  # each trial's last epoch, as summary.json's best uses
-    per_trial: dict[int, int] = {}
-    model_epochs: dict[str, int] = {}
-    for e in epochs:
-        per_trial[e["trial"]] = per_trial.get(e["trial"], 0) + 1
-        model_epochs[e["model"]] = model_epochs.get(e["model"], 0) + 1
+    per_trial = Counter(e["trial"] for e in epochs)
+    model_epochs = Counter(e["model"] for e in epochs)
     search_s = epochs[-1]["t"] - ready
     return {"epochs": len(epochs), "search_s": search_s, "epochs_per_s": len(epochs) / search_s,
             "startup_s": ready - launch, "first_epoch_s": epochs[0]["t"] - launch, "end_to_end_s": end - launch,
