@@ -17,6 +17,8 @@ from typing import Any, Optional
 
 from ray.tune import CLIReporter
 
+from tune.watch import error_file
+
 TABLE_EVERY_S = 60
 """Seconds between status tables (finished trials print their line at once)."""
 
@@ -36,7 +38,9 @@ class CompactReporter(CLIReporter):
     """``CLIReporter`` with the search's parameter and metric columns, plus a line per finished trial."""
 
     def __init__(self, params: list[str], *, metric: str, mode: str, max_epochs: int,
-                 links: Optional[list[str]] = None, table_every_s: float = TABLE_EVERY_S):
+                 links: Optional[list[str]] = None, table_every_s: float = TABLE_EVERY_S,
+                 experiment_uri: str = ""):
+        """``experiment_uri``: the experiment folder, where a failed trial's error text is kept (tune/watch.py)."""
         metrics = [metric] + [key for key in ("val_acc", "val_loss") if key != metric]
         super().__init__(
             # Tune looks parameters up by "/"-separated path; the header shows the dotted key.
@@ -45,6 +49,7 @@ class CompactReporter(CLIReporter):
             metric=metric, mode=mode, sort_by_metric=True, print_intermediate_tables=True,
             max_report_frequency=table_every_s)
         self._max_epochs = max_epochs
+        self._experiment_uri = experiment_uri
         self._links = links or []
         self._announced: set[str] = set()
         self._table_every_s = table_every_s
@@ -94,7 +99,7 @@ class CompactReporter(CLIReporter):
         result: dict[str, Any] = trial.last_result or {}
         epochs = int(result.get("epoch", 0))
         if trial.status == "ERROR":
-            what = f"failed after {epochs} epoch(s) (error: {trial.error_file})"
+            what = f"failed after {epochs} epoch(s) (error: {error_file(self._experiment_uri, trial.trial_id)})"
         elif epochs < self._max_epochs:
             what = f"stopped by ASHA at epoch {epochs}/{self._max_epochs}"
         else:

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except search_run.SearchFailed as error:
+    except (search_run.SearchFailed, search_run.SearchStalled) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except search_run.SearchInterrupted as stop:

@@ -25,7 +25,9 @@ from tune.searcher import StudySearcher, study_url
 from tune.space import SearchFile
 from tune.storage import Experiment, experiments, normalise, read_text
 from tune.summary import UNFINISHED, build_summary, tune_statuses, write_summary
-from tune.trial import TRIAL_ERROR, max_concurrent_trials, run_trial, trial_resources
+from tune.trial import (TRIAL_ERROR, describe_workers, max_concurrent_trials, reuse_trial_processes, run_trial,
+                        trial_resources)
+from tune.watch import STALL_FILE, ErrorFiles, SearchStalled, StallGuard, trial_dirname
 
 
 class SearchInterrupted(Exception):
@@ -74,14 +76,20 @@ def _searcher(search: SearchFile, experiment: Experiment, concurrency: int) -> S
     return searcher
 
 
-def _callbacks(search: SearchFile, experiment: Experiment) -> list:
+def _callbacks(search: SearchFile, experiment: Experiment, stall_guard: StallGuard) -> list:
+    callbacks = [ErrorFiles(experiment.uri), stall_guard]
     if not search.wandb.enabled:
-        return []
+        return callbacks
     from tune.wandb_logging import WandbTrialLogger
 
     # One run per trial, all from this process (one W&B service); offline without WANDB_API_KEY.
-    return [WandbTrialLogger(project=search.wandb.project, entity=search.wandb.entity, group=experiment.name,
-                             directory=experiment.local_dir())]
+    return callbacks + [WandbTrialLogger(project=search.wandb.project, entity=search.wandb.entity,
+                                         group=experiment.name, directory=experiment.local_dir())]
+
+
+def _stall_guard(search: SearchFile, experiment: Experiment) -> StallGuard:
+    workers = search.trial_config({}).workers
+    return StallGuard(experiment.uri, search.failure.stall_timeout_s, describe_workers(workers))
 
 
 def _trainable(search: SearchFile, experiment: Experiment, data_key: str):
@@ -103,16 +111,16 @@ def _scheduler(search: SearchFile):
 
 
 def _trial_dirname(trial) -> str:
-    return f"trial_{trial.trial_id}"
+    return trial_dirname(trial.trial_id)
 
 
-def _reporter(search: SearchFile, verbose: bool, links: list[str]) -> Optional[CompactReporter]:
+def _reporter(search: SearchFile, verbose: bool, links: list[str], experiment_uri: str) -> Optional[CompactReporter]:
     """The compact display (tune/progress.py), unless --verbose asks for Ray's own output."""
     if verbose:
         return None
     use_compact_engine()
     return CompactReporter(list(search.space), metric=search.metric, mode=search.mode,
-                           max_epochs=search.budget.max_epochs, links=links)
+                           max_epochs=search.budget.max_epochs, links=links, experiment_uri=experiment_uri)
 
 
 def build_tuner(search: SearchFile, experiment: Experiment, resume: bool, data_key: str, *, verbose: bool = False,
@@ -124,7 +132,7 @@ def build_tuner(search: SearchFile, experiment: Experiment, resume: bool, data_k
              + [f"Optuna study: {optuna_dashboard}", f"Experiment: {experiment.uri}"])
     # Tuner.restore takes the run config pickled with the experiment (its reporter included); the call
     # still picks the output engine, which Tune reads when fit() starts.
-    reporter = _reporter(search, verbose, links)
+    reporter = _reporter(search, verbose, links, experiment.uri)
     # Tune saves its experiment state (what --resume reads) after every trial checkpoint (see
     # CheckpointConfig below); with short epochs that is often, and meant, so its warning about
     # snapshotting often is noise (the variable is Tune's documented way to turn it off).
@@ -134,6 +142,7 @@ def build_tuner(search: SearchFile, experiment: Experiment, resume: bool, data_k
         return tune.Tuner.restore(experiment.uri, trainable=trainable, resume_unfinished=True, resume_errored=True)
     base = search.trial_config({})
     scheduler = _scheduler(search)
+    stall_guard = _stall_guard(search, experiment)
     # What the cluster can grow to (an autoscaling cluster's max_workers), not just what is up now.
     capacity = cluster_capacity()
     concurrency = max_concurrent_trials(base.workers, search.resources.max_concurrent_trials, capacity)
@@ -148,13 +157,13 @@ def build_tuner(search: SearchFile, experiment: Experiment, resume: bool, data_k
         param_space=base.to_dict(),
         tune_config=tune.TuneConfig(search_alg=search_alg, scheduler=scheduler,
                                     num_samples=search.budget.num_samples,
-                                    # A reused trial process has torch/timm imported already: ~5 s less
-                                    # start-up per trial, which ASHA would otherwise pay on every trial.
-                                    reuse_actors=True, trial_dirname_creator=_trial_dirname),
+                                    reuse_actors=reuse_trial_processes(base.workers),
+                                    trial_dirname_creator=_trial_dirname),
         run_config=tune.RunConfig(
             name=experiment.name,
             storage_path=experiment.root,
-            callbacks=_callbacks(search, experiment),
+            callbacks=_callbacks(search, experiment, stall_guard),
+            stop=stall_guard,
             failure_config=tune.FailureConfig(max_failures=search.failure.max_failures),
             # One per trial, and Tune saves its experiment state after each new one (it does so after
             # every num_to_keep checkpoints of a trial): --resume after a kill then continues every
@@ -216,9 +225,14 @@ def run(search: SearchFile, *, storage: str, resume: Optional[str] = None,
     summary = build_summary(results, search, experiment, wall_s=record.wall_s, data_fingerprint=data.fingerprint,
                             statuses=statuses, interrupted=False)
     unfinished = any(t["status"] == UNFINISHED for t in summary["trials"])
-    summary["interrupted"] = interrupts.count > 0 and (unfinished or summary["num_trials"] < search.budget.num_samples)
+    stalled = _stall_reason(experiment)
+    summary["interrupted"] = ((interrupts.count > 0 or stalled is not None)
+                              and (unfinished or summary["num_trials"] < search.budget.num_samples))
+    summary["stalled"] = stalled
     path = write_summary(summary, search, experiment)
     ray.shutdown()  # flushes the workers' forwarded logs, so the summary path really is the last line
+    if stalled is not None:
+        raise SearchStalled(stalled)
     if summary["interrupted"]:
         raise SearchInterrupted(experiment, path)
     if summary["best"] is None:
@@ -227,6 +241,16 @@ def run(search: SearchFile, *, storage: str, resume: Optional[str] = None,
             raise ConfigError(permanent[0])  # every trial failed on a configuration, data or disk error
         raise _no_result(summary, search, experiment)
     return path
+
+
+def _stall_reason(experiment: Experiment) -> Optional[str]:
+    """The stall guard's line if it stopped this session of the search (tune/watch.py); the file is consumed,
+    so a resumed search starts clean."""
+    if not experiment.has(STALL_FILE):
+        return None
+    reason = experiment.read_text(STALL_FILE).strip()
+    experiment.remove_file(STALL_FILE)
+    return reason
 
 
 def _no_result(summary: dict[str, Any], search: SearchFile, experiment: Experiment) -> Exception:

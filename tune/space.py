@@ -175,6 +175,9 @@ class Failure(BaseModel):
     model_config = _STRICT
     max_failures: int = Field(2, ge=0)
     """Retries of a failed trial, each resuming from its last checkpoint."""
+    stall_timeout_s: float = Field(600.0, gt=0)
+    """Seconds the search waits with trials pending and none running (Ray cannot place them) before it stops
+    with one line saying what a trial needs and what is free; an autoscaling cluster starting nodes needs some."""
 
 
 class SearchFile(BaseModel):

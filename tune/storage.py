@@ -83,7 +83,7 @@ class Experiment:
     def write_text(self, filename: str, text: str) -> str:
         """Write a file into the experiment (atomically: temp + rename locally, one PUT on object stores)."""
         if not is_uri(self.root):
-            Path(self.uri).mkdir(parents=True, exist_ok=True)
+            (Path(self.uri) / filename).parent.mkdir(parents=True, exist_ok=True)  # filename may name a subfolder
             write_atomic(Path(self.uri) / filename, text)
             return self.child(filename)
         fs, path = pyarrow.fs.FileSystem.from_uri(self.child(filename))
@@ -94,6 +94,10 @@ class Experiment:
 
     def read_text(self, filename: str) -> str:
         return read_text(self.child(filename))
+
+    def remove_file(self, filename: str) -> None:
+        fs, path = pyarrow.fs.FileSystem.from_uri(self.child(filename))
+        fs.delete_file(path)
 
     def has(self, filename: str) -> bool:
         fs, path = pyarrow.fs.FileSystem.from_uri(self.child(filename))

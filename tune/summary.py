@@ -3,16 +3,19 @@
 summary.json: ``experiment``, ``experiment_dir``, ``metric``, ``mode``, ``best`` (the best trial's
 entry; null when no trial reported the metric), ``trials``, ``num_trials``, ``num_errors``,
 ``total_epochs``, ``max_epochs``, ``wall_s`` (every session of the search, ``--resume`` included),
-``interrupted``, ``data_fingerprint``, ``versions``.
+``interrupted``, ``stalled`` (the stall guard's line when trials waited for resources with none running,
+else null; tune/watch.py), ``data_fingerprint``, ``versions``.
 
-Each trial entry: ``trial_id``, ``status``, ``error``, ``params``, ``config``, ``epochs``, ``metrics``,
+Each trial entry: ``trial_id``, ``status``, ``error``, ``error_file``, ``params``, ``config``, ``epochs``, ``metrics``,
 ``path``, ``checkpoint``.
 
 - ``status``: ``TERMINATED`` (finished, or stopped early by ASHA) or ``ERROR`` (failed: its retries
   used up, or a configuration, data or disk error, which is never retried). Only an interrupted
   search (``"interrupted": true``) has ``UNFINISHED`` trials: started or waiting to start, and
   continued from their last checkpoint by ``--resume``.
-- ``error``: the failure's one line, or null.
+- ``error``: the failure's one line, or null. ``error_file``: the failure's whole text with its traceback
+  (every failed attempt), relative to the experiment folder (``trial_<id>/error.txt``); null when the
+  trial did not fail or failed on a configuration, data or disk error (its one line is all there is).
 - ``path`` and ``checkpoint``: relative to the experiment folder (``trial_<id>``,
   ``trial_<id>/checkpoint_000003``, ``train_runs/train_<id>/checkpoint_...`` for multi-worker
   trials), so a moved or copied experiment still reads; summaries written before this was so hold
@@ -35,6 +38,7 @@ from ray.tune import ResultGrid
 from tune.space import SearchFile, sampled_params
 from tune.storage import Experiment
 from tune.trial import TRIAL_ERROR
+from tune.watch import ERROR_FILE, trial_dirname
 
 KEY_PACKAGES = ("ray", "torch", "torchvision", "timm", "kornia", "optuna", "wandb", "numpy", "pydantic")
 METRIC_KEYS = ("val_acc", "val_loss", "train_loss", "lr", "images_per_s", "epoch", "training_iteration",
@@ -89,6 +93,7 @@ def _trial_entry(result, search: SearchFile, experiment: Experiment, status: Opt
         "trial_id": _trial_id(result),
         "status": state,
         "error": failure,
+        "error_file": _error_file(result, experiment) if failure else None,
         "params": sampled_params(result.config, search.space),
         "config": result.config,
         "epochs": _epochs(result),
@@ -96,6 +101,13 @@ def _trial_entry(result, search: SearchFile, experiment: Experiment, status: Opt
         "path": relative(result.path, experiment),
         "checkpoint": relative(checkpoint, experiment),
     }
+
+
+def _error_file(result, experiment: Experiment) -> Optional[str]:
+    """The failed trial's error text kept in the experiment (tune/watch.py), relative to it; None for a
+    permanent error, which the trial reported as its one line without raising."""
+    name = posixpath.join(trial_dirname(_trial_id(result)), ERROR_FILE)
+    return name if experiment.has(name) else None
 
 
 def _trial_id(result) -> str:
@@ -144,6 +156,7 @@ def build_summary(results: ResultGrid, search: SearchFile, experiment: Experimen
         "max_epochs": search.budget.max_epochs,
         "wall_s": round(wall_s, 2),
         "interrupted": interrupted,
+        "stalled": None,
         "data_fingerprint": data_fingerprint,
         "versions": package_versions(),
     }

@@ -109,6 +109,25 @@ def one_line(error: BaseException, folder: str = "storage") -> str:
     return text[0] if text else type(error).__name__
 
 
+def reuse_trial_processes(workers: WorkersConfig) -> bool:
+    """Whether Tune may hand a finished trial's process to the next trial (``TuneConfig.reuse_actors``).
+
+    Yes for 1-worker trials: the loop runs in the trial's own thread, which sees Tune's stop at its next
+    ``ray.tune.report`` and ends, so Tune's ``reset_config`` finds it gone, and the next trial skips the
+    process start and the torch/timm imports (~5 s). No for multi-worker trials: their thread waits in
+    ``TorchTrainer.fit()`` (reports reach Tune through ``TuneReportCallback`` on another thread) and never
+    sees the stop, so every reuse would fail ("reset_config() ... return True") and error the trial; a
+    fresh process per trial instead ends the old one, and with it its TorchTrainer and workers.
+    """
+    return workers.num_workers == 1
+
+
+def describe_workers(workers: WorkersConfig) -> str:
+    """What one trial reserves, for messages: e.g. "2 worker(s) x 0.5 CPU" or "1 worker(s) x 4 CPU + 0.5 GPU"."""
+    gpus = f" + {workers.gpus_per_worker:g} GPU" if workers.gpus_per_worker > 0 else ""
+    return f"{workers.num_workers} worker(s) x {workers.cpus_per_worker:g} CPU{gpus}"
+
+
 def trial_resources(workers: WorkersConfig) -> dict[str, float]:
     """What Tune reserves for the trial itself (a multi-worker trial's workers reserve their own)."""
     if workers.num_workers > 1:
