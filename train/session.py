@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator, Optional, Protocol
 import torch
 
 from train.config import WorkersConfig
+from train.worker import TRAIN_PLACEMENT_GROUP
 from train.device import bare_process_device, pick_device, ray_gpu_ids, train_worker_device, tune_trial_device
 
 
@@ -42,11 +43,14 @@ class RaySession:
     ``Checkpoint``; Ray Train V2 forbids ``ray.train.report`` inside a plain Tune trial, hence two APIs.
     """
 
-    def __init__(self, api: Any, world_rank: int, world_size: int, assigned_device: Callable[[], torch.device]) -> None:
+    def __init__(self, api: Any, world_rank: int, world_size: int, assigned_device: Callable[[], torch.device],
+                 tags: Optional[dict[str, Any]] = None) -> None:
+        """``tags``: values added to every report (where the run trains; see :func:`ray_train_session`)."""
         self.api = api
         self.world_rank = world_rank
         self.world_size = world_size
         self.assigned_device = assigned_device
+        self.tags = tags or {}
 
     def device(self, workers: WorkersConfig) -> torch.device:
         return pick_device(workers, ray_gpu_ids(), self.assigned_device)
@@ -54,7 +58,7 @@ class RaySession:
     def report(self, metrics: dict[str, Any], checkpoint_dir: Optional[Path]) -> None:
         checkpoint = self.api.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
         sizes = {path.name: path.stat().st_size for path in checkpoint_dir.iterdir()} if checkpoint_dir else {}
-        self.api.report(metrics, checkpoint=checkpoint)
+        self.api.report({**metrics, **self.tags}, checkpoint=checkpoint)
         if sizes:  # after report, get_checkpoint() is the copy on storage
             check_persisted(self.api.get_checkpoint(), sizes)
 
@@ -71,7 +75,12 @@ def ray_train_session() -> RaySession:
     import ray.train
 
     context = ray.train.get_context()
-    return RaySession(ray.train, context.get_world_rank(), context.get_world_size(), train_worker_device)
+    # The worker group's placement group, reported so that the search driver can release it when Tune ends
+    # the trial (tune/watch.py ReleaseTrainResources): Ray Train V2 ties it to the search's job, not to the
+    # trial, and a trial that Tune stops (ASHA, max_t) never gets to remove it itself.
+    group = ray.util.get_current_placement_group()
+    tags = {TRAIN_PLACEMENT_GROUP: group.id.hex()} if group is not None else {}
+    return RaySession(ray.train, context.get_world_rank(), context.get_world_size(), train_worker_device, tags)
 
 
 def tune_session() -> RaySession:

@@ -27,7 +27,7 @@ from tune.storage import Experiment, experiments, normalise, read_text
 from tune.summary import UNFINISHED, build_summary, tune_statuses, write_summary
 from tune.trial import (TRIAL_ERROR, describe_workers, max_concurrent_trials, reuse_trial_processes, run_trial,
                         trial_resources)
-from tune.watch import STALL_FILE, ErrorFiles, SearchStalled, StallGuard, trial_dirname
+from tune.watch import STALL_FILE, ErrorFiles, ReleaseTrainResources, SearchStalled, StallGuard, trial_dirname
 
 
 class SearchInterrupted(Exception):
@@ -77,7 +77,7 @@ def _searcher(search: SearchFile, experiment: Experiment, concurrency: int) -> S
 
 
 def _callbacks(search: SearchFile, experiment: Experiment, stall_guard: StallGuard) -> list:
-    callbacks = [ErrorFiles(experiment.uri), stall_guard]
+    callbacks = [ErrorFiles(experiment.uri), ReleaseTrainResources(), stall_guard]
     if not search.wandb.enabled:
         return callbacks
     from tune.wandb_logging import WandbTrialLogger

@@ -1,10 +1,19 @@
-"""Two things the search driver watches while Tune runs: trials' error texts, and a search that stalls.
+"""What the search driver watches while Tune runs: trials' error texts, Ray Train's placement groups of trials
+that ended, and a search that stalls.
 
 **Error files.** Tune writes a failed trial's error text (``error.txt``: every failure with its traceback)
 into the trial's *staging* folder under Ray's temp directory, which is gone when the machine is cleaned,
 and syncs it to the experiment only with a later checkpoint, which a failed trial never writes.
 :class:`ErrorFiles` copies it into the trial's folder in the experiment after every failure, retried or
 final; the console line and summary.json point there (:func:`error_file`).
+
+**Placement groups.** A multi-worker trial's TorchTrainer reserves its workers' resources in a placement group
+that Ray Train V2 creates from its controller actor, so Ray ties its lifetime to the search's job. When Tune
+ends such a trial (ASHA, ``max_t``) it stops the trial's process; the controller dies with it, and the group
+would be removed only by Ray Train's ``PlacementGroupCleaner``, which asks the State API (the dashboard) and
+fails where several Ray instances share a machine or the dashboard is off (ray-project/ray#54305). The next
+trial then waits forever for those resources. :class:`ReleaseTrainResources` removes the group of every
+trial that Tune ends or retries, from the driver that owns it, with Ray's public placement-group API.
 
 **Stalls.** A search must never sit with trials left, none running and nothing said: a trial whose
 resources Ray cannot give (held by something else, or by nothing the cluster can grow) would otherwise
@@ -22,6 +31,7 @@ from typing import Any, Optional
 from ray.tune import Callback
 from ray.tune.stopper import Stopper
 
+from train.worker import TRAIN_PLACEMENT_GROUP
 from tune.storage import Experiment
 
 ERROR_FILE = "error.txt"
@@ -60,6 +70,42 @@ class ErrorFiles(Callback):
         with open(staged, encoding="utf-8", errors="replace") as handle:
             text = handle.read()  # every failure of this trial so far
         Experiment.at(self.experiment_uri).write_text(posixpath.join(trial_dirname(trial.trial_id), ERROR_FILE), text)
+
+
+class ReleaseTrainResources(Callback):
+    """Removes a multi-worker trial's Ray Train placement group when Tune ends or retries the trial.
+
+    The group's id comes with the trial's reports (``TRAIN_PLACEMENT_GROUP``, train/session.py). Removing a
+    group also ends the worker actors in it. A trial whose TorchTrainer finished on its own removed the group
+    already; removing it again is harmless.
+    """
+
+    def __init__(self) -> None:
+        self._groups: dict[str, str] = {}
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        if TRAIN_PLACEMENT_GROUP in result:
+            self._groups[trial.trial_id] = result[TRAIN_PLACEMENT_GROUP]
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._release(trial)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._release(trial)
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._release(trial)
+
+    def _release(self, trial: Any) -> None:
+        group_id = self._groups.pop(trial.trial_id, None)
+        if group_id is None:
+            return
+        import ray
+        from ray.util.placement_group import PlacementGroup, remove_placement_group
+
+        group = PlacementGroup(ray.PlacementGroupID.from_hex(group_id))
+        if ray.util.placement_group_table(group).get("state") != "REMOVED":
+            remove_placement_group(group)
 
 
 class SearchStalled(Exception):
