@@ -94,16 +94,30 @@ class DeviceBatches:
             yield self.images.index_select(0, index), self.labels.index_select(0, index)
 
 
-def fits_on_device(splits: Sequence[ArraySet], device: torch.device, fraction: float) -> bool:
-    """Whether the splits' arrays take at most ``fraction`` of the GPU memory free now."""
+def device_budget(free: int, total: int, cached: int, share: float, fraction: float) -> float:
+    """Bytes of GPU memory a trial may fill with its data arrays.
+
+    ``free``: what the driver reports free on the whole GPU now; ``cached``: what this process's caching
+    allocator holds but no tensor uses (a reused trial process keeps the last trial's blocks; they are this
+    trial's to use, though the driver counts them as used); ``share``: the trial's fraction of the GPU
+    (``workers.gpus_per_worker``), so two 0.5-GPU trials starting together cannot each claim the whole free
+    memory; ``fraction``: ``data.gpu_cache_fraction``, the part of that a trial's arrays may take.
+    """
+    mine = min(free + cached, share * total)
+    return fraction * max(mine, 0)
+
+
+def fits_on_device(splits: Sequence[ArraySet], device: torch.device, fraction: float, share: float = 1.0) -> bool:
+    """Whether the splits' arrays fit :func:`device_budget` on ``device`` now."""
     if device.type != "cuda" or fraction <= 0:
         return False
-    free, _total = torch.cuda.mem_get_info(device)
+    free, total = torch.cuda.mem_get_info(device)
+    cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
     needed = sum(split.images.nbytes + split.labels.nbytes for split in splits)
-    return needed <= fraction * free
+    return needed <= device_budget(free, total, cached, min(share, 1.0) or 1.0, fraction)
 
 
-def batch_sources(train: ArraySet, val: ArraySet, device: torch.device, gpu_fraction: float):
+def batch_sources(train: ArraySet, val: ArraySet, device: torch.device, gpu_fraction: float, gpu_share: float = 1.0):
     """(train source, val source) for this device: GPU-resident when both fit, else from the host."""
-    kind = DeviceBatches if fits_on_device((train, val), device, gpu_fraction) else HostBatches
+    kind = DeviceBatches if fits_on_device((train, val), device, gpu_fraction, gpu_share) else HostBatches
     return kind(train, device), kind(val, device)

@@ -209,15 +209,22 @@ class WorkersConfig:
     """The GPUs Ray hands out are logical labels with no device behind them (Ray's fake multi-node cluster,
     cluster/local.yaml): workers train on the CPU and DDP uses gloo. Only for trying autoscaling; on real
     nodes a worker given GPUs that torch cannot see stops with an error instead."""
+    placement: Literal["strict_pack", "pack", "spread"] = "strict_pack"
+    """Where Ray puts one trial's workers (Ray Train's placement strategy): strict_pack keeps them on one node,
+    so DDP's all-reduce runs over NVLink/PCIe or shared memory, never the network, and a trial needs a node
+    with room for all its workers; pack only prefers one node (the autoscaler may then split a trial over
+    single-GPU nodes); spread puts them on different nodes."""
 
     def __post_init__(self):
         _check(self.num_workers >= 1, "workers.num_workers", self.num_workers, ">= 1")
         _check(self.cpus_per_worker > 0, "workers.cpus_per_worker", self.cpus_per_worker, "> 0")
-        _check(self.gpus_per_worker >= 0, "workers.gpus_per_worker", self.gpus_per_worker, ">= 0")
+        # A worker is one DDP rank on one device: a second GPU would be reserved and never used.
+        _check(0 <= self.gpus_per_worker <= 1, "workers.gpus_per_worker", self.gpus_per_worker,
+               "0..1 (a worker trains on one GPU; more GPUs per trial: workers.num_workers)")
         if self.num_workers > 1 and not self.fake_gpus:
             # Ray would pack several ranks of one trial onto one GPU, and NCCL refuses duplicate GPUs.
-            _check(self.gpus_per_worker == 0 or self.gpus_per_worker >= 1, "workers.gpus_per_worker",
-                   self.gpus_per_worker, "0 or >= 1 with several workers (NCCL cannot run two ranks on one "
+            _check(self.gpus_per_worker in (0, 1), "workers.gpus_per_worker",
+                   self.gpus_per_worker, "0 or 1 with several workers (NCCL cannot run two ranks on one "
                    "GPU); fractions only for 1-worker trials")
         _check(self.threads_per_worker >= 0, "workers.threads_per_worker", self.threads_per_worker, ">= 0")
 

@@ -31,6 +31,9 @@ class RayConnection:
     """None: $RAY_ADDRESS, else a cluster running on this machine, else start one here; "local": always start one."""
     num_cpus: Optional[int] = None
     """CPUs of an embedded Ray (None: all)."""
+    num_gpus: Optional[int] = None
+    """GPUs of an embedded Ray (None: those torch's driver shows); with ``workers.fake_gpus`` logical labels,
+    to try a GPU search's resources on a CPU-only machine."""
     dashboard_host: str = "127.0.0.1"
     """Bind address of an embedded Ray's dashboard: loopback unless asked otherwise."""
     dashboard_port: Optional[int] = None
@@ -55,7 +58,7 @@ class RayConnection:
     def _start_local(self):
         try:
             with _loopback_node():
-                return ray.init(address="local", num_cpus=self.num_cpus, include_dashboard=True,
+                return ray.init(address="local", num_cpus=self.num_cpus, num_gpus=self.num_gpus, include_dashboard=True,
                                 dashboard_host=self.dashboard_host, dashboard_port=self.dashboard_port)
         except ValueError as error:
             if "already occupied" not in str(error):

@@ -33,9 +33,22 @@ def ray_gpu_ids() -> list[str]:
 
 
 def visible_index(gpu_id: str, visible: Optional[str]) -> int:
-    """Index of Ray's ``gpu_id`` among ``CUDA_VISIBLE_DEVICES`` (Ray sets it to a superset of the process's ids)."""
-    listed = visible.split(",") if visible and visible != "NoDevFiles" else []
-    return listed.index(gpu_id) if gpu_id in listed else 0
+    """Index of Ray's ``gpu_id`` among ``CUDA_VISIBLE_DEVICES`` (Ray sets it to a superset of the process's ids).
+
+    Unset (``RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES=1``: every GPU of the node is visible), the id is the
+    device index itself. An id the list does not hold is one line, never a silent fallback to GPU 0 (which
+    would put every trial of the node on one GPU).
+    """
+    if visible is None or visible.strip() == "":
+        if not gpu_id.isdigit():
+            raise GpuUnavailable(f"Ray assigned GPU {gpu_id!r} but CUDA_VISIBLE_DEVICES is not set, so its device "
+                                 "index is unknown; let Ray set CUDA_VISIBLE_DEVICES")
+        return int(gpu_id)
+    listed = [item.strip() for item in visible.split(",")] if visible != "NoDevFiles" else []
+    if gpu_id not in listed:
+        raise GpuUnavailable(f"Ray assigned GPU {gpu_id!r} but CUDA_VISIBLE_DEVICES={visible!r} does not list it; "
+                             "something changed CUDA_VISIBLE_DEVICES after Ray set it")
+    return listed.index(gpu_id)
 
 
 def tune_trial_device() -> torch.device:

@@ -11,13 +11,18 @@ from train.config import TrialConfig, WorkersConfig
 from train.worker import train_loop_per_worker
 
 
+START_RETRIES = 10
+"""Times Ray Train tries to place a trial's worker group (each try waits 60 s) before the trial fails."""
+
+
 def scaling_config(workers: WorkersConfig) -> ScalingConfig:
-    """One Ray Train worker per DDP rank, each reserving its CPUs/GPUs (fractions allowed)."""
+    """One Ray Train worker per DDP rank, each reserving its CPUs/GPUs (fractions allowed), placed as
+    ``workers.placement`` says (one node by default)."""
     resources = {"CPU": workers.cpus_per_worker}
     if workers.gpus_per_worker > 0:
         resources["GPU"] = workers.gpus_per_worker
     return ScalingConfig(num_workers=workers.num_workers, use_gpu=workers.gpus_per_worker > 0,
-                         resources_per_worker=resources)
+                         resources_per_worker=resources, placement_strategy=workers.placement.upper())
 
 
 def process_group_backend(workers: WorkersConfig) -> str:
@@ -47,7 +52,10 @@ def torch_trainer(cfg: TrialConfig, *, name: str, storage_path: str, data_key: O
             name=name,
             storage_path=storage_path,
             callbacks=list(callbacks),
-            failure_config=FailureConfig(max_failures=max_failures),
+            # Ray Train retries a worker group it cannot place (every RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S,
+            # 60 s) without end by default (-1); bounded, a trial whose workers never fit fails after ~10 min
+            # with Train's own "worker group startup timed out" line instead of waiting in RUNNING forever.
+            failure_config=FailureConfig(max_failures=max_failures, controller_failure_limit=START_RETRIES),
             # The latest checkpoint is all a resume needs; older ones only fill the disk.
             checkpoint_config=CheckpointConfig(num_to_keep=1),
         ),

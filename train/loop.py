@@ -9,7 +9,6 @@ never stopped.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -24,15 +23,15 @@ from torch import nn
 
 from train import hold
 from train.augment import build_augment
+from train import checkpoint as checkpoints
 from train.batches import batch_bounds, batch_sources, fixed_bounds
 from train.cache import PreparedData, prepare
+from train.checkpoint import CHECKPOINT_FILE, CONFIG_FILE  # noqa: F401 - where results/ reads the names
 from train.config import TrialConfig
 from train.device import amp_dtype
 from train.model import apply_frozen_bn_eval, build_model, input_normalization, set_backbone_trainable
 from train.session import LocalSession, Session, checkpoint_scratch
 
-CHECKPOINT_FILE = "state.pt"
-CONFIG_FILE = "trial_config.json"
 
 
 @dataclass
@@ -70,7 +69,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
         self.data = data if data is not None else prepare(cfg.data, cache_key=data_key, decode_threads=threads)
         self.train_batches, self.val_batches = batch_sources(self.data.train, self.data.val, self.device,
-                                                             cfg.data.gpu_cache_fraction)
+                                                             cfg.data.gpu_cache_fraction,
+                                                             gpu_share=cfg.workers.gpus_per_worker or 1.0)
         self.model = build_model(cfg.model, num_classes=len(self.data.class_names)).to(self.device)
         if self.cuda and cfg.amp:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -108,18 +108,18 @@ class Trainer:
         return model
 
     def _shard_length(self, n: int) -> int:
-        return math.ceil(n / self.session.world_size)
+        return n // self.session.world_size
 
     def _restore(self) -> int:
         checkpoint = self.session.restored_checkpoint()
         if checkpoint is None:
             return 0
         with checkpoint.as_directory() as folder:
-            state = torch.load(Path(folder) / CHECKPOINT_FILE, map_location=self.device, weights_only=False)
+            state = checkpoints.load_state(Path(folder), self.device)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
+        checkpoints.load_scaler(self.scaler, state["scaler"])
         return state["epoch"] + 1
 
     # -- epochs -------------------------------------------------------------------------------
@@ -159,8 +159,9 @@ class Trainer:
                 self.first_step_at = time.time()
             loss_sum += loss.detach() * len(labels)  # stays on the device: no host sync per step
             seen += len(labels)
-        elapsed = time.perf_counter() - start  # the loss_sum.item() below waits for the GPU first
-        total_loss, total_seen = _all_reduce_sum(self.device, loss_sum.item(), float(seen))
+        loss_total = loss_sum.item()  # waits for the GPU's queued steps: the clock below counts them
+        elapsed = time.perf_counter() - start
+        total_loss, total_seen = _all_reduce_sum(self.device, loss_total, float(seen))
         return total_loss / total_seen, total_seen / elapsed, elapsed
 
     def _step(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -230,8 +231,7 @@ class Trainer:
             "class_names": self.data.class_names,
             "data_fingerprint": self.data.fingerprint,
         }
-        torch.save(state, folder / CHECKPOINT_FILE)
-        (folder / CONFIG_FILE).write_text(json.dumps(self.cfg.to_dict(), indent=2))
+        checkpoints.save(folder, state, self.cfg)
 
 
 def run(cfg: TrialConfig, session: Session, data: Optional[PreparedData] = None,
@@ -287,14 +287,16 @@ def _seed_epoch(seed: int, epoch: int, rank: int) -> None:
 
 
 def _epoch_order(n: int, seed: int, epoch: int, rank: int, world_size: int) -> np.ndarray:
-    """This rank's sample indices for one epoch: a shared seeded shuffle, padded, strided by rank.
+    """This rank's sample indices for one epoch: a shared seeded shuffle, cut to a multiple of the world
+    size, strided by rank.
 
-    All ranks draw the same permutation (seed, epoch) and take every world_size-th index, so the
-    shards are disjoint and equally long (DDP needs the same number of steps on every rank).
+    All ranks draw the same permutation (seed, epoch) and take every world_size-th index, so the shards are
+    disjoint and equally long (DDP needs the same number of steps on every rank): no image is seen twice in
+    an epoch, and the last ``n % world_size`` of the shuffle (fewer than one per rank, a different few each
+    epoch) are left out of it, as ``DistributedSampler(drop_last=True)`` does. One worker sees every image.
     """
     order = np.random.default_rng([seed, epoch]).permutation(n)
-    padded = np.concatenate([order, order[: (-n) % world_size]])
-    return padded[rank::world_size]
+    return order[: n - n % world_size][rank::world_size]
 
 
 def _all_reduce_sum(device: torch.device, *values: float) -> tuple[float, ...]:

@@ -145,10 +145,11 @@ def cluster_capacity() -> Capacity:
 
 
 def max_trials(capacity: Capacity, per_worker: Mapping[str, float], workers: int,
-               driver_cpu: float = 0.0) -> int:
+               driver_cpu: float = 0.0, one_node: bool = True) -> int:
     """Trials of ``workers`` workers (each needing ``per_worker``) that fit at once.
 
-    Workers are packed node by node (a worker never spans nodes; a trial's workers may). Autoscaled
+    Workers are packed node by node (a worker never spans nodes); with ``one_node`` (``strict_pack``
+    placement) all of a trial's workers share a node, else they may be spread over nodes. Autoscaled
     types are filled best-first until the global max_workers is spent. A multi-worker trial's
     driver (``driver_cpu``) needs CPU left over somewhere on the chosen nodes.
     """
@@ -165,12 +166,23 @@ def max_trials(capacity: Capacity, per_worker: Mapping[str, float], workers: int
         if take > 0 and slots(group.resources) > 0:
             chosen.append((group, take))
             budget -= take
-    trials = sum(slots(group.resources) * count for group, count in chosen) // workers
+    if one_node:
+        trials = sum(slots(group.resources) // workers * count for group, count in chosen)
+    else:
+        trials = sum(slots(group.resources) * count for group, count in chosen) // workers
     if driver_cpu > 0 and trials > 0:
         cpus = sum(group.resources.get("CPU", 0.0) * count for group, count in chosen)
         per_trial = workers * per_worker.get("CPU", 0.0) + driver_cpu
         trials = min(trials, math.floor(cpus / per_trial + 1e-9))
     return trials
+
+
+def idle_gpu_share(resources: Mapping[str, float], per_worker: Mapping[str, float], workers: int) -> float:
+    """GPUs of a node with ``resources`` that no trial can use when it holds as many trials of ``workers``
+    workers (each needing ``per_worker``, all on this node) as fit; 0 when the node fits none."""
+    need = {key: value * workers for key, value in per_worker.items() if value > 0}
+    fits = min((math.floor(resources.get(key, 0.0) / value + 1e-9) for key, value in need.items()), default=0)
+    return resources.get("GPU", 0.0) - fits * need.get("GPU", 0.0) if fits and need.get("GPU") else 0.0
 
 
 def _is_plain(resource: str) -> bool:

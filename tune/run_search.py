@@ -29,6 +29,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--address", help="Ray to run on: a cluster address, or 'local' to always start one here "
                                           "(default: $RAY_ADDRESS, else a cluster running here, else start one)")
     parser.add_argument("--num-cpus", type=int, help="CPUs of the embedded local Ray (default: all)")
+    parser.add_argument("--num-gpus", type=int, help="GPUs of the embedded local Ray (default: all); with "
+                                                     "resources.fake_gpus=true logical ones, to try a GPU space on a CPU")
     parser.add_argument("--dashboard-host", default="127.0.0.1", help="embedded Ray's dashboard bind address")
     parser.add_argument("--dashboard-port", type=int,
                         help="embedded Ray's dashboard port (default: 8265, or the next free one; the URL is printed)")
@@ -55,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         # With --resume the search continues as saved in its folder; --config only names the
         # experiment to look for, and the overrides are checked against the saved search.
         search = load_search_file(args.config, [] if args.resume else overrides)
-        connection = RayConnection(args.address, args.num_cpus, args.dashboard_host, args.dashboard_port)
+        connection = RayConnection(address=args.address, num_cpus=args.num_cpus, num_gpus=args.num_gpus,
+                                   dashboard_host=args.dashboard_host, dashboard_port=args.dashboard_port)
         summary = search_run.run(search, storage=args.storage, resume=args.resume, ray_connection=connection,
                                   source=args.config, overrides=overrides, verbose=args.verbose)
     except (ConfigError, DataError) as error:

@@ -25,7 +25,7 @@ from tune.searcher import StudySearcher, study_url
 from tune.space import SearchFile
 from tune.storage import Experiment, experiments, normalise, read_text
 from tune.summary import UNFINISHED, build_summary, tune_statuses, write_summary
-from tune.trial import (TRIAL_ERROR, describe_workers, max_concurrent_trials, reuse_trial_processes, run_trial,
+from tune.trial import (TRIAL_ERROR, describe_workers, idle_gpu_warnings, max_concurrent_trials, reuse_trial_processes, run_trial,
                         trial_resources)
 from tune.watch import STALL_FILE, ErrorFiles, ReleaseTrainResources, SearchStalled, StallGuard, trial_dirname
 
@@ -148,6 +148,8 @@ def build_tuner(search: SearchFile, experiment: Experiment, resume: bool, data_k
     concurrency = max_concurrent_trials(base.workers, search.resources.max_concurrent_trials, capacity)
     print(f"max concurrent trials: {concurrency} ({search.resources.max_concurrent_trials}; "
           f"{capacity.describe()})", flush=True)
+    for line in idle_gpu_warnings(base.workers, capacity):
+        print(line, flush=True)
     # The budget and the concurrency limit wrap the searcher here (not through TuneConfig) so that a
     # resumed search can raise the budget.
     searcher = _searcher(search, experiment, concurrency)

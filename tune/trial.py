@@ -16,7 +16,7 @@ import ray.tune
 
 from train.config import ConfigError, TrialConfig, WorkersConfig, parse
 from train.data import DataError
-from tune.cluster import Capacity, max_trials
+from tune.cluster import Capacity, idle_gpu_share, max_trials
 
 # CPU a multi-worker trial's driver reserves: it only waits on its TorchTrainer.
 DRIVER_CPU = 0.05
@@ -147,9 +147,25 @@ def max_concurrent_trials(workers: WorkersConfig, setting: int | str, capacity: 
         return int(setting)
     per_worker = {"CPU": workers.cpus_per_worker, "GPU": workers.gpus_per_worker}
     fits = max_trials(capacity, per_worker, workers.num_workers,
-                      driver_cpu=DRIVER_CPU if workers.num_workers > 1 else 0.0)
+                      driver_cpu=DRIVER_CPU if workers.num_workers > 1 else 0.0,
+                      one_node=workers.placement == "strict_pack")
     if fits < 1:
         wanted = ", ".join(f"{value:g} {key}" for key, value in per_worker.items() if value > 0)
+        together = " on one node (workers.placement: strict_pack)" if workers.placement == "strict_pack" else ""
         raise ConfigError(f"resources: no node of this cluster, now or after autoscaling, fits a trial "
-                          f"({workers.num_workers} worker(s) of {wanted}); cluster: {capacity.describe()}")
+                          f"({workers.num_workers} worker(s) of {wanted}{together}); cluster: {capacity.describe()}")
     return fits
+
+
+def idle_gpu_warnings(workers: WorkersConfig, capacity: Capacity) -> list[str]:
+    """One line per node type whose GPUs a trial of this shape leaves partly idle (e.g. 4 CPUs + 0.5 GPU per
+    trial on a 4-CPU, 1-GPU node: one trial fits, by CPU, and half the GPU idles)."""
+    per_worker = {"CPU": workers.cpus_per_worker, "GPU": workers.gpus_per_worker}
+    lines = []
+    for group in capacity.groups:
+        idle = idle_gpu_share(group.resources, per_worker, workers.num_workers)
+        if idle > 1e-9:
+            lines.append(f"warning: a {group.name} node ({group.resources.get('CPU', 0):g} CPU, "
+                         f"{group.resources.get('GPU', 0):g} GPU) leaves {idle:g} GPU idle with trials of "
+                         f"{describe_workers(workers)}: fewer CPUs per worker would fit more trials on it")
+    return lines

@@ -28,7 +28,21 @@ def test_visible_index_follows_rays_assignment():
     # Ray Train shows every GPU of the node to each of its workers there: rank on GPU 3 must use cuda:1.
     assert visible_index("3", "2,3") == 1
     assert visible_index("2", "2,3") == 0
-    assert visible_index("0", None) == 0
+    # RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES=1: every GPU visible, Ray's id is the device index.
+    assert visible_index("3", None) == 3 and visible_index("1", "") == 1
+
+
+def test_a_gpu_id_missing_from_cuda_visible_devices_is_one_line_not_gpu_0():
+    """It once fell back to cuda:0 silently: every trial of the node on one GPU."""
+    with pytest.raises(GpuUnavailable, match=r"Ray assigned GPU '3' but CUDA_VISIBLE_DEVICES='0,1' does not list it"):
+        visible_index("3", "0,1")
+    with pytest.raises(GpuUnavailable, match="device index is unknown"):
+        visible_index("GPU-5d1c", None)
+
+
+def test_more_than_one_gpu_per_worker_is_refused():
+    with pytest.raises(ConfigError, match=r"workers.gpus_per_worker: got 2.0, allowed: 0..1 \(a worker trains on one GPU"):
+        parse({"workers": {"gpus_per_worker": 2}})
 
 
 def test_gpus_that_torch_cannot_see_stop_the_worker_with_one_line():

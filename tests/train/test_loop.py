@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
@@ -31,13 +32,16 @@ def _config(tiny_data: dict, **changes) -> dict:
     return config
 
 
-def test_epoch_shards_are_disjoint_equal_and_cover_everything():
+def test_epoch_shards_are_disjoint_equal_and_leave_out_only_the_remainder():
     n, world = 103, 4
     shards = [_epoch_order(n, seed=1, epoch=2, rank=r, world_size=world) for r in range(world)]
     assert len({len(s) for s in shards}) == 1  # DDP needs equal step counts on every rank
     union = np.concatenate(shards)
-    assert set(union.tolist()) == set(range(n))
-    assert len(union) - n == (-n) % world  # only the padding repeats
+    assert len(set(union.tolist())) == len(union) == n - n % world  # none twice, only the remainder left out
+    skipped = [set(range(n)) - set(np.concatenate([_epoch_order(n, 1, epoch, r, world) for r in range(world)]))
+               for epoch in range(4)]
+    assert all(len(s) == n % world for s in skipped) and len(set().union(*skipped)) > n % world  # not always the same
+    assert sorted(_epoch_order(n, 1, 2, rank=0, world_size=1).tolist()) == list(range(n))  # one worker: every image
     assert not np.array_equal(shards[0], _epoch_order(n, seed=1, epoch=3, rank=0, world_size=world))
 
 
@@ -80,13 +84,23 @@ def _epochs(log: Path) -> list[tuple[int, float, float]]:
     return [rows[epoch] for epoch in sorted(rows)]
 
 
+VAL_ACC_TOLERANCE = 0.15
+"""Largest |val_acc(2 workers) - val_acc(1 worker)| allowed (about 5 of the tiny set's 36 validation images):
+the two runs draw different augmentations and batch-norm statistics per rank, so they are not bitwise equal."""
+
+
 @pytest.mark.timeout(300)
-def test_two_worker_trainer_learns(tiny_data, tmp_path):
-    """2 DDP workers (gloo) on the synthetic set: validation accuracy rises over 3 epochs."""
-    config = _config(tiny_data, epochs=3, workers={"num_workers": 2, "cpus_per_worker": 1, "threads_per_worker": 1})
-    config_file = tmp_path / "trial.yaml"
+def test_two_workers_match_one_worker_with_the_same_global_batch(tiny_data, tmp_path):
+    """2 DDP workers (gloo) with 16 images per worker against 1 worker with 32: the same global batch, so the
+    same optimizer steps per epoch (the LR schedule's position), and validation accuracy within tolerance."""
     import yaml
 
+    epochs = 5
+    base = _config(tiny_data, epochs=epochs)
+    one = run_local(parse({**base, "optim": {**base["optim"], "batch_size": 32}}), checkpoint_root=tmp_path / "one")
+    config = {**base, "optim": {**base["optim"], "batch_size": 16},
+              "workers": {"num_workers": 2, "cpus_per_worker": 1, "threads_per_worker": 1}}
+    config_file = tmp_path / "trial.yaml"
     config_file.write_text(yaml.safe_dump(config))
     log = tmp_path / "train.log"
     proc = _train_cli(["--config", str(config_file), "--storage", str(tmp_path / "runs"),
@@ -95,13 +109,16 @@ def test_two_worker_trainer_learns(tiny_data, tmp_path):
         assert proc.wait(timeout=280) == 0, log.read_text()[-4000:]
     finally:
         kill_group(proc)
-    epochs = _epochs(log)
-    assert [e for e, _, _ in epochs] == [1, 2, 3], log.read_text()[-3000:]
-    accuracies = [acc for _, _, acc in epochs]
+    two = _epochs(log)
+    assert [e for e, _, _ in two] == list(range(1, epochs + 1)), log.read_text()[-3000:]
+    two_state = torch.load(last_line_path(log) / CHECKPOINT_FILE, weights_only=False)
+    one_state = torch.load(tmp_path / "one" / f"checkpoint_{epochs:04d}" / CHECKPOINT_FILE, weights_only=False)
+    train_images = len(prepare(parse(base).data).train.labels)
+    assert two_state["scheduler"]["last_epoch"] == one_state["scheduler"]["last_epoch"] == epochs * math.ceil(train_images / 32)
     chance = 1 / tiny_data["synthetic"]["num_classes"]
-    assert accuracies[-1] > accuracies[0] and accuracies[-1] > 2 * chance, accuracies
-    checkpoint = last_line_path(log)
-    assert (checkpoint / CHECKPOINT_FILE).is_file()
+    assert two[-1][2] > 2 * chance and one[-1].val_acc > 2 * chance, (two, one)
+    assert abs(two[-1][2] - one[-1].val_acc) <= VAL_ACC_TOLERANCE, (two[-1][2], one[-1].val_acc)
+    print(f"val_acc 2 workers {two[-1][2]:.4f}, 1 worker {one[-1].val_acc:.4f}")
 
 
 @pytest.mark.timeout(400)

@@ -45,3 +45,4 @@ def test_a_checkpoint_written_short_to_storage_is_a_disk_error(checkpoint):
         check_persisted(Checkpoint.from_directory(checkpoint), {**sizes, CHECKPOINT_FILE: sizes[CHECKPOINT_FILE] + 1})
     assert error.value.errno == errno.ENOSPC and error.value.filename == str(checkpoint)
     assert "reached storage short" in error.value.strerror
+

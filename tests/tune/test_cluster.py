@@ -22,8 +22,8 @@ HEAD_ONLY = capacity_from_nodes([{"NodeID": "f" * 56, "Alive": True,
                                   "Resources": {"CPU": 1.0, "memory": 1e9, "node:__internal_head__": 1.0}}])
 
 
-def _workers(n: int = 1, cpus: float = 1.0, gpus: float = 0.0) -> WorkersConfig:
-    return WorkersConfig(num_workers=n, cpus_per_worker=cpus, gpus_per_worker=gpus)
+def _workers(n: int = 1, cpus: float = 1.0, gpus: float = 0.0, placement: str = "strict_pack") -> WorkersConfig:
+    return WorkersConfig(num_workers=n, cpus_per_worker=cpus, gpus_per_worker=gpus, placement=placement)
 
 
 def test_capacity_of_an_autoscaling_config_counts_every_type_at_max_workers():
@@ -38,8 +38,9 @@ def test_capacity_of_an_autoscaling_config_counts_every_type_at_max_workers():
     (_workers(gpus=1), 4),                 # 2 x gpu.small (1 GPU) + gpu.multi (2 GPUs); the head has none
     (_workers(cpus=0.5, gpus=0.5), 8),     # fractional GPUs: two trials per GPU
     (_workers(cpus=1, gpus=0.25), 4),      # ... but a gpu.small's single CPU still holds only one
-    (_workers(n=2, gpus=1), 2),            # DDP trials: 4 GPU workers in all
-    (_workers(n=4, gpus=1), 1),
+    (_workers(n=2, gpus=1), 1),            # DDP trials on one node: only gpu.multi holds both workers
+    (_workers(n=2, gpus=1, placement="pack"), 2),   # allowed to span nodes: 4 GPU workers in all
+    (_workers(n=4, gpus=1, placement="pack"), 1),
     (_workers(cpus=1), 5),                 # CPU-only trials may also use the head's CPU
 ])
 def test_auto_concurrency_on_the_local_fake_cluster(workers, expected):
@@ -69,6 +70,29 @@ def test_a_multi_worker_trial_driver_needs_cpu_too():
     with pytest.raises(ConfigError, match="2 worker"):
         max_concurrent_trials(_workers(n=2, cpus=1), "auto", two_cpus)
     assert max_concurrent_trials(_workers(n=2, cpus=0.9), "auto", two_cpus) == 1
+
+
+def test_a_trial_whose_workers_fit_no_single_node_is_one_line_with_strict_pack():
+    with pytest.raises(ConfigError, match=r"4 worker\(s\) of 1 CPU, 1 GPU on one node \(workers.placement: strict_pack\)"):
+        max_concurrent_trials(_workers(n=4, gpus=1), "auto", capacity_from_config(LOCAL))
+
+
+@pytest.mark.parametrize("space", ["gtsrb", "asl"])
+def test_shipped_gpu_spaces_leave_no_gpu_of_the_aws_cluster_idle(space):
+    """Every node type of cluster/cluster.yaml that fits a trial of the space has all its GPUs used (gtsrb's
+    4 CPUs + 0.5 GPU per trial once left half of each g5.xlarge's GPU idle), and there is no warning."""
+    from tune.cluster import idle_gpu_share
+    from tune.space import load_search_file
+    from tune.trial import idle_gpu_warnings
+
+    workers = load_search_file(REPO / "search_spaces" / f"{space}.yaml").trial_config({}).workers
+    capacity = capacity_from_config(AWS)
+    per_worker = {"CPU": workers.cpus_per_worker, "GPU": workers.gpus_per_worker}
+    assert all(idle_gpu_share(group.resources, per_worker, workers.num_workers) == 0 for group in capacity.groups)
+    assert idle_gpu_warnings(workers, capacity) == []
+    assert max_concurrent_trials(workers, "auto", capacity) >= 2
+    wasteful = WorkersConfig(num_workers=1, cpus_per_worker=4, gpus_per_worker=0.5)
+    assert idle_gpu_warnings(wasteful, capacity)[0].startswith("warning: a gpu.small node (4 CPU, 1 GPU) leaves 0.5 GPU idle")
 
 
 def test_workers_are_packed_per_node_not_pooled():
