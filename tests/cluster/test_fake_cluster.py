@@ -282,8 +282,11 @@ def test_a_lost_worker_node_costs_no_trial(fake_cluster, tiny_data, tmp_path):
     cluster = fake_cluster
     storage, log, holds = tmp_path / "runs", tmp_path / "search.log", tmp_path / "hold"
     max_epochs = 5
+    # placement pack: a trial's two workers may land on two single-GPU nodes (DDP across nodes), which is what
+    # this test is about; with the default strict_pack only the one gpu.multi fits a trial, and the fake
+    # provider keeps listing a killed node, so its max_workers of 1 would never let it be replaced.
     proc = _start_search(cluster, tiny_data, storage, log, "resources.workers_per_trial=2",
-                         "resources.gpus_per_worker=1", "budget.num_samples=2", f"budget.max_epochs={max_epochs}",
+                         "resources.gpus_per_worker=1", "train.workers.placement=pack", "budget.num_samples=2", f"budget.max_epochs={max_epochs}",
                          "budget.early_stopping=false", "failure.max_failures=2", "train.optim.batch_size=8")
     try:
         held = wait_held(proc, holds, log)
