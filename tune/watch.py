@@ -151,5 +151,7 @@ class StallGuard(Callback, Stopper):
 def _available() -> str:
     import ray
 
+    if not ray.is_initialized():
+        return "unknown"
     free = ray.available_resources()
     return ", ".join(f"{free.get(key, 0.0):g} {key}" for key in ("CPU", "GPU")) if free else "nothing"

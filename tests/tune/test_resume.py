@@ -66,6 +66,11 @@ def test_a_killed_trial_is_retried_from_its_last_checkpoint(tiny_data, tmp_path)
     # Epochs 1-2 before the kill, 3-4 after it: none trained twice, none skipped.
     assert epochs_of(Path(summary["experiment_dir"]) / trial["path"]) == [1, 2, 3, 4]
     assert "ActorDiedError" in log.read_text() or "RayActorError" in log.read_text(), "Tune saw no failure"
+    # The failure's whole text is kept in the experiment (not only under Ray's temp folder); the trial
+    # recovered, so summary.json names no error.
+    kept = (Path(summary["experiment_dir"]) / trial["path"] / "error.txt").read_text()
+    assert kept.startswith("Failure # 1 (occurred at ") and "The actor died unexpectedly" in kept, kept[:500]
+    assert trial["error"] is None and trial["error_file"] is None
 
 
 @pytest.mark.timeout(600)
