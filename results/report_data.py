@@ -71,7 +71,7 @@ class Experiment:
 
     @property
     def max_epochs(self) -> int:
-        return self.budget.max_epochs
+        return int(((self.search.get("trial") or {}).get("epochs")) or self.summary["max_epochs"])
 
     def scored(self) -> list[Trial]:
         """Trials with at least one reported metric, best first."""
@@ -88,7 +88,7 @@ class Experiment:
         if not self.budget.early_stopping:
             return []
         rungs, rung = [], self.budget.grace_period
-        while rung < self.budget.max_epochs:
+        while rung < self.max_epochs:
             rungs.append(rung)
             rung *= self.budget.reduction_factor
         return rungs
@@ -129,8 +129,6 @@ def load(location: str) -> Experiment:
         budget = Budget(**{k: v for k, v in (search.get("budget") or {}).items() if k in Budget.model_fields})
     except pydantic.ValidationError as error:
         raise ExperimentError(f"{search_file}: unreadable search file ({str(error).splitlines()[0]})") from None
-    if not search.get("budget") and summary.get("max_epochs"):
-        budget = Budget(max_epochs=summary["max_epochs"], grace_period=1)
     trials = [_trial(location, entry, metric) for entry in summary.get("trials") or []]
     experiment = Experiment(location, posixpath.basename(location.rstrip("/")), summary, search or {}, space,
                             budget, trials, metric, mode)

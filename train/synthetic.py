@@ -43,6 +43,7 @@ from filelock import FileLock
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from train.config import SyntheticConfig
+from train.config_errors import one_line
 from train.data import SYNTHETIC_MARKER, DataError, publish_dir, remove_stale_temps, temp_dir_beside
 
 log = logging.getLogger("train.synthetic")
@@ -359,9 +360,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         cfg = SyntheticConfig(num_classes=args.classes, tracks_per_class=args.tracks, frames_per_track=args.frames,
                               test_per_class=args.test, frame_size=args.size, seed=args.seed)
         root = ensure_synthetic(args.out, cfg)
-    except pydantic.ValidationError as error:  # wraps the ConfigError raised by SyntheticConfig's checks
-        first = error.errors()[0]
-        print(f"error: {first.get('ctx', {}).get('error') or first['msg']}", file=sys.stderr)
+    except pydantic.ValidationError as error:  # SyntheticConfig's checks: named as the trial config has them
+        print(f"error: {one_line(error, SyntheticConfig, at=('data', 'synthetic'))}", file=sys.stderr)
         return 2
     except DataError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -60,7 +60,7 @@ def check_models(search: SearchFile, base: TrialConfig, source: str) -> None:
             check_model_name(name)
         except ConfigError as error:
             sampled = isinstance(choices, Choice) and name in choices.values
-            where = "space.model.name" if sampled else "train.model.name"
+            where = "space.model.name" if sampled else "trial.model.name"
             raise ConfigError(f"{source}: {where}{str(error).removeprefix('model.name')}") from None
         if True in pretrained[name]:
             try:

@@ -35,7 +35,7 @@ def use_compact_engine() -> None:
 class CompactReporter(CLIReporter):
     """``CLIReporter`` with the search's parameter and metric columns, plus a line per finished trial."""
 
-    def __init__(self, params: list[str], *, metric: str, mode: str, max_epochs: int,
+    def __init__(self, params: list[str], *, metric: str, mode: str, epochs: int,
                  links: Optional[list[str]] = None, table_every_s: float = TABLE_EVERY_S):
         metrics = [metric] + [key for key in ("val_acc", "val_loss") if key != metric]
         super().__init__(
@@ -44,7 +44,7 @@ class CompactReporter(CLIReporter):
             metric_columns={"epoch": "epoch", **{key: key for key in metrics}},
             metric=metric, mode=mode, sort_by_metric=True, print_intermediate_tables=True,
             max_report_frequency=table_every_s)
-        self._max_epochs = max_epochs
+        self._epochs = epochs
         self._links = links or []
         self._announced: set[str] = set()
         self._table_every_s = table_every_s
@@ -95,10 +95,10 @@ class CompactReporter(CLIReporter):
         epochs = int(result.get("epoch", 0))
         if trial.status == "ERROR":
             what = f"failed after {epochs} epoch(s) (error: {trial.error_file})"
-        elif epochs < self._max_epochs:
-            what = f"stopped by ASHA at epoch {epochs}/{self._max_epochs}"
+        elif epochs < self._epochs:
+            what = f"stopped by ASHA at epoch {epochs}/{self._epochs}"
         else:
-            what = f"finished {epochs}/{self._max_epochs} epochs"
+            what = f"finished {epochs}/{self._epochs} epochs"
         value = result.get(self._metric)
         score = f"{self._metric} {value:.4f}" if isinstance(value, (int, float)) else f"no {self._metric}"
         best, _ = self._current_best_trial(trials)

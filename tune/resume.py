@@ -35,7 +35,7 @@ killed session's time is counted to."""
 
 
 def dump_search(search: SearchFile) -> str:
-    return yaml.safe_dump(search.model_dump(mode="json"), sort_keys=False)
+    return search.dump()
 
 
 @dataclass

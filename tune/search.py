@@ -68,7 +68,7 @@ def _searcher(search: SearchFile, experiment: Experiment, concurrency: int) -> S
     folder = experiment.local_dir()  # SQLite needs a local file: for s3:// storage, ./runs/<name>
     folder.mkdir(parents=True, exist_ok=True)
     searcher = StudySearcher(search.space, search.searcher, metric=search.metric, mode=search.mode,
-                             max_epochs=search.budget.max_epochs, storage_url=study_url(folder),
+                             epochs=search.trial.epochs, storage_url=study_url(folder),
                              study_name=experiment.name, concurrency=concurrency)
     searcher.open()  # study.db exists (and the warm-start points are queued) before Tune starts
     return searcher
@@ -98,7 +98,7 @@ def _scheduler(search: SearchFile):
     # "epoch" (not training_iteration): a retried multi-worker trial restarts Tune's iteration count
     # at 1 while its TorchTrainer resumes from the checkpoint's epoch.
     return ResumableASHA(metric=search.metric, mode=search.mode, time_attr="epoch",
-                         max_t=budget.max_epochs, grace_period=budget.grace_period,
+                         max_t=search.trial.epochs, grace_period=budget.grace_period,
                          reduction_factor=budget.reduction_factor)
 
 
@@ -112,7 +112,7 @@ def _reporter(search: SearchFile, verbose: bool, links: list[str]) -> Optional[C
         return None
     use_compact_engine()
     return CompactReporter(list(search.space), metric=search.metric, mode=search.mode,
-                           max_epochs=search.budget.max_epochs, links=links)
+                           epochs=search.trial.epochs, links=links)
 
 
 def build_tuner(search: SearchFile, experiment: Experiment, resume: bool, data_key: str, *, verbose: bool = False,
@@ -136,8 +136,8 @@ def build_tuner(search: SearchFile, experiment: Experiment, resume: bool, data_k
     scheduler = _scheduler(search)
     # What the cluster can grow to (an autoscaling cluster's max_workers), not just what is up now.
     capacity = cluster_capacity()
-    concurrency = max_concurrent_trials(base.workers, search.resources.max_concurrent_trials, capacity)
-    print(f"max concurrent trials: {concurrency} ({search.resources.max_concurrent_trials}; "
+    concurrency = max_concurrent_trials(base.workers, search.max_concurrent_trials, capacity)
+    print(f"max concurrent trials: {concurrency} ({search.max_concurrent_trials}; "
           f"{capacity.describe()})", flush=True)
     # The budget and the concurrency limit wrap the searcher here (not through TuneConfig) so that a
     # resumed search can raise the budget.
@@ -184,7 +184,7 @@ def run(search: SearchFile, *, storage: str, resume: Optional[str] = None,
         record = RunRecord.read(experiment)
     preflight.check(search, source, experiment.root if experiment else storage)
     data = prepare(search.trial_config({}).data)  # once, here: bad data fails fast, trials hit the cache
-    print(f"data: {data.format} at {search.dataset.get('root')} — {len(data.class_names)} classes, "
+    print(f"data: {data.format} at {search.trial.data.root} — {len(data.class_names)} classes, "
           f"{len(data.train.labels)} train / {len(data.val.labels)} val images", flush=True)
     if experiment is not None:
         check_same_data(record, data.fingerprint, experiment)

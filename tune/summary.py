@@ -141,7 +141,7 @@ def build_summary(results: ResultGrid, search: SearchFile, experiment: Experimen
         "num_trials": len(trials),
         "num_errors": sum(t["status"] == "ERROR" for t in trials),
         "total_epochs": sum(t["epochs"] for t in trials),
-        "max_epochs": search.budget.max_epochs,
+        "max_epochs": search.trial.epochs,
         "wall_s": round(wall_s, 2),
         "interrupted": interrupted,
         "data_fingerprint": data_fingerprint,

@@ -24,7 +24,7 @@ SMOKE = REPO / "search_spaces" / "smoke.yaml"
 
 def _search_args(tiny_data: dict, storage: Path | str, *extra: str) -> list[str]:
     """CLI arguments running the smoke space on the tiny synthetic set (budget kept from smoke.yaml)."""
-    data = [f"dataset.{key}={value}" for key, value in dotted(tiny_data)]
+    data = [f"trial.data.{key}={value}" for key, value in dotted(tiny_data)]
     return ["--storage", str(storage), "--address", "local", "--num-cpus", "2", "--set", *data, *extra]
 
 
@@ -75,7 +75,7 @@ def test_make_search_runs_asha_tpe_with_wandb_and_dashboard(tiny_data, tmp_path)
         kill_group(proc)
     summary = json.loads(last_line_path(log).read_text())
     search = yaml.safe_load(SMOKE.read_text())
-    max_epochs = search["budget"]["max_epochs"]
+    max_epochs = search["trial"]["epochs"]
     assert summary["num_trials"] == search["budget"]["num_samples"] >= 4
     assert summary["num_errors"] == 0
     epochs = [trial["epochs"] for trial in summary["trials"]]
