@@ -281,7 +281,7 @@ def test_a_lost_worker_node_costs_no_trial(fake_cluster, tiny_data, tmp_path):
     on another node."""
     cluster = fake_cluster
     storage, log, holds = tmp_path / "runs", tmp_path / "search.log", tmp_path / "hold"
-    epochs = 5
+    epochs = 5  # trial.epochs
     proc = _start_search(cluster, tiny_data, storage, log, "trial.workers.num_workers=2",
                          "trial.workers.gpus_per_worker=1", "budget.num_samples=2", f"trial.epochs={epochs}",
                          "budget.early_stopping=false", "failure.max_failures=2", "trial.optim.batch_size=8")
@@ -304,8 +304,8 @@ def test_a_lost_worker_node_costs_no_trial(fake_cluster, tiny_data, tmp_path):
     for trial in summary["trials"]:  # Train's checkpoints, relative to the experiment folder
         assert trial["checkpoint"].startswith(f"train_runs/train_{trial['trial_id']}/checkpoint_"), trial
     for trial in summary["trials"]:  # no epoch trained twice (the other trial may have lost a node too)
-        epochs = [row["epoch"] for row in result_rows(experiment / trial["path"])]
-        assert epochs == sorted(set(epochs)) and epochs[-1] == epochs, (trial["trial_id"], epochs)
+        reported = [row["epoch"] for row in result_rows(experiment / trial["path"])]
+        assert reported == sorted(set(reported)) and reported[-1] == epochs, (trial["trial_id"], reported)
     rows = result_rows(experiment / f"trial_{held['trial_id']}")
     nodes = [row["node_id"] for row in rows]
     epochs = [row["epoch"] for row in rows]
