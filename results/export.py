@@ -34,7 +34,7 @@ import numpy as np
 
 from results.model_dir import (CARD_FILE, FORMAT_VERSION, INPUT_NAME, MODEL_JSON, ONNX_FILE, OUTPUT_NAME,
                                TORCHSCRIPT_FILE, load_model_dir)
-from results.source import ExportError, Source, locate
+from results.exporter.source import ExportError, Source, locate
 
 OPSET = 18
 """ONNX opset: >= 14 for native HardSwish; 18 is what torch's exporter targets natively and onnxruntime >= 1.14 runs."""
@@ -50,22 +50,15 @@ class ParityError(RuntimeError):
 
 def load_for_export(checkpoint: Path, data_root: Optional[str]):
     """(config, model in eval mode built with timm's exportable layers, checkpoint state)."""
-    import torch
-
-    from train.config import parse
-    from train.loop import CHECKPOINT_FILE, CONFIG_FILE
+    from results.evaluate import read_checkpoint
+    from train.config import ConfigError, parse
+    from train.loop import CONFIG_FILE
     from train.model import SMALL_CNN, build_model
 
-    if not (checkpoint / CONFIG_FILE).is_file():
-        raise ExportError(f"{checkpoint}: no {CONFIG_FILE} beside {CHECKPOINT_FILE} "
-                          f"(not a checkpoint of train/loop.py)")
     try:
-        raw = json.loads((checkpoint / CONFIG_FILE).read_text())
-        state = torch.load(checkpoint / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
-    except Exception as error:  # torch.load raises pickle, zip and runtime errors for a damaged file
-        raise ExportError(f"{checkpoint}: unreadable checkpoint ({type(error).__name__}: "
-                          f"{' '.join(str(error).split())[:200]})") from None
-    raw["model"]["pretrained"] = False  # the checkpoint holds the weights: no hub or weights file needed
+        raw, state = read_checkpoint(checkpoint)
+    except ConfigError as error:
+        raise ExportError(str(error)) from None
     if data_root:
         raw["data"]["root"] = str(Path(data_root).expanduser().absolute())
     cfg = parse(raw, source=str(checkpoint / CONFIG_FILE))
@@ -147,7 +140,7 @@ def class_table(cfg, class_names: list[str]) -> tuple[list[dict[str, Any]], bool
 def export(source: Source, out: Path, data_root: Optional[str], check_images: int, atol: float) -> dict[str, Any]:
     import torch
 
-    from results.model_card import model_card, model_json
+    from results.exporter.model_card import model_card, model_json
     from results.preprocess import Preprocessing
     from results.runtime import OnnxClassifier
     from train.cache import load_test

@@ -51,6 +51,8 @@ def one_line(error: pydantic.ValidationError, root: type, at: tuple[str, ...] = 
     if first["type"] == "union_tag_invalid":
         tags = ", ".join(first["ctx"]["expected_tags"].replace("'", "").split(", "))
         message = f"{first['ctx']['discriminator'].strip(chr(39))} must be one of {tags}"
+    if first["type"] == "missing":  # its input is the whole section: nothing worth printing
+        return f"{key}: {message}"
     if first["type"] == "value_error":  # a validator's own message: it says what it got
         return f"{key}: {message}" if key else message
     return f"{key or '<top level>'}: {message} (got {first.get('input')!r})"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -28,28 +27,12 @@ from train.batches import batch_bounds, batch_sources, fixed_bounds
 from train.cache import PreparedData, prepare
 from train.config import TrialConfig
 from train.device import amp_dtype
+from train.metrics import Epoch
 from train.model import apply_frozen_bn_eval, build_model, input_normalization, set_backbone_trainable
 from train.session import LocalSession, Session, checkpoint_scratch
 
 CHECKPOINT_FILE = "state.pt"
 CONFIG_FILE = "trial_config.json"
-
-
-@dataclass
-class Epoch:
-    """Metrics of one epoch, as reported (the same numbers on every rank)."""
-
-    epoch: int
-    train_loss: float
-    val_loss: float
-    val_acc: float
-    lr: float
-    images_per_s: float
-    epoch_s: float
-
-    def as_metrics(self) -> dict[str, Any]:
-        # Tune counts reports as training_iteration; `epoch` is 1-based here so the two agree.
-        return {**self.__dict__, "epoch": self.epoch + 1}
 
 
 class Trainer:

@@ -6,7 +6,7 @@ import os
 import time
 from datetime import datetime
 from functools import partial
-from typing import Any, Optional
+from typing import Optional
 
 import ray
 from ray import tune
@@ -20,11 +20,13 @@ from tune.cluster import cluster_capacity
 from tune.interrupt import Interrupts
 from tune.progress import CompactReporter, use_compact_engine
 from tune.resumable import ExtendableSearch, ResumableASHA, raise_budget
-from tune.resume import SEARCH_FILE, RunRecord, check_same_data, continue_search, dump_search, has_saved_state
+from tune.experiment.layout import SEARCH_FILE, SUMMARY_FILE, TRAIN_RUNS, trial_dirname
+from tune.experiment.records import UNFINISHED, RunRecord, Summary
+from tune.experiment.storage import Experiment, experiments, normalise, read_text
+from tune.resume import check_same_data, continue_search, has_saved_state
 from tune.searcher import StudySearcher, study_url
 from tune.space import SearchFile
-from tune.storage import Experiment, experiments, normalise, read_text
-from tune.summary import UNFINISHED, build_summary, tune_statuses, write_summary
+from tune.summary import build_summary, tune_statuses
 from tune.trial import TRIAL_ERROR, max_concurrent_trials, run_trial, trial_resources
 
 
@@ -86,7 +88,7 @@ def _callbacks(search: SearchFile, experiment: Experiment) -> list:
 
 def _trainable(search: SearchFile, experiment: Experiment, data_key: str):
     base = search.trial_config({})
-    driver = partial(run_trial, storage_path=experiment.child("train_runs"), metric=search.metric,
+    driver = partial(run_trial, storage_path=experiment.child(TRAIN_RUNS), metric=search.metric,
                      data_key=data_key)
     return tune.with_resources(driver, trial_resources(base.workers))
 
@@ -103,7 +105,7 @@ def _scheduler(search: SearchFile):
 
 
 def _trial_dirname(trial) -> str:
-    return f"trial_{trial.trial_id}"
+    return trial_dirname(trial.trial_id)
 
 
 def _reporter(search: SearchFile, verbose: bool, links: list[str]) -> Optional[CompactReporter]:
@@ -188,11 +190,11 @@ def run(search: SearchFile, *, storage: str, resume: Optional[str] = None,
           f"{len(data.train.labels)} train / {len(data.val.labels)} val images", flush=True)
     if experiment is not None:
         check_same_data(record, data.fingerprint, experiment)
-        record = record or RunRecord(data.fingerprint)
+        record = record or RunRecord(data_fingerprint=data.fingerprint)
     else:
         experiment = Experiment.create(storage, f"{search.experiment}-{datetime.now():%Y%m%d-%H%M%S}")
-        experiment.write_text(SEARCH_FILE, dump_search(search))
-        record = RunRecord(data.fingerprint)
+        experiment.write_text(SEARCH_FILE, search.dump())
+        record = RunRecord(data_fingerprint=data.fingerprint)
     record.sessions += 1
     record.write(experiment)
     try:
@@ -215,33 +217,31 @@ def run(search: SearchFile, *, storage: str, resume: Optional[str] = None,
     statuses = tune_statuses(experiment)
     summary = build_summary(results, search, experiment, wall_s=record.wall_s, data_fingerprint=data.fingerprint,
                             statuses=statuses, interrupted=False)
-    unfinished = any(t["status"] == UNFINISHED for t in summary["trials"])
-    summary["interrupted"] = interrupts.count > 0 and (unfinished or summary["num_trials"] < search.budget.num_samples)
-    path = write_summary(summary, search, experiment)
+    unfinished = any(t.status == UNFINISHED for t in summary.trials)
+    summary.interrupted = interrupts.count > 0 and (unfinished or summary.num_trials < search.budget.num_samples)
+    path = summary.write(experiment)
     ray.shutdown()  # flushes the workers' forwarded logs, so the summary path really is the last line
-    if summary["interrupted"]:
+    if summary.interrupted:
         raise SearchInterrupted(experiment, path)
-    if summary["best"] is None:
+    if summary.best is None:
         permanent = [r.metrics[TRIAL_ERROR] for r in results if (r.metrics or {}).get(TRIAL_ERROR)]
-        if permanent and len(permanent) == summary["num_trials"]:
+        if permanent and len(permanent) == summary.num_trials:
             raise ConfigError(permanent[0])  # every trial failed on a configuration, data or disk error
         raise _no_result(summary, search, experiment)
     return path
 
 
-def _no_result(summary: dict[str, Any], search: SearchFile, experiment: Experiment) -> Exception:
+def _no_result(summary: Summary, search: SearchFile, experiment: Experiment) -> Exception:
     """The one line for a search in which no trial reported the metric."""
-    errors = [t["error"] for t in summary["trials"] if t["error"]]
+    errors = [t.error for t in summary.trials if t.error]
     first = f"; first error: {errors[0]}" if errors else ""
-    return SearchFailed(f"no trial reported '{search.metric}' ({summary['num_errors']} of "
-                        f"{summary['num_trials']} failed{first}); see {experiment.child('summary.json')}")
+    return SearchFailed(f"no trial reported '{search.metric}' ({summary.num_errors} of "
+                        f"{summary.num_trials} failed{first}); see {experiment.child(SUMMARY_FILE)}")
 
 
 def summary_line(summary_path: str) -> str:
-    import json
-
-    summary: dict[str, Any] = json.loads(read_text(summary_path))
-    best = summary["best"]
-    return (f"best {summary['metric']}={best['metrics'][summary['metric']]:.4f} (trial {best['trial_id']}, "
-            f"{best['epochs']} epochs); {summary['num_trials']} trials, {summary['total_epochs']} epochs "
-            f"in {summary['wall_s']:.0f} s")
+    summary = Summary.model_validate_json(read_text(summary_path))
+    best = summary.best
+    return (f"best {summary.metric}={best.metrics[summary.metric]:.4f} (trial {best.trial_id}, "
+            f"{best.epochs} epochs); {summary.num_trials} trials, {summary.total_epochs} epochs "
+            f"in {summary.wall_s:.0f} s")

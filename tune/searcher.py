@@ -32,10 +32,10 @@ from typing import Any, Optional
 from ray.tune.search import Searcher
 
 from train.overrides import set_dotted
+from tune.experiment.layout import STUDY_FILE
 from tune.space import Param, define_by_run
 from tune.space import Searcher as SearcherSettings
 
-STUDY_FILE = "study.db"
 TRIAL_ATTR = "ray_trial_id"
 """User attribute of each Optuna trial: the Tune trial id (summary.json's trial_id)."""
 

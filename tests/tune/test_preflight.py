@@ -110,14 +110,6 @@ def test_missing_data_root_is_checked_without_decoding(tmp_path):
         preflight.check(search, str(SMOKE), str(tmp_path / "runs"))
 
 
-def test_reported_metrics_are_what_the_loop_reports():
-    import dataclasses
-
-    from train.loop import Epoch
-
-    assert set(preflight.REPORTED_METRICS) == {f.name for f in dataclasses.fields(Epoch)} - {"epoch"}
-
-
 def test_bad_data_is_one_line_before_ray(tmp_path):
     """An ImageFolder of one class (the search would report val_acc 1.0) and a GTSRB CSV with a quote
     left open: exit 2, one line naming what and where, no Ray, no experiment folder."""

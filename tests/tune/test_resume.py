@@ -222,13 +222,14 @@ def test_resume_refuses_a_folder_whose_search_state_was_never_saved(tmp_path):
 
 def test_resume_refuses_changed_data(tmp_path):
     from train.data import DataError
-    from tune.resume import RunRecord, check_same_data
-    from tune.storage import Experiment
+    from tune.experiment.records import RunRecord
+    from tune.experiment.storage import Experiment
+    from tune.resume import check_same_data
 
     experiment = Experiment.create(str(tmp_path), "smoke-1")
-    RunRecord("a" * 64, wall_s=12.5, sessions=1).write(experiment)
+    RunRecord(data_fingerprint="a" * 64, wall_s=12.5, sessions=1).write(experiment)
     record = RunRecord.read(experiment)
-    assert record == RunRecord("a" * 64, 12.5, 1)
+    assert record == RunRecord(data_fingerprint="a" * 64, wall_s=12.5, sessions=1)
     check_same_data(record, "a" * 64, experiment)
     with pytest.raises(DataError, match=r"the training data changed since the search started \(fingerprint "
                                          r"aaaaaaaaaaaa then, bbbbbbbbbbbb now\)"):

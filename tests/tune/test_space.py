@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from train.config import ConfigError
-from tests.helpers import dotted
+from tests.helpers import dotted as leaves
 from train.config import absolute_paths, parse
 from tune.space import define_by_run, load_search_file, sampled_params
 
@@ -28,7 +28,7 @@ def test_shipped_space_loads_and_samples(path):
     # The trial section is a trial config as train/train_model.py reads one (paths made absolute on load).
     raw = yaml.safe_load(path.read_text())["trial"]
     assert base == parse(absolute_paths(raw, Path.cwd()))
-    assert not set(search.space) & {key for key, _ in dotted(raw)}, "a searched key is also fixed"
+    assert not set(search.space) & {key for key, _ in leaves(raw)}, "a searched key is also fixed"
     assert load_search_file(_dumped(path.parent, search)) == search  # search.yaml reads back the same
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(20):  # each sample must be a valid trial config

@@ -1,0 +1,3 @@
+"""The report of an experiment (results/analyze.py): its data read through the experiment contract
+(``data``), Optuna's study or its rebuild (``study``), the plots (``plots``, ``confusion``, ``figures``),
+report.html / report.md (``html``) and the W&B report run (``to_wandb``)."""
