@@ -278,10 +278,10 @@ def train_phases(rows: list[dict[str, Any]], prefix: str) -> None:
     -- kornia, timm for timm models -- then data, model, DDP, step). Left out
     silently when the logs are not where Ray 2.60 writes them.
     """
-    import ray
+    from train.ray_compat import session_dir
 
     try:
-        logs = Path(ray._private.worker.global_worker.node.get_session_dir_path()) / "logs" / "train"
+        logs = session_dir() / "logs" / "train"
         marks: dict[str, dict[str, float]] = {}
         for path in logs.glob("ray-train-sys-controller-*.log"):
             for line in path.read_text().splitlines():

@@ -11,11 +11,14 @@ Ray's default engine and everything it prints. The full configs are in the exper
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from typing import Any, Optional
 
 from ray.tune import CLIReporter
+
+from train.ray_compat import status_table
 
 TABLE_EVERY_S = 60
 """Seconds between status tables (finished trials print their line at once)."""
@@ -45,6 +48,7 @@ class CompactReporter(CLIReporter):
             metric=metric, mode=mode, sort_by_metric=True, print_intermediate_tables=True,
             max_report_frequency=table_every_s)
         self._epochs = epochs
+        self._target, self._mode = metric, mode
         self._links = links or []
         self._announced: set[str] = set()
         self._table_every_s = table_every_s
@@ -74,7 +78,7 @@ class CompactReporter(CLIReporter):
         """Ray's status block and table, with the search's links and a short best line instead of Ray's
         staging "Result logdir" (a temp folder, not the experiment) and its full-precision best line."""
         lines = []
-        for line in self._progress_str(trials, done, *sys_info, *self._links).splitlines():
+        for line in status_table(self, trials, done, *sys_info, *self._links).splitlines():
             if line.startswith("Result logdir:"):
                 continue
             if line.startswith("Current best trial:"):
@@ -83,12 +87,19 @@ class CompactReporter(CLIReporter):
         return "\n".join(lines)
 
     def _best_line(self, trials: list) -> str:
-        best, _ = self._current_best_trial(trials)
+        best = self._best(trials)
         if best is None:
             return "Best so far: none yet"
         result = best.last_result
-        return (f"Best so far: trial {best.trial_id}, {self._metric} {result[self._metric]:.4f} at epoch "
+        return (f"Best so far: trial {best.trial_id}, {self._target} {result[self._target]:.4f} at epoch "
                 f"{result.get('epoch', '?')} | {_params_text(best.evaluated_params)}")
+
+    def _best(self, trials: list) -> Optional[Any]:
+        """The trial whose last result is best on the search's metric (None before any reported it)."""
+        scored = [t for t in trials if isinstance((t.last_result or {}).get(self._target), (int, float))
+                  and not math.isnan(t.last_result[self._target])]
+        pick = max if self._mode == "max" else min
+        return pick(scored, key=lambda t: t.last_result[self._target]) if scored else None
 
     def _trial_line(self, trial, trials: list) -> str:
         result: dict[str, Any] = trial.last_result or {}
@@ -99,12 +110,12 @@ class CompactReporter(CLIReporter):
             what = f"stopped by ASHA at epoch {epochs}/{self._epochs}"
         else:
             what = f"finished {epochs}/{self._epochs} epochs"
-        value = result.get(self._metric)
-        score = f"{self._metric} {value:.4f}" if isinstance(value, (int, float)) else f"no {self._metric}"
-        best, _ = self._current_best_trial(trials)
+        value = result.get(self._target)
+        score = f"{self._target} {value:.4f}" if isinstance(value, (int, float)) else f"no {self._target}"
+        best = self._best(trials)
         best_text = ""
         if best is not None:
-            best_text = f" | best {best.last_result[self._metric]:.4f} (trial {best.trial_id})"
+            best_text = f" | best {best.last_result[self._target]:.4f} (trial {best.trial_id})"
         elapsed = time.monotonic() - self._started
         return (f"[{elapsed:5.0f} s] trial {trial.trial_id} {what}: {score}"
                 f" | {_params_text(trial.evaluated_params)}{best_text}")

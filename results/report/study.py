@@ -24,6 +24,7 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
+from train.ray_compat import distribution_contains
 from results.report.data import SearchResults
 from tune.space import Choice, LogUniform, QUniform, RandInt, Uniform
 from tune.experiment.layout import STUDY_FILE
@@ -90,7 +91,7 @@ def rebuild(experiment: SearchResults) -> optuna.Study:
     distributions = {key: distribution(param) for key, param in experiment.space.items()}
     # In the order they started, so trial numbers read as in the search.
     for trial in sorted(experiment.trials, key=lambda t: min(t.done_at.values(), default=float("inf"))):
-        params = {k: v for k, v in trial.params.items() if k in distributions and _fits(distributions[k], v)}
+        params = {k: v for k, v in trial.params.items() if k in distributions and distribution_contains(distributions[k], v)}
         outcome = trial.outcome(experiment.epochs)
         state = (TrialState.FAIL if outcome == "error" else
                  TrialState.COMPLETE if outcome == "complete" else TrialState.PRUNED)
@@ -99,16 +100,6 @@ def rebuild(experiment: SearchResults) -> optuna.Study:
             state=state, value=value, params=params, distributions={k: distributions[k] for k in params},
             intermediate_values=dict(trial.curve), user_attrs={"ray_trial_id": trial.trial_id, "status": outcome}))
     return study
-
-
-def _fits(dist: optuna.distributions.BaseDistribution, value) -> bool:
-    """Whether ``value`` lies in ``dist``. A value outside it (a warm-start point beyond the range, a space
-    edited since) would make create_trial refuse the whole trial; such a parameter is left out instead.
-    ``_contains`` is private, but it is the exact check create_trial applies and has no public twin."""
-    try:
-        return dist._contains(dist.to_internal_repr(value))
-    except (ValueError, TypeError):
-        return False
 
 
 def with_pruned_as_complete(study: optuna.Study) -> StudyView:
