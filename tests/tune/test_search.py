@@ -113,12 +113,12 @@ def _check_compact_output(text: str, summary: dict, experiment: Path) -> None:
     assert "started with configuration" not in text and "data/cache_dir" not in text
     for trial in summary["trials"]:
         (line,) = [line for line in lines if f"] trial {trial['trial_id']} " in line]
-        assert ("stopped by ASHA" in line) == (trial["epochs"] < summary["max_epochs"]), line
+        assert ("stopped by ASHA" in line) == (trial["epochs"] < summary["epochs"]), line
         assert f"val_acc {trial['metrics']['val_acc']:.4f}" in line
     header = next(line for line in lines if line.startswith("| Trial name"))
     assert "optim.lr" in header and "model.name" in header and "optim.batch_size" not in header
     command = next(line for line in lines if line.startswith("Optuna study: optuna-dashboard sqlite:///"))
     study = optuna.load_study(study_name=experiment.name, storage=command.split("optuna-dashboard ", 1)[1])
     states = sorted(t.state.name for t in study.trials)
-    assert states == sorted("PRUNED" if t["epochs"] < summary["max_epochs"] else "COMPLETE"
+    assert states == sorted("PRUNED" if t["epochs"] < summary["epochs"] else "COMPLETE"
                             for t in summary["trials"])
