@@ -71,7 +71,7 @@ def learning_curves(exp: SearchResults, out: Path) -> Plot:
     for rung in exp.rungs():
         ax.axvline(rung, color="darkorange", ls=":", lw=1.5)
     handles = [Line2D([], [], color="crimson", lw=2.5, marker="o", label=f"best trial {best}"),
-               Line2D([], [], color="tab:blue", label="ran to max_epochs"),
+               Line2D([], [], color="tab:blue", label="ran all trial.epochs"),
                Line2D([], [], color="grey", marker="x", mec="black", label="stopped by ASHA (x)")]
     if exp.rungs():
         handles.append(Line2D([], [], color="darkorange", ls=":", label="ASHA rung"))
@@ -114,7 +114,7 @@ def efficiency(exp: SearchResults, baselines: list[SearchResults], out: Path) ->
     save(fig, out / "efficiency.png")
     full = len(exp.trials) * exp.epochs
     caption = (f"Best {exp.metric} found after each trial-epoch. This search trained {counts[-1] if counts else 0} "
-               f"epochs, where {len(exp.trials)} trials run to max_epochs would have trained {full}.")
+               f"epochs, where {len(exp.trials)} trials run to trial.epochs would have trained {full}.")
     if baselines:
         caption += " Compared with: " + "; ".join(f"{o.name} ({o.describe()}, {len(o.trials)} trials)"
                                                  for o in baselines) + "."
@@ -218,7 +218,7 @@ def numeric(exp: SearchResults, out: Path) -> Figure:
     bar = fig.colorbar(mappable, ax=axes, shrink=0.8, label="trial, in the order they started")
     bar.locator = MaxNLocator(integer=True)
     bar.update_ticks()
-    fig.suptitle(_wrap(f"{exp.metric} vs each parameter (o ran to max_epochs, x stopped by ASHA, at its last "
+    fig.suptitle(_wrap(f"{exp.metric} vs each parameter (o ran all trial.epochs, x stopped by ASHA, at its last "
                        "epoch)", fig), fontsize=10)
     save(fig, out / "params.png")
     return Plot("params.png", title, f"Each trial's last {exp.metric} against the values it drew; later trials "
@@ -256,7 +256,7 @@ def choices(exp: SearchResults, out: Path) -> Figure:
         ax.set_xlim(-0.6, len(values) - 0.4)
         ax.set_title(key, fontsize=10)
         ax.set_ylabel(exp.metric)
-    fig.suptitle(_wrap(f"{exp.metric} by value (o ran to max_epochs, x stopped by ASHA at its last epoch; "
+    fig.suptitle(_wrap(f"{exp.metric} by value (o ran all trial.epochs, x stopped by ASHA at its last epoch; "
                        "red = best per value)", fig), fontsize=10)
     save(fig, out / "choices.png")
     return Plot("choices.png", title, f"Each trial's last {exp.metric} by the value it drew for "

@@ -62,7 +62,8 @@ CASES = {  # search-file changes, extra CLI arguments, what the one line says
                             "searcher": FIXED_MODEL["searcher"]}, [],
                            "trial.model.name: unknown model 'notamodel'"),
     "metric not reported": ({"metric": "val_accc"}, [],
-                            "metric: 'val_accc' is not a metric the training loop reports (allowed: val_acc,"),
+                            "metric: 'val_accc' is not a metric the training loop reports (allowed: train_loss, "
+                            "val_loss, val_acc,"),
     "no pretrained weights": ({"trial": {"model": {"name": "mobilenetv3_small_050", "pretrained": True}},
                                "space": FIXED_MODEL["space"], "searcher": FIXED_MODEL["searcher"]}, [],
                               "model.weights: no ImageNet weights for mobilenetv3_small_050 (HF_HUB_OFFLINE is set"),

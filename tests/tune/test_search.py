@@ -75,13 +75,13 @@ def test_make_search_runs_asha_tpe_with_wandb_and_dashboard(tiny_data, tmp_path)
         kill_group(proc)
     summary = json.loads(last_line_path(log).read_text())
     search = yaml.safe_load(SMOKE.read_text())
-    max_epochs = search["trial"]["epochs"]
+    trial_epochs = search["trial"]["epochs"]
     assert summary["num_trials"] == search["budget"]["num_samples"] >= 4
     assert summary["num_errors"] == 0
     epochs = [trial["epochs"] for trial in summary["trials"]]
-    assert min(epochs) < max_epochs, f"ASHA stopped no trial early: {epochs}"
-    assert max(epochs) == max_epochs
-    assert summary["total_epochs"] == sum(epochs) < len(epochs) * max_epochs
+    assert min(epochs) < trial_epochs, f"ASHA stopped no trial early: {epochs}"
+    assert max(epochs) == trial_epochs
+    assert summary["total_epochs"] == sum(epochs) < len(epochs) * trial_epochs
     assert summary["best"]["metrics"]["val_acc"] == max(t["metrics"]["val_acc"] for t in summary["trials"])
     assert set(summary["versions"]) >= {"ray", "torch", "timm", "kornia", "optuna", "wandb"}
     assert summary["data_fingerprint"]
