@@ -194,7 +194,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (result.json rows, summaries)")
     args = parser.parse_args()
 
-    from train.cache import prepare
+    from train.prepared import prepare
 
     info = machine()
     load = {"start": load_average()}

@@ -313,7 +313,7 @@ t0 = time.time(); import torch
 t1 = time.time(); import timm
 t2 = time.time(); import kornia.augmentation
 t3 = time.time(); import train.loop
-t4 = time.time(); cfg = parse(CFG); from train.cache import prepare; data = prepare(cfg.data)
+t4 = time.time(); cfg = parse(CFG); from train.prepared import prepare; data = prepare(cfg.data)
 t5 = time.time(); trainer = train.loop.Trainer(cfg, LocalSession(), data)
 t6 = time.time(); trainer.fit()
 print(json.dumps({"import torch": t1 - t0, "import timm (+torchvision)": t2 - t1, "import kornia": t3 - t2,
@@ -352,7 +352,7 @@ def main() -> None:
     out: dict[str, Any] = {"benchmark": "train_overhead", "machine": info, "model": MODEL,
                            "image_size": IMAGE_SIZE, "batch": BATCH, "threads": args.threads}
     try:
-        from train.cache import prepare
+        from train.prepared import prepare
         from train.config import DataConfig
 
         data = data_config(root, args.tracks_per_class)

@@ -129,7 +129,7 @@ def report(labels: np.ndarray, predicted: np.ndarray, class_names: list[str]) ->
 
 
 def evaluate(checkpoint: Path, split: str) -> dict[str, Any]:
-    from train.cache import load_test, prepare
+    from train.prepared import load_test, prepare
     from train.data import DataError
 
     cfg, model, class_names = load_checkpoint(checkpoint)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import shutil
 import sys
 import time
 import warnings
@@ -122,7 +121,7 @@ def check_parity(model, folder: Path, batch: np.ndarray, atol: float) -> dict[st
 def class_table(cfg, class_names: list[str]) -> tuple[list[dict[str, Any]], bool, str]:
     """([{index, id, name}], whether training cropped to sign boxes, the layout). Ids: GTSRB ClassId, else the
     class folder's name."""
-    from train.cache import resolve_source
+    from train.prepared import resolve_source
     from train.data import read_records
 
     fmt, root = resolve_source(cfg.data)
@@ -143,9 +142,9 @@ def export(source: Source, out: Path, data_root: Optional[str], check_images: in
     from results.exporter.model_card import model_card, model_json
     from results.preprocess import Preprocessing
     from results.runtime import OnnxClassifier
-    from train.cache import load_test
-    from train.data import publish_dir, temp_dir_beside
+    from train.files import building
     from train.model import input_normalization
+    from train.prepared import load_test
 
     cfg, model, state = load_for_export(source.checkpoint, data_root)
     test, test_classes = load_test(cfg.data)
@@ -158,8 +157,7 @@ def export(source: Source, out: Path, data_root: Optional[str], check_images: in
     pre = Preprocessing(size, size, mean, std, "bilinear", jpeg_draft=not cropped)
     pick = np.unique(np.linspace(0, len(test) - 1, min(check_images, len(test))).astype(int))
     batch = pre.normalize(np.asarray(test.images[pick]))
-    temp = temp_dir_beside(out, "export")
-    try:
+    with building(out, "export") as temp:
         example = torch.from_numpy(batch[:2] if len(batch) >= 2 else np.repeat(batch, 2, axis=0))
         started = time.monotonic()
         for name, write in ((ONNX_FILE, export_onnx), (TORCHSCRIPT_FILE, export_torchscript)):
@@ -180,10 +178,6 @@ def export(source: Source, out: Path, data_root: Optional[str], check_images: in
         meta["export_seconds"] = round(time.monotonic() - started, 2)
         (temp / MODEL_JSON).write_text(json.dumps(meta, indent=2))
         (temp / CARD_FILE).write_text(model_card(meta, source))
-        publish_dir(temp, out)
-    except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
-        raise
     return meta
 
 

@@ -47,10 +47,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
 import re
-import secrets
-import shutil
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -633,32 +630,3 @@ def _crop_box(roi: Sequence[int], image_size: tuple[int, int]) -> tuple[int, int
     if x2 - x1 < 1 or y2 - y1 < 1:
         raise ValueError(f"ROI {tuple(int(v) for v in roi)} lies outside the {width}x{height} image")
     return x1, y1, x2, y2
-
-
-# ----------------------------------------------------------------------------- atomic folders
-
-
-def temp_dir_beside(final: Path, kind: str = "tmp") -> Path:
-    """A fresh hidden folder next to ``final``, on the same file system so os.rename is atomic."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    temp = final.parent / f".{final.name}.{kind}-{os.getpid()}-{secrets.token_hex(4)}"
-    temp.mkdir()
-    return temp
-
-
-def publish_dir(temp: Path, final: Path) -> None:
-    """Move the finished ``temp`` folder to ``final``, replacing an existing one (callers hold a lock)."""
-    if final.exists():
-        old = temp_dir_beside(final, "old")
-        os.rename(final, old / final.name)
-        os.rename(temp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(temp, final)
-
-
-def remove_stale_temps(final: Path) -> None:
-    """Remove temp/old folders of ``final`` left by killed builders (callers hold the lock on ``final``)."""
-    for kind in ("tmp", "old"):
-        for stale in final.parent.glob(f".{final.name}.{kind}-*"):
-            shutil.rmtree(stale, ignore_errors=True)

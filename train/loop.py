@@ -24,7 +24,7 @@ from torch import nn
 from train import hold
 from train.augment import build_augment
 from train.batches import batch_bounds, batch_sources, fixed_bounds
-from train.cache import PreparedData, prepare
+from train.prepared import PreparedData, prepare
 from train.config import TrialConfig
 from train.device import amp_dtype
 from train.metrics import Epoch

@@ -53,7 +53,7 @@ def train(args: argparse.Namespace) -> str:
     """Run the TorchTrainer; return the final checkpoint's path."""
     import ray
 
-    from train.cache import prepare
+    from train.prepared import prepare
     from train.connect import RayConnection
     from train.launch import torch_trainer
 

@@ -12,7 +12,7 @@ import ray
 from ray import tune
 from ray.tune.search import ConcurrencyLimiter
 
-from train.cache import prepare
+from train.prepared import prepare
 from train.config import ConfigError
 from train.connect import RayConnection
 from tune import preflight

@@ -16,7 +16,7 @@ from results import export as export_cli
 from results.evaluate import load_checkpoint
 from results.preprocess import Preprocessing
 from tests.results.deploy_models import MOBILENET, SMALL_CNN, experiment, exported_model, sign_data
-from train.cache import load_test
+from train.prepared import load_test
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import torch
 from tests.conftest import REPO
 from tests.helpers import kill_group, last_line_path, start_in_session, wait_held
 from train import hold
-from train.cache import prepare
+from train.prepared import prepare
 from train.config import parse
 from train.loop import CHECKPOINT_FILE, _epoch_order, run_local
 
