@@ -41,7 +41,8 @@ import numpy as np
 
 from train.arrays import gather, reserved_memmap, truncate_rows, write_meta_last
 from train.config import DataConfig
-from train.data import IMAGE_ERRORS, DataError, Records, load_image
+from train.data.decode import IMAGE_ERRORS, load_image
+from train.data.records import DataError, Records
 from train.files import build_once
 
 log = logging.getLogger("train.cache")

@@ -1,6 +1,6 @@
 """Synthetic traffic signs, written in the official GTSRB layout so the ``gtsrb`` reader reads them.
 
-Layout under ``root`` (as the official archives unpack, see :mod:`train.data`)::
+Layout under ``root`` (as the official archives unpack, see :mod:`train.data.readers.gtsrb`)::
 
     GTSRB/Final_Training/Images/000CC/GT-000CC.csv    Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId
     GTSRB/Final_Training/Images/000CC/TTTTT_FFFFF.ppm  track TTTTT, frame FFFFF
@@ -42,7 +42,8 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from train.config import SyntheticConfig
 from train.config_errors import one_line
-from train.data import SYNTHETIC_MARKER, DataError
+from train.data.readers.synthetic import SYNTHETIC_MARKER
+from train.data.records import DataError
 from train.files import build_once
 
 log = logging.getLogger("train.synthetic")
