@@ -28,7 +28,8 @@ from train.prepared import PreparedData, prepare
 from train.config import TrialConfig
 from train.device import amp_dtype
 from train.metrics import Epoch
-from train.model import apply_frozen_bn_eval, build_model, input_normalization, set_backbone_trainable
+from train.freeze import apply_frozen_bn_eval, set_backbone_trainable
+from train.model import build_model, input_normalization
 from train.session import LocalSession, Session, checkpoint_scratch
 
 CHECKPOINT_FILE = "state.pt"
