@@ -1,4 +1,4 @@
-"""The official GTSRB archives (``data.format: gtsrb``); ``root`` is the folder holding ``GTSRB/`` or ``GTSRB/`` itself::
+"""The official GTSRB archives (``data.format: gtsrb``); ``root`` holds ``GTSRB/`` or is ``GTSRB/`` itself::
 
     GTSRB/Final_Training/Images/000CC/GT-000CC.csv   Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId
     GTSRB/Final_Training/Images/000CC/TTTTT_FFFFF.ppm    (track, frame; CCCCC_TTTTT_FFFFF.ppm is read too)
