@@ -60,7 +60,7 @@ SPACE = BENCH / "efficiency_space.yaml"
 TARGET = 0.35
 # The fixed task: smoke.yaml's synthetic signs with all 43 classes (a 10-class set is so easy that most configs
 # tie near 0.95 and "reaching random's best" is decided by validation noise).
-TASK = ("dataset.synthetic.num_classes=43", "dataset.synthetic.tracks_per_class=6")
+TASK = ("trial.data.synthetic.num_classes=43", "trial.data.synthetic.tracks_per_class=6")
 SHUFFLES = 2000
 
 
@@ -69,8 +69,8 @@ def search_file(root: Path, name: str, args: argparse.Namespace, seed: int, *ext
     from tune.space import load_search_file
 
     return load_search_file(SPACE, [
-        f"experiment=bench-{name}", f"dataset.root={root / 'signs'}", f"dataset.cache_dir={root / 'cache'}",
-        f"budget.num_samples={args.trials}", f"budget.max_epochs={args.epochs}", f"searcher.seed={seed}",
+        f"experiment=bench-{name}", f"trial.data.root={root / 'signs'}", f"trial.data.cache_dir={root / 'cache'}",
+        f"budget.num_samples={args.trials}", f"trial.epochs={args.epochs}", f"searcher.seed={seed}",
         "wandb.enabled=false", *TASK, *args.overrides, *extra])
 
 
@@ -184,7 +184,7 @@ def compare(random_run: dict[str, Any], asha_run: dict[str, Any], seed: int) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=24, help="trials per search (budget.num_samples)")
-    parser.add_argument("--epochs", type=int, default=9, help="budget.max_epochs (random runs every trial to it)")
+    parser.add_argument("--epochs", type=int, default=9, help="trial.epochs (random runs every trial to it)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0],
                         help="searcher.seed of a random / ASHA+TPE pair each (several: the median ratio is reported)")
     parser.add_argument("--two-worker-trials", type=int, default=2,
@@ -194,18 +194,18 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (result.json rows, summaries)")
     args = parser.parse_args()
 
-    from train.cache import prepare
+    from train.prepared import prepare
 
     info = machine()
     load = {"start": load_average()}
     root = Path(tempfile.mkdtemp(prefix="signsearch-bench-search-"))
     out: dict[str, Any] = {"benchmark": "search_efficiency", "machine": info, "trials": args.trials,
-                           "max_epochs": args.epochs, "seeds": args.seeds,
+                           "epochs": args.epochs, "seeds": args.seeds,
                            "overrides": args.overrides}
     try:
         first = search_file(root, "asha-tpe", args, args.seeds[0])
         data = prepare(first.trial_config({}).data)  # generated once here; every search below hits the cache
-        out["task"] = {"model": first.train["model"]["name"], "image_size": first.dataset["image_size"],
+        out["task"] = {"model": first.trial.model.name, "image_size": first.trial.data.image_size,
                        "batch": first.trial_config({}).optim.batch_size,
                        "train_images": len(data.train.labels), "val_images": len(data.val.labels),
                        "classes": len(data.class_names), "grace_period": first.budget.grace_period,
@@ -224,8 +224,8 @@ def main() -> None:
             two_args = argparse.Namespace(**{**vars(args), "trials": args.two_worker_trials, "epochs": 2})
             two_run = run_search(search_file(root, "two-worker", two_args, args.seeds[0],
                                              "budget.early_stopping=false", "searcher.algorithm=random",
-                                             "resources.workers_per_trial=2",
-                                             f"resources.cpus_per_worker={TWO_WORKER_CPUS}"), root)
+                                             "trial.workers.num_workers=2",
+                                             f"trial.workers.cpus_per_worker={TWO_WORKER_CPUS}"), root)
             load["after_two_worker"] = load_average()
         out["runs"] = runs
         # A seed where ASHA+TPE never reached random's best counts as an infinite ratio.
@@ -248,7 +248,7 @@ def report(out: dict[str, Any]) -> None:
     extra = " ".join(("--set", *out["overrides"])) if out["overrides"] else ""
     print(f"Task: efficiency_space.yaml (smoke.yaml as of run F), {' '.join(TASK)} {extra}; {task['model']} at "
           f"{task['image_size']} px, batch {task['batch']}, {task['classes']} classes, {task['train_images']} train / "
-          f"{task['val_images']} val images; {out['trials']} trials x up to {out['max_epochs']} epochs per search; "
+          f"{task['val_images']} val images; {out['trials']} trials x up to {out['epochs']} epochs per search; "
           f"Ray with {out['ray_cpus']} CPUs (max_concurrent_trials auto); ASHA grace {task['grace_period']}, "
           f"reduction factor {task['reduction_factor']}")
     print(f"  {'seed':<6}{'search':<22}{'epochs':>8}{'best val_acc':>14}{'epochs to best':>16}"

@@ -57,8 +57,8 @@ TRIAL_ENDED = re.compile(r"^\[\s*\d+ s\] trial \w+ (finished|stopped by ASHA|fai
 
 def overrides(root: Path, args: argparse.Namespace) -> list[str]:
     """smoke.yaml settings both runs share: data and cache in the temp folder, trials, epochs, seed."""
-    return [f"dataset.root={root / 'signs'}", f"dataset.cache_dir={root / 'cache'}",
-            f"budget.num_samples={args.trials}", f"budget.max_epochs={args.epochs}",
+    return [f"trial.data.root={root / 'signs'}", f"trial.data.cache_dir={root / 'cache'}",
+            f"budget.num_samples={args.trials}", f"trial.epochs={args.epochs}",
             f"searcher.seed={args.seed}", *args.overrides]
 
 
@@ -153,7 +153,7 @@ def plain_loop_child(assignments: list[str]) -> None:
     import optuna
     import torch
 
-    from train.cache import prepare
+    from train.prepared import prepare
     from train.loop import Trainer
     from train.session import LocalSession
     from tune.searcher import tpe_options
@@ -204,7 +204,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="Ray/plain pairs, run alternately")
     parser.add_argument("--trials", type=int, default=8, help="budget.num_samples of both")
-    parser.add_argument("--epochs", type=int, default=8, help="budget.max_epochs of both")
+    parser.add_argument("--epochs", type=int, default=8, help="trial.epochs of both")
     parser.add_argument("--seed", type=int, default=0, help="searcher.seed of both")
     parser.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE",
                         help="smoke.yaml overrides for both")
@@ -216,12 +216,12 @@ def main() -> None:
         plain_loop_child(json.loads(args.plain_loop_child))
         return
 
-    from train.cache import prepare
+    from train.prepared import prepare
     from tune.space import load_search_file
 
     root = Path(tempfile.mkdtemp(prefix="signsearch-bench-overhead-"))
     out: dict[str, Any] = {"benchmark": "search_overhead", "machine": machine(), "trials": args.trials,
-                           "max_epochs": args.epochs, "seed": args.seed, "overrides": args.overrides, "pairs": []}
+                           "epochs": args.epochs, "seed": args.seed, "overrides": args.overrides, "pairs": []}
     load = {"start": load_average()}
     try:
         prepare(load_search_file(SMOKE, overrides(root, args)).trial_config({}).data)  # the cache, once
@@ -241,7 +241,7 @@ def main() -> None:
 
 def report(out: dict[str, Any]) -> None:
     print(machine_line(out))
-    print(f"Task: smoke.yaml, {out['trials']} trials x up to {out['max_epochs']} epochs, seed {out['seed']}"
+    print(f"Task: smoke.yaml, {out['trials']} trials x up to {out['epochs']} epochs, seed {out['seed']}"
           + (f", --set {' '.join(out['overrides'])}" if out["overrides"] else ""))
     print(f"  {'pair, run':<48}{'epochs':>7}{'search s':>10}{'epochs/s':>10}{'start-up s':>12}{'1st epoch s':>13}"
           f"{'end-to-end s':>14}{'best val_acc':>14}")

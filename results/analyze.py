@@ -15,134 +15,9 @@ is the path of report.html.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Optional
-
-
-def best_test_evaluation(exp, run_evaluate: bool, scratch: Path) -> tuple[Optional[dict[str, Any]], str]:
-    """(the best trial's test evaluation or None, where it came from / how to make it)."""
-    from results import locations
-    from results.report_data import ExperimentError
-    from train.data import DataError
-    from train.loop import CHECKPOINT_FILE
-    from tune.storage import is_uri
-
-    best = exp.best
-    if not best.checkpoint:
-        raise ExperimentError(f"{exp.location}: the best trial {best.trial_id} has no checkpoint in summary.json")
-    existing = locations.join(best.checkpoint, "evaluation-test.json")
-    if locations.is_file(existing):
-        return json.loads(locations.read_text(existing)), existing
-    command = f"python results/evaluate.py {exp.location}"
-    if not run_evaluate:
-        return None, f"not evaluated yet (--no-evaluate): {command}"
-    if not locations.is_file(locations.join(best.checkpoint, CHECKPOINT_FILE)):
-        raise ExperimentError(f"{exp.location}: the best trial's checkpoint {best.checkpoint} is missing (no "
-                              f"{CHECKPOINT_FILE}); --no-evaluate reports without the test split")
-    from results.evaluate import evaluate, write_outputs
-
-    local = locations.local_copy(best.checkpoint, scratch)
-    try:
-        result = evaluate(local, "test")
-    except DataError as error:
-        raise DataError(f"{error} (the best trial's test evaluation needs its data set here; "
-                        "--no-evaluate reports without it)") from None
-    result["checkpoint"] = best.checkpoint
-    json_path, png_path = write_outputs(result, local)  # beside the checkpoint (a copy, for object storage)
-    if is_uri(best.checkpoint):
-        for path in (json_path, png_path):
-            locations.write_bytes(locations.join(best.checkpoint, path.name), path.read_bytes())
-    return result, existing
-
-
-def _facts(exp, evaluation, study_source: str) -> list[tuple[str, str]]:
-    summary, budget = exp.summary, exp.budget
-    outcomes = [t.outcome(exp.max_epochs) for t in exp.trials]
-    stopped = sum(o.startswith("stopped at") for o in outcomes)
-    best = exp.best
-    facts = [("experiment", exp.location),
-             ("search", f"{exp.describe()}; {len(exp.trials)} trials: {outcomes.count('complete')} ran to "
-                        f"{exp.max_epochs} epochs, {stopped} stopped by ASHA, {outcomes.count('error')} failed"
-                        + (f"; ASHA grace {budget.grace_period}, reduction factor {budget.reduction_factor}"
-                           if budget.early_stopping else "")),
-             ("epochs trained", f"{sum(len(t.curve) for t in exp.trials)} of {len(exp.trials) * exp.max_epochs} "
-                                f"(every trial to max_epochs); wall time {summary.get('wall_s', 0):.0f} s"),
-             (f"best trial ({exp.metric}, {exp.mode})",
-              f"{best.trial_id}: {best.value:.4f} after {best.epochs} epochs; "
-              + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items()))]
-    if evaluation is not None:
-        facts.append(("best trial on the test split", f"accuracy {evaluation['accuracy']:.4f} on "
-                                                      f"{evaluation['images']} images"))
-    if summary.get("interrupted"):
-        facts.append(("interrupted", f"yes: continue with python tune/run_search.py --config "
-                                     f"{exp.child('search.yaml')} --resume {exp.location}"))
-    facts += [("Optuna study", study_source), ("data fingerprint", str(summary.get("data_fingerprint", "-")))]
-    return facts
-
-
-def _commands(exp, study_source: str) -> list[tuple[str, str]]:
-    commands = []
-    if study_source.endswith(".db"):
-        commands.append(("Browse the study live in optuna-dashboard", f"optuna-dashboard sqlite:///{study_source}"))
-    commands += [("Evaluate the best checkpoint on the test split", f"python results/evaluate.py {exp.location}"),
-                 ("Re-train the best configuration",
-                  f"python train/train_model.py --config {exp.child('best_config.yaml')}"),
-                 ("Export the best model (ONNX, TorchScript, model.json)",
-                  f"python results/export.py {exp.location} --out models/{exp.name}")]
-    return commands
-
-
-def build(args: argparse.Namespace, scratch: Path) -> tuple[str, list[str]]:
-    """Write the report; return (report.html's path or URI, lines to print before it)."""
-    from results import locations, report_plots, report_wandb
-    from results.figures import readable_mode
-    from results.report_data import ExperimentError, leaderboard, load
-    from results.report_html import Report, terminal_table, to_html, to_markdown
-    from results.report_study import load_study, with_pruned_as_complete
-    from train.files import write_atomic
-    from tune.storage import is_uri
-
-    exp = load(args.experiment)
-    baselines = [load(location) for location in args.baseline]
-    for other in baselines:
-        if other.metric != exp.metric:
-            raise ExperimentError(f"--baseline {other.location}: it searched for {other.metric}, not {exp.metric}")
-    evaluation, evaluation_source = best_test_evaluation(exp, not args.no_evaluate, scratch)
-    study, study_source = load_study(exp, scratch)
-    view = with_pruned_as_complete(study)
-
-    remote = args.out is None and is_uri(exp.location)
-    out = scratch / "report" if remote else Path(args.out) if args.out else Path(exp.location) / "report"
-    if out.exists() and not out.is_dir():
-        raise ExperimentError(f"--out {out}: exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    figures = [report_plots.learning_curves(exp, out), report_plots.efficiency(exp, baselines, out),
-               report_plots.importance(view, exp, out), report_plots.parallel(view, exp, out),
-               report_plots.numeric(exp, out), report_plots.choices(exp, out),
-               report_plots.confusion(evaluation, exp, out, evaluation_source)]
-    columns, rows = leaderboard(exp, args.top)
-    report = Report(f"Search report: {exp.name}", _facts(exp, evaluation, study_source), columns, rows, figures,
-                    _commands(exp, study_source))
-    write_atomic(out / "report.md", to_markdown(report))
-    write_atomic(out / "report.html", to_html(report, out))
-    for name in ("report.md", "report.html"):
-        os.chmod(out / name, readable_mode())  # write_atomic's temp file is owner-only
-    html_path = str(out / "report.html")
-    if remote:
-        for path in sorted(out.iterdir()):
-            locations.write_bytes(exp.child("report", path.name), path.read_bytes())
-        html_path = exp.child("report", "report.html")
-    lines = [f"{exp.name}: top {len(rows)} of {len(exp.trials)} trials by {exp.metric} ({exp.mode})",
-             terminal_table(columns, rows)]
-    lines += [f"not drawn: {f.title}: {f.reason}" for f in figures if isinstance(f, report_plots.Skipped)]
-    if report_wandb.enabled(exp) and not args.no_wandb:
-        lines.append(report_wandb.log_report(exp, columns, rows, figures, out, evaluation))
-    lines.append(str(out / "report.md") if not remote else exp.child("report", "report.md"))
-    return html_path, lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,8 +31,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="do not evaluate the best checkpoint when it has no evaluation-test.json yet")
     parser.add_argument("--no-wandb", action="store_true", help="do not log the report to W&B")
     args = parser.parse_args(argv)
-    from results.report_data import ExperimentError
+    from results.report.build import build
     from train.config import ConfigError
+    from tune.experiment.records import ExperimentError
     from train.data import DataError
 
     try:

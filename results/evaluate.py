@@ -19,53 +19,73 @@ from typing import Any
 import numpy as np
 
 
-def resolve_checkpoint(path: Path) -> Path:
-    """A checkpoint folder, given one, or an experiment folder (its summary's best checkpoint)."""
-    from results.locations import resolve
+def has_checkpoint(location: str) -> bool:
+    """Whether ``location`` (a path or URI) is a checkpoint folder of this project's trainer."""
+    from train.checkpoint import CHECKPOINT_FILE
+    from tune.experiment.storage import is_file, join
+
+    return is_file(join(location, CHECKPOINT_FILE))
+
+
+def read_checkpoint(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the trial config it was trained with, as a dict; the saved state: model weights, class names, epoch).
+
+    The one place results/ reads a checkpoint (evaluate and export both do), through the trainer's own
+    reader (train/checkpoint.py). Any problem is one ConfigError line.
+    """
+    from train.checkpoint import CHECKPOINT_FILE, CONFIG_FILE, load_state
     from train.config import ConfigError
-    from train.loop import CHECKPOINT_FILE
-
-    if (path / CHECKPOINT_FILE).is_file():
-        return path
-    summary = path / "summary.json"
-    if not summary.is_file():
-        raise ConfigError(f"{path}: neither a checkpoint folder (no {CHECKPOINT_FILE}) "
-                          "nor an experiment folder with a summary.json naming one")
-    best = json.loads(summary.read_text()).get("best") or {}
-    if not best.get("checkpoint"):
-        raise ConfigError(f"{summary}: no best trial with a checkpoint (no trial finished an epoch)")
-    # Relative to the experiment (absolute in older summaries): a moved or copied experiment still evaluates.
-    checkpoint = Path(resolve(str(path.resolve()), best["checkpoint"]))
-    if not (checkpoint / CHECKPOINT_FILE).is_file():
-        raise ConfigError(f"{path}: the best trial's checkpoint {checkpoint} is missing "
-                          f"(no {CHECKPOINT_FILE}; summary.json names {best['checkpoint']})")
-    return checkpoint
-
-
-def load_checkpoint(folder: Path):
-    """(config, model in eval mode with the checkpoint's weights, class names)."""
-    import torch
-
-    from train.config import ConfigError, parse
-    from train.loop import CHECKPOINT_FILE, CONFIG_FILE
-    from train.model import build_model
 
     if not (folder / CONFIG_FILE).is_file():
         raise ConfigError(f"{folder}: checkpoint without {CONFIG_FILE} (not written by this project's trainer?)")
     raw = json.loads((folder / CONFIG_FILE).read_text())
     raw["model"]["pretrained"] = False  # the checkpoint holds the weights: no hub or weights file needed
-    cfg = parse(raw, source=str(folder / CONFIG_FILE))
     try:
-        state = torch.load(folder / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
-        class_names, weights = state["class_names"], state["model"]
+        state = load_state(folder)
+        missing = {"class_names", "model"} - set(state)
+        if missing:
+            raise KeyError(f"no {', '.join(sorted(missing))}")
     except Exception as error:  # torch raises EOFError, RuntimeError, UnpicklingError... for a cut-off file
-        size = (folder / CHECKPOINT_FILE).stat().st_size
-        reason = str(error).splitlines()[0] if str(error) else ""
+        size = (folder / CHECKPOINT_FILE).stat().st_size if (folder / CHECKPOINT_FILE).is_file() else 0
+        reason = " ".join(str(error).split())[:200]
         raise ConfigError(f"{folder / CHECKPOINT_FILE}: not a readable checkpoint ({size} bytes; truncated or "
                           f"not a torch.save file: {type(error).__name__}: {reason})") from None
-    model = build_model(cfg.model, num_classes=len(class_names))
-    model.load_state_dict(weights)
-    return cfg, model.eval(), class_names
+    return raw, state
+
+
+def resolve_checkpoint(path: Path) -> Path:
+    """A checkpoint folder, given one, or an experiment folder (its summary's best checkpoint)."""
+    from train.config import ConfigError
+    from train.checkpoint import CHECKPOINT_FILE
+    from tune.experiment.layout import SUMMARY_FILE
+    from tune.experiment.records import Summary
+
+    if has_checkpoint(str(path)):
+        return path
+    if not (path / SUMMARY_FILE).is_file():
+        raise ConfigError(f"{path}: neither a checkpoint folder (no {CHECKPOINT_FILE}) nor an experiment folder "
+                          f"with a {SUMMARY_FILE} naming one")
+    best = Summary.read(str(path)).best
+    if best is None or not best.checkpoint:
+        raise ConfigError(f"{path / SUMMARY_FILE}: no best trial with a checkpoint (no trial finished an epoch)")
+    checkpoint = path.resolve() / best.checkpoint  # relative to the experiment: a moved copy still evaluates
+    if not has_checkpoint(str(checkpoint)):
+        raise ConfigError(f"{path}: the best trial's checkpoint {checkpoint} is missing "
+                          f"({SUMMARY_FILE} names {best.checkpoint})")
+    return checkpoint
+
+
+def load_checkpoint(folder: Path):
+    """(config, model in eval mode with the checkpoint's weights, class names)."""
+    from train.config import parse
+    from train.loop import CONFIG_FILE
+    from train.model import build_model
+
+    raw, state = read_checkpoint(folder)
+    cfg = parse(raw, source=str(folder / CONFIG_FILE))
+    model = build_model(cfg.model, num_classes=len(state["class_names"]))
+    model.load_state_dict(state["model"])
+    return cfg, model.eval(), state["class_names"]
 
 
 def predict(model, images: np.ndarray, batch: int = 256) -> np.ndarray:
@@ -107,7 +127,7 @@ def report(labels: np.ndarray, predicted: np.ndarray, class_names: list[str]) ->
 
 
 def evaluate(checkpoint: Path, split: str) -> dict[str, Any]:
-    from train.cache import load_test, prepare
+    from train.prepared import load_test, prepare
     from train.data import DataError
 
     cfg, model, class_names = load_checkpoint(checkpoint)
@@ -125,7 +145,7 @@ def evaluate(checkpoint: Path, split: str) -> dict[str, Any]:
 
 def write_outputs(result: dict[str, Any], folder: Path) -> tuple[Path, Path]:
     """evaluation-<split>.json and confusion-<split>.png in ``folder`` (created if missing)."""
-    from results.confusion import plot_confusion
+    from results.report.confusion import plot_confusion
     from train.files import write_atomic
 
     folder.mkdir(parents=True, exist_ok=True)

@@ -45,7 +45,7 @@ def isolated_hub(monkeypatch, tmp_path):
     """No weights from this machine's hub caches or environment can leak into a test."""
     import huggingface_hub
 
-    from train.model import ENV_WEIGHTS
+    from train.pretrained import ENV_WEIGHTS
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))

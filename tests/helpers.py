@@ -102,11 +102,12 @@ def wait_held(proc: subprocess.Popen, folder: Path, log: Path, timeout: float = 
 
 
 def fixed_model_smoke() -> dict:
-    """search_spaces/smoke.yaml without its model choice (and the warm start naming it), so that the model of
-    ``train.model`` is the one every trial trains."""
+    """search_spaces/smoke.yaml without its model choice (and the warm start naming it): every trial trains
+    ``trial.model``, here the small CNN."""
     import yaml
 
     raw = yaml.safe_load((REPO / "search_spaces" / "smoke.yaml").read_text())
     raw["space"] = {key: param for key, param in raw["space"].items() if not key.startswith("model.")}
     raw["searcher"]["warm_start"] = []
+    raw["trial"]["model"]["name"] = "small_cnn"
     return raw

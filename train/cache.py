@@ -1,4 +1,4 @@
-"""Preprocessed, memory-mapped image cache, and the data entry points :func:`prepare` and :func:`load_test`.
+"""The preprocessed, memory-mapped image cache: one entry per source split and pixel options.
 
 Every image is decoded, optionally cropped to its sign box, and resized once, into one uint8 array
 file; trials then open it with ``np.load(mmap_mode="r")``, so K trials on one node share a single
@@ -19,19 +19,18 @@ of it: the split is recomputed from the cached labels and groups on every load, 
 images of each distinct split are gathered once into ``split-<digest16>/`` (a copy, not a decode),
 so both parts stay memory-mapped and shared too. Old entries are never deleted automatically.
 
-Builds are atomic: everything is written into a hidden temp folder beside the final one and moved
-into place with one ``os.rename``; a build that fails or is killed leaves only a temp folder, which
-no reader trusts and the next builder (holding the entry's lock) deletes before rebuilding.
+Builds are atomic (:func:`train.files.build_once`): everything is written into a hidden temp folder
+beside the final one and renamed into place; a build that fails or is killed leaves only a temp
+folder, which no reader trusts and the next builder (holding the entry's lock) deletes before
+rebuilding. The data API on top of it (``prepare``, ``load_test``) is :mod:`train.prepared`.
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import logging
 import os
-import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -39,59 +38,26 @@ from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
-from filelock import FileLock
 
+from train.arrays import gather, reserved_memmap, truncate_rows, write_meta_last
 from train.config import DataConfig
-from train.data import (IMAGE_ERRORS, DataError, Records, check_root, detect_format, load_image, publish_dir,
-                        read_records, remove_stale_temps, temp_dir_beside)
-from train.split import train_val_split
-from train.synthetic import ensure_synthetic
+from train.data.decode import IMAGE_ERRORS, load_image
+from train.data.records import DataError, Records
+from train.files import build_once
 
 log = logging.getLogger("train.cache")
 
 CACHE_VERSION = 1
 CACHE_ENV = "SIGNSEARCH_CACHE"
 DEFAULT_CACHE = "~/.cache/signsearch"
-# Rows gathered per step when copying a split out of the base array: bounds the extra memory to
-# GATHER_ROWS * size * size * 3 bytes (64 MiB at 224 px).
-GATHER_ROWS = 448
 # Images decoded per batch of thread-pool work: bounds decoded-but-unwritten images held in memory.
 DECODE_CHUNK = 512
 
 
 @dataclass
-class ArraySet:
-    """Images of one split with their labels and groups, index-aligned."""
+class Entry:
+    """One complete cache entry, its arrays opened (images memory-mapped)."""
 
-    images: np.ndarray
-    """(N, H, W, 3) uint8, memory-mapped from the cache (read-only)."""
-    labels: np.ndarray
-    """(N,) int64 class indices."""
-    groups: np.ndarray
-    """(N,) int64 track id (GTSRB) or per-image id otherwise."""
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-
-@dataclass
-class PreparedData:
-    """Train and validation parts of the training split, ready for a trial."""
-
-    train: ArraySet
-    val: ArraySet
-    class_names: list[str]
-    fingerprint: str
-    """Hash of the source files and pixel options; also the cache key."""
-    format: str
-    """The resolved layout (never ``auto``)."""
-    cache_key: str
-    """Name of the training split's cache entry: the driver hands it to the trials, which open the entry by
-    it instead of listing and hashing the whole source tree again on every rank."""
-
-
-@dataclass
-class _Entry:
     path: Path
     lock: Path
     images: np.ndarray
@@ -100,59 +66,10 @@ class _Entry:
     meta: dict[str, Any]
 
 
-# ----------------------------------------------------------------------------- entry points
-
-
 def cache_root(cfg: DataConfig) -> Path:
     """``cfg.cache_dir``, else $SIGNSEARCH_CACHE, else ~/.cache/signsearch (absolute)."""
     raw = cfg.cache_dir or os.environ.get(CACHE_ENV) or DEFAULT_CACHE
     return Path(raw).expanduser().absolute()
-
-
-def resolve_source(cfg: DataConfig) -> tuple[str, Path]:
-    """(layout, absolute root): generates the synthetic set when asked for, detects ``auto``."""
-    root = Path(cfg.root).expanduser().absolute()
-    if cfg.format == "synthetic":
-        ensure_synthetic(root, cfg.synthetic)
-    root = check_root(root)
-    return (detect_format(root) if cfg.format == "auto" else cfg.format), root
-
-
-def prepare(cfg: DataConfig, cache_key: Optional[str] = None, decode_threads: Optional[int] = None) -> PreparedData:
-    """Train/val arrays of the training split, building the cache on first use.
-
-    With ``cache_key`` (what the driver's own ``prepare`` returned as ``PreparedData.cache_key``) a complete
-    entry of that name is opened directly. A node that lacks it builds it once, under the entry's lock, and
-    the source must still hash to that key: a trial never trains on other data than the driver checked.
-    ``decode_threads``: threads of a build (default: the CPUs this process may use, at most 8); a worker
-    passes what it reserved.
-    """
-    entry = _open_entry(*_key_paths(cfg, cache_key)) if cache_key else None
-    if entry is None:
-        fmt, root = resolve_source(cfg)
-        entry = _cached(cfg, fmt, "train", read_records(fmt, root, "train"), decode_threads)
-        if cache_key and entry.path.name != cache_key:
-            raise DataError(f"{root}: the data changed since the search started (cache entry {cache_key}, now "
-                            f"{entry.path.name}); start a new search")
-    _check_entry_bad(entry, cfg)
-    train_idx, val_idx = train_val_split(entry.labels, entry.groups, cfg.val_fraction, cfg.split_seed)
-    train_images, val_images = _split_images(entry, train_idx, val_idx)
-    return PreparedData(
-        train=ArraySet(train_images, entry.labels[train_idx], entry.groups[train_idx]),
-        val=ArraySet(val_images, entry.labels[val_idx], entry.groups[val_idx]),
-        class_names=list(entry.meta["class_names"]),
-        fingerprint=entry.meta["fingerprint"],
-        format=entry.meta["format"],
-        cache_key=entry.path.name,
-    )
-
-
-def load_test(cfg: DataConfig) -> tuple[ArraySet, list[str]]:
-    """The test split (labels index the training split's classes) and the class names."""
-    fmt, root = resolve_source(cfg)
-    entry = _cached(cfg, fmt, "test", read_records(fmt, root, "test"))
-    _check_entry_bad(entry, cfg)
-    return ArraySet(entry.images, entry.labels, entry.groups), list(entry.meta["class_names"])
 
 
 # ----------------------------------------------------------------------------- keys
@@ -197,13 +114,13 @@ def _relative(path: Path, root: Path) -> str:
 # ----------------------------------------------------------------------------- base entry
 
 
-def _key_paths(cfg: DataConfig, cache_key: str) -> tuple[Path, Path, str]:
-    """(entry folder, lock file, fingerprint prefix) of the entry named ``cache_key``."""
+def open_named(cfg: DataConfig, cache_key: str) -> Optional[Entry]:
+    """The complete entry named ``cache_key`` (a ``PreparedData.cache_key``), or None where there is none."""
     root = cache_root(cfg)
-    return root / cache_key, root / f"{cache_key}.lock", cache_key.rsplit("-", 1)[-1]
+    return _open_entry(root / cache_key, root / f"{cache_key}.lock", cache_key.rsplit("-", 1)[-1])
 
 
-def _cached(cfg: DataConfig, fmt: str, split: str, records: Records, decode_threads: Optional[int] = None) -> _Entry:
+def cached(cfg: DataConfig, fmt: str, split: str, records: Records, decode_threads: Optional[int] = None) -> Entry:
     """The cache entry for ``records``: opened if complete, else built under the entry's lock."""
     crop = _crops(records, cfg.roi_crop)
     digest = fingerprint(records, fmt, split, cfg.image_size, cfg.roi_crop)
@@ -211,30 +128,29 @@ def _cached(cfg: DataConfig, fmt: str, split: str, records: Records, decode_thre
     root.mkdir(parents=True, exist_ok=True)
     name = _entry_name(fmt, split, cfg.image_size, crop, digest)
     final, lock = root / name, root / f"{name}.lock"
-    entry = _open_entry(final, lock, digest)
+    built = []
+
+    def write(temp: Path) -> None:
+        built.append(temp)
+        _write_entry(temp, final, records, fmt, split, cfg, crop, digest, decode_threads)
+
+    entry = build_once(final, lock, lambda: _open_entry(final, lock, digest), write,
+                       lambda error: _cannot_write(root, error))
     if entry is None:
-        with FileLock(str(lock)):
-            # Another process may have finished the same build while this one waited for the lock.
-            entry = _open_entry(final, lock, digest)
-            if entry is None:
-                remove_stale_temps(final)
-                _build(final, records, fmt, split, cfg, crop, digest, decode_threads)
-                entry = _open_entry(final, lock, digest)
-                if entry is None:
-                    raise DataError(f"cache entry {final} was built but cannot be opened (disk full or removed?)")
-    else:
+        raise DataError(f"cache entry {final} was built but cannot be opened (disk full or removed?)")
+    if not built:
         log.info("cache hit: %s", final)
     return entry
 
 
-def _check_entry_bad(entry: _Entry, cfg: DataConfig) -> None:
+def check_bad_images(entry: Entry, cfg: DataConfig) -> None:
     """Checked on every open, not only when built: data.max_bad_fraction may be stricter than it was then."""
     meta = entry.meta
     _check_bad(meta["bad_count"], meta["source_count"], meta["bad_examples"], Path(meta["root"]),
                cfg.max_bad_fraction, warn=False)
 
 
-def _open_entry(final: Path, lock: Path, digest: str) -> Optional[_Entry]:
+def _open_entry(final: Path, lock: Path, digest: str) -> Optional[Entry]:
     """The entry at ``final`` when it is a complete build of ``digest`` (or of a fingerprint starting with
     it, for an entry opened by name), else None (never trusted)."""
     try:
@@ -251,39 +167,30 @@ def _open_entry(final: Path, lock: Path, digest: str) -> Optional[_Entry]:
     if images.shape != (count, size, size, 3) or images.dtype != np.uint8 \
             or labels.shape != (count,) or groups.shape != (count,):
         return None
-    return _Entry(final, lock, images, labels, groups, meta)
+    return Entry(final, lock, images, labels, groups, meta)
 
 
-def _build(final: Path, records: Records, fmt: str, split: str, cfg: DataConfig, crop: bool,
-           digest: str, decode_threads: Optional[int] = None) -> None:
-    """Decode every image into a temp folder beside ``final``, then rename it into place."""
+def _write_entry(temp: Path, final: Path, records: Records, fmt: str, split: str, cfg: DataConfig, crop: bool,
+                 digest: str, decode_threads: Optional[int] = None) -> None:
+    """Decode every image into ``temp``, which build_once then renames to ``final``."""
     started = time.monotonic()
     log.info("building cache %s from %d images under %s", final, len(records), records.root)
-    temp = temp_dir_beside(final)
-    try:
-        good, bad = _decode_all(temp / "images.npy", records, cfg.image_size, crop, decode_threads)
-        examples = [f"{_relative(records.paths[i], records.root)}: {reason}" for i, reason in bad[:5]]
-        _check_bad(len(bad), len(records), examples, records.root, cfg.max_bad_fraction, warn=True)
-        if bad:
-            _truncate_rows(temp / "images.npy", len(good))
-        np.save(temp / "labels.npy", records.labels[good])
-        np.save(temp / "groups.npy", records.groups[good])
-        meta = {
-            "version": CACHE_VERSION, "fingerprint": digest, "format": fmt, "split": split,
-            "root": str(records.root), "image_size": cfg.image_size, "roi_crop": crop,
-            "count": len(good), "source_count": len(records), "class_names": records.class_names,
-            "bad_count": len(bad), "bad_examples": examples,
-            "build_seconds": round(time.monotonic() - started, 3),
-            "complete": True,
-        }
-        _write_last(temp, meta)
-        publish_dir(temp, final)
-    except OSError as error:  # a full or unwritable cache folder: one line, and no temp folder left
-        shutil.rmtree(temp, ignore_errors=True)
-        raise _cannot_write(final.parent, error) from None
-    except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
-        raise
+    good, bad = _decode_all(temp / "images.npy", records, cfg.image_size, crop, decode_threads)
+    examples = [f"{_relative(records.paths[i], records.root)}: {reason}" for i, reason in bad[:5]]
+    _check_bad(len(bad), len(records), examples, records.root, cfg.max_bad_fraction, warn=True)
+    if bad:
+        truncate_rows(temp / "images.npy", len(good))
+    np.save(temp / "labels.npy", records.labels[good])
+    np.save(temp / "groups.npy", records.groups[good])
+    meta = {
+        "version": CACHE_VERSION, "fingerprint": digest, "format": fmt, "split": split,
+        "root": str(records.root), "image_size": cfg.image_size, "roi_crop": crop,
+        "count": len(good), "source_count": len(records), "class_names": records.class_names,
+        "bad_count": len(bad), "bad_examples": examples,
+        "build_seconds": round(time.monotonic() - started, 3),
+        "complete": True,
+    }
+    write_meta_last(temp, meta)
     log.info("cache %s built: %d images in %.1f s", final.name, len(good), time.monotonic() - started)
 
 
@@ -292,7 +199,7 @@ def _decode_all(target: Path, records: Records, size: int, crop: bool,
     """Decode into ``target`` (.npy), packing decoded rows first.
 
     Returns (indices of the decoded records, [(index, reason)] of the skipped ones); when some were
-    skipped, the rows past ``len(indices)`` are unused and :func:`_truncate_rows` drops them.
+    skipped, the rows past ``len(indices)`` are unused and :func:`train.arrays.truncate_rows` drops them.
     """
     count = len(records)
     images = reserved_memmap(target, (count, size, size, 3))
@@ -318,43 +225,6 @@ def _decode_all(target: Path, records: Records, size: int, crop: bool,
     images.flush()
     del images
     return np.asarray(good, dtype=np.int64), bad
-
-
-def _truncate_rows(target: Path, rows: int) -> None:
-    """Rewrite ``target`` keeping its first ``rows`` rows (the header records the row count)."""
-    full = np.load(target, mmap_mode="r")
-    packed = target.with_name("packed.npy")
-    out = reserved_memmap(packed, (rows,) + full.shape[1:])
-    for start in range(0, rows, GATHER_ROWS):
-        stop = min(start + GATHER_ROWS, rows)
-        out[start:stop] = full[start:stop]
-    out.flush()
-    del out, full
-    os.replace(packed, target)
-
-
-def reserved_memmap(target: Path, shape: tuple[int, ...]) -> np.memmap:
-    """A new uint8 .npy file of ``shape``, memory-mapped, with every block of it allocated on disk first.
-
-    ``open_memmap`` makes a sparse file; a page written through the map where the disk has no block
-    left kills the process with SIGBUS (no exception, no message, the temp folder left behind).
-    ``posix_fallocate`` reserves the blocks up front and fails with ENOSPC instead (a plain free-space
-    check where the file system cannot allocate ahead); callers turn that into one line.
-    """
-    images = np.lib.format.open_memmap(target, mode="w+", dtype=np.uint8, shape=shape)
-    fd = os.open(target, os.O_RDWR)
-    try:
-        length = os.fstat(fd).st_size
-        try:
-            os.posix_fallocate(fd, 0, length)
-        except OSError as error:
-            if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
-                raise
-            if shutil.disk_usage(target.parent).free < length:
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target)) from None
-    finally:
-        os.close(fd)
-    return images
 
 
 def _cannot_write(folder: Path, error: OSError) -> DataError:
@@ -383,39 +253,25 @@ def _check_bad(bad: int, total: int, examples: list[str], root: Path, allowed: f
         log.warning("skipping them: %s", what)
 
 
-def _write_last(folder: Path, meta: dict[str, Any]) -> None:
-    """fsync the data files, then write meta.json: a build is trusted only once its meta exists."""
-    for path in folder.iterdir():
-        _fsync(path)
-    (folder / "meta.json").write_text(json.dumps(meta, indent=1))
-    _fsync(folder / "meta.json")
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 # ----------------------------------------------------------------------------- split copies
 
 
-def _split_images(entry: _Entry, train_idx: np.ndarray, val_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def split_images(entry: Entry, train_idx: np.ndarray, val_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Memory-mapped train and val images of this split, gathered from the entry once per split."""
     digest = hashlib.sha256(train_idx.tobytes() + b"|" + val_idx.tobytes()).hexdigest()[:16]
     final = entry.path / f"split-{digest}"
-    opened = _open_split(final, train_idx, val_idx)
+
+    def write(temp: Path) -> None:
+        for name, index in (("train", train_idx), ("val", val_idx)):
+            gather(entry.images, index, temp / f"{name}_images.npy")
+            np.save(temp / f"{name}_index.npy", index)
+        write_meta_last(temp, {"train": len(train_idx), "val": len(val_idx), "complete": True})
+
+    # The base entry's lock serialises its split copies too: they live inside its folder.
+    opened = build_once(final, entry.lock, lambda: _open_split(final, train_idx, val_idx), write,
+                        lambda error: _cannot_write(entry.path, error))
     if opened is None:
-        with FileLock(str(entry.lock)):
-            opened = _open_split(final, train_idx, val_idx)
-            if opened is None:
-                remove_stale_temps(final)
-                _build_split(final, entry.images, train_idx, val_idx)
-                opened = _open_split(final, train_idx, val_idx)
-                if opened is None:
-                    raise DataError(f"split cache {final} was built but cannot be opened (disk full or removed?)")
+        raise DataError(f"split cache {final} was built but cannot be opened (disk full or removed?)")
     return opened
 
 
@@ -435,27 +291,3 @@ def _open_split(final: Path, train_idx: np.ndarray,
     if len(train) != len(train_idx) or len(val) != len(val_idx):
         return None
     return train, val
-
-
-def _build_split(final: Path, images: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray) -> None:
-    temp = temp_dir_beside(final)
-    try:
-        for name, index in (("train", train_idx), ("val", val_idx)):
-            _gather(images, index, temp / f"{name}_images.npy")
-            np.save(temp / f"{name}_index.npy", index)
-        _write_last(temp, {"train": len(train_idx), "val": len(val_idx), "complete": True})
-        publish_dir(temp, final)
-    except OSError as error:
-        shutil.rmtree(temp, ignore_errors=True)
-        raise _cannot_write(final.parent, error) from None
-    except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
-        raise
-
-
-def _gather(images: np.ndarray, index: np.ndarray, target: Path) -> None:
-    out = reserved_memmap(target, (len(index),) + images.shape[1:])
-    for start in range(0, len(index), GATHER_ROWS):
-        out[start:start + GATHER_ROWS] = images[index[start:start + GATHER_ROWS]]
-    out.flush()
-    del out

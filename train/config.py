@@ -18,14 +18,12 @@ import pydantic
 from pydantic import ConfigDict
 from pydantic.dataclasses import dataclass
 
+from train.config_errors import ConfigError, check, one_line
+
 # Attribute docstrings become pydantic field descriptions, so they are the documentation.
 _STRICT = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
 
 DataFormat = Literal["auto", "gtsrb", "gtsrb_kaggle", "asl", "imagefolder", "synthetic"]
-
-
-class ConfigError(ValueError):
-    """A config that cannot be used; its message is one line naming the key and what is allowed."""
 
 
 @dataclass(config=_STRICT)
@@ -46,10 +44,10 @@ class SyntheticConfig:
     """Seed for the generator: the same seed writes byte-identical files."""
 
     def __post_init__(self):
-        _check(2 <= self.num_classes <= 43, "data.synthetic.num_classes", self.num_classes, "2..43")
+        check(2 <= self.num_classes <= 43, "num_classes", self.num_classes, "2..43")
         for name in ("tracks_per_class", "frames_per_track", "test_per_class"):
-            _check(getattr(self, name) >= 1, f"data.synthetic.{name}", getattr(self, name), ">= 1")
-        _check(self.frame_size >= 16, "data.synthetic.frame_size", self.frame_size, ">= 16")
+            check(getattr(self, name) >= 1, name, getattr(self, name), ">= 1")
+        check(self.frame_size >= 16, "frame_size", self.frame_size, ">= 16")
 
 
 @dataclass(config=_STRICT)
@@ -81,10 +79,10 @@ class DataConfig:
     """Generator settings, used when ``format`` is synthetic."""
 
     def __post_init__(self):
-        _check(8 <= self.image_size <= 1024, "data.image_size", self.image_size, "8..1024")
-        _check(0.0 < self.val_fraction < 1.0, "data.val_fraction", self.val_fraction, "0 < x < 1")
-        _check(0.0 <= self.max_bad_fraction < 1.0, "data.max_bad_fraction", self.max_bad_fraction, "0 <= x < 1")
-        _check(0.0 <= self.gpu_cache_fraction <= 1.0, "data.gpu_cache_fraction", self.gpu_cache_fraction, "0..1")
+        check(8 <= self.image_size <= 1024, "image_size", self.image_size, "8..1024")
+        check(0.0 < self.val_fraction < 1.0, "val_fraction", self.val_fraction, "0 < x < 1")
+        check(0.0 <= self.max_bad_fraction < 1.0, "max_bad_fraction", self.max_bad_fraction, "0 <= x < 1")
+        check(0.0 <= self.gpu_cache_fraction <= 1.0, "gpu_cache_fraction", self.gpu_cache_fraction, "0..1")
 
 
 @dataclass(config=_STRICT)
@@ -105,7 +103,7 @@ class AugmentConfig:
     def __post_init__(self):
         for name in ("geometric", "photometric", "erasing", "p"):
             value = getattr(self, name)
-            _check(0.0 <= value <= 1.0, f"augment.{name}", value, "0..1")
+            check(0.0 <= value <= 1.0, name, value, "0..1")
 
 
 @dataclass(config=_STRICT)
@@ -128,11 +126,11 @@ class CNNConfig:
     """Dropout before the classifier."""
 
     def __post_init__(self):
-        _check(1 <= self.blocks <= 8, "model.cnn.blocks", self.blocks, "1..8")
-        _check(self.width >= 1, "model.cnn.width", self.width, ">= 1")
-        _check(self.kernel_size % 2 == 1, "model.cnn.kernel_size", self.kernel_size, "an odd number")
-        _check(self.stride >= 1, "model.cnn.stride", self.stride, ">= 1")
-        _check(0.0 <= self.dropout < 1.0, "model.cnn.dropout", self.dropout, "0 <= x < 1")
+        check(1 <= self.blocks <= 8, "blocks", self.blocks, "1..8")
+        check(self.width >= 1, "width", self.width, ">= 1")
+        check(self.kernel_size % 2 == 1, "kernel_size", self.kernel_size, "an odd number")
+        check(self.stride >= 1, "stride", self.stride, ">= 1")
+        check(0.0 <= self.dropout < 1.0, "dropout", self.dropout, "0 <= x < 1")
 
 
 @dataclass(config=_STRICT)
@@ -156,11 +154,11 @@ class ModelConfig:
     """Architecture of ``small_cnn``."""
 
     def __post_init__(self):
-        _check(0.0 <= self.drop_rate < 1.0, "model.drop_rate", self.drop_rate, "0 <= x < 1")
+        check(0.0 <= self.drop_rate < 1.0, "drop_rate", self.drop_rate, "0 <= x < 1")
         if self.unfreeze_epoch is not None:
-            _check(self.freeze_backbone, "model.unfreeze_epoch", self.unfreeze_epoch,
-                   "null unless model.freeze_backbone is true")
-            _check(self.unfreeze_epoch >= 1, "model.unfreeze_epoch", self.unfreeze_epoch, ">= 1")
+            check(self.freeze_backbone, "unfreeze_epoch", self.unfreeze_epoch,
+                   "null unless freeze_backbone is true")
+            check(self.unfreeze_epoch >= 1, "unfreeze_epoch", self.unfreeze_epoch, ">= 1")
 
 
 @dataclass(config=_STRICT)
@@ -185,12 +183,12 @@ class OptimConfig:
     """Batch size per worker, not global."""
 
     def __post_init__(self):
-        _check(self.lr > 0, "optim.lr", self.lr, "> 0")
-        _check(self.weight_decay >= 0, "optim.weight_decay", self.weight_decay, ">= 0")
-        _check(self.warmup_epochs >= 0, "optim.warmup_epochs", self.warmup_epochs, ">= 0")
-        _check(0.0 <= self.label_smoothing < 1.0, "optim.label_smoothing", self.label_smoothing, "0 <= x < 1")
-        _check(self.grad_clip is None or self.grad_clip > 0, "optim.grad_clip", self.grad_clip, "> 0 or null")
-        _check(self.batch_size >= 1, "optim.batch_size", self.batch_size, ">= 1")
+        check(self.lr > 0, "lr", self.lr, "> 0")
+        check(self.weight_decay >= 0, "weight_decay", self.weight_decay, ">= 0")
+        check(self.warmup_epochs >= 0, "warmup_epochs", self.warmup_epochs, ">= 0")
+        check(0.0 <= self.label_smoothing < 1.0, "label_smoothing", self.label_smoothing, "0 <= x < 1")
+        check(self.grad_clip is None or self.grad_clip > 0, "grad_clip", self.grad_clip, "> 0 or null")
+        check(self.batch_size >= 1, "batch_size", self.batch_size, ">= 1")
 
 
 @dataclass(config=_STRICT)
@@ -216,17 +214,17 @@ class WorkersConfig:
     single-GPU nodes); spread puts them on different nodes."""
 
     def __post_init__(self):
-        _check(self.num_workers >= 1, "workers.num_workers", self.num_workers, ">= 1")
-        _check(self.cpus_per_worker > 0, "workers.cpus_per_worker", self.cpus_per_worker, "> 0")
+        check(self.num_workers >= 1, "num_workers", self.num_workers, ">= 1")
+        check(self.cpus_per_worker > 0, "cpus_per_worker", self.cpus_per_worker, "> 0")
         # A worker is one DDP rank on one device: a second GPU would be reserved and never used.
-        _check(0 <= self.gpus_per_worker <= 1, "workers.gpus_per_worker", self.gpus_per_worker,
-               "0..1 (a worker trains on one GPU; more GPUs per trial: workers.num_workers)")
+        check(0 <= self.gpus_per_worker <= 1, "gpus_per_worker", self.gpus_per_worker,
+              "0..1 (a worker trains on one GPU; more GPUs per trial: num_workers)")
         if self.num_workers > 1 and not self.fake_gpus:
             # Ray would pack several ranks of one trial onto one GPU, and NCCL refuses duplicate GPUs.
-            _check(self.gpus_per_worker in (0, 1), "workers.gpus_per_worker",
-                   self.gpus_per_worker, "0 or 1 with several workers (NCCL cannot run two ranks on one "
+            check(self.gpus_per_worker in (0, 1), "gpus_per_worker",
+                  self.gpus_per_worker, "0 or 1 with several workers (NCCL cannot run two ranks on one "
                    "GPU); fractions only for 1-worker trials")
-        _check(self.threads_per_worker >= 0, "workers.threads_per_worker", self.threads_per_worker, ">= 0")
+        check(self.threads_per_worker >= 0, "threads_per_worker", self.threads_per_worker, ">= 0")
 
 
 @dataclass(config=_STRICT)
@@ -255,9 +253,9 @@ class TrialConfig:
     per trial, which ASHA's short early rungs may not win back."""
 
     def __post_init__(self):
-        _check(self.epochs >= 1, "epochs", self.epochs, ">= 1")
+        check(self.epochs >= 1, "epochs", self.epochs, ">= 1")
         if self.model.unfreeze_epoch is not None:
-            _check(self.model.unfreeze_epoch < self.epochs, "model.unfreeze_epoch",
+            check(self.model.unfreeze_epoch < self.epochs, "model.unfreeze_epoch",
                    self.model.unfreeze_epoch, f"< epochs ({self.epochs})")
 
     def to_dict(self) -> dict[str, Any]:
@@ -282,39 +280,16 @@ def absolute_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
     return raw
 
 
-def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
-    if not ok:
-        raise ConfigError(f"{key}: got {value!r}, allowed: {allowed}")
-
-
-def _allowed_keys(cls: type, loc: tuple) -> list[str]:
-    """Field names of the (nested) dataclass that holds the key at ``loc``."""
-    for part in loc[:-1]:
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        if part not in fields or not dataclasses.is_dataclass(fields[part].default_factory):
-            return []
-        cls = fields[part].default_factory
-    return [f.name for f in dataclasses.fields(cls)]
-
-
-def _one_line(error: pydantic.ValidationError, cls: type, source: str) -> str:
-    first = error.errors()[0]
-    loc = tuple(str(p) for p in first["loc"])
-    key = ".".join(loc) or "<root>"
-    if first["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
-        return f"{source}: unknown key '{key}' (allowed: {', '.join(_allowed_keys(cls, loc))})"
-    if first["type"] == "value_error":  # raised by _check: its message already names the key
-        return f"{source}: {str(first['ctx']['error'])}"
-    return f"{source}: {key}: {first['msg']} (got {first.get('input')!r})"
-
-
-def parse(raw: dict[str, Any] | None, source: str = "trial config") -> TrialConfig:
-    """Build a :class:`TrialConfig` from a nested dict; any problem is one :class:`ConfigError` line."""
+def parse(raw: dict[str, Any] | None, source: str = "trial config", at: tuple[str, ...] = ()) -> TrialConfig:
+    """Build a :class:`TrialConfig` from a nested dict; any problem is one :class:`ConfigError` line,
+    ``source: key: problem``, its key as written in the file (``at``: where the trial config sits in it,
+    e.g. ``("trial",)`` for a search file's trial section)."""
     if isinstance(raw, TrialConfig):
         return raw
     if raw is not None and not isinstance(raw, dict):
-        raise ConfigError(f"{source}: expected a mapping of config sections, got {type(raw).__name__}")
+        where = ".".join(at) or "trial config"
+        raise ConfigError(f"{source}: {where}: expected a mapping of config sections, got {type(raw).__name__}")
     try:
         return TrialConfig(**(raw or {}))
     except pydantic.ValidationError as error:
-        raise ConfigError(_one_line(error, TrialConfig, source)) from None
+        raise ConfigError(f"{source}: {one_line(error, TrialConfig, at)}") from None

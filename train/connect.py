@@ -11,16 +11,13 @@ to its node's IP as configured there.
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Optional
 
 import ray
-# Private on purpose: ray.init has no public option to bind a local node's servers to loopback; the
-# macOS/Windows switch below is read from this module's constant when Ray starts (see _loopback_node).
-from ray._private import ray_constants
 
 from train.config import ConfigError
+from train.ray_compat import loopback_node
 
 
 @dataclass
@@ -57,7 +54,7 @@ class RayConnection:
 
     def _start_local(self):
         try:
-            with _loopback_node():
+            with loopback_node():
                 return ray.init(address="local", num_cpus=self.num_cpus, num_gpus=self.num_gpus, include_dashboard=True,
                                 dashboard_host=self.dashboard_host, dashboard_port=self.dashboard_port)
         except ValueError as error:
@@ -65,28 +62,3 @@ class RayConnection:
                 raise
             raise ConfigError(f"dashboard port {self.dashboard_port} on {self.dashboard_host} is in use: give "
                               "another one, or none (Ray then takes 8265 or the next free port)") from None
-
-
-LOCAL_ONLY_ENV = ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR
-"""RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER: false makes Ray take 127.0.0.1 as the node's IP (its macOS/Windows
-default), so its servers bind to loopback; the processes Ray starts read it from the environment."""
-
-
-@contextmanager
-def _loopback_node() -> Iterator[None]:
-    """While Ray starts, make it take 127.0.0.1 as this node's IP (see the module docstring).
-
-    Ray reads the setting when it is imported, so this process's copy (a private constant) is set for
-    the start as well; both are put back afterwards (a started Ray keeps the address it was given).
-    """
-    saved_env, saved_constant = os.environ.get(LOCAL_ONLY_ENV), ray_constants.ENABLE_RAY_CLUSTER
-    os.environ[LOCAL_ONLY_ENV] = "0"
-    ray_constants.ENABLE_RAY_CLUSTER = False
-    try:
-        yield
-    finally:
-        ray_constants.ENABLE_RAY_CLUSTER = saved_constant
-        if saved_env is None:
-            os.environ.pop(LOCAL_ONLY_ENV, None)
-        else:
-            os.environ[LOCAL_ONLY_ENV] = saved_env

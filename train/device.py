@@ -77,7 +77,7 @@ def pick_device(workers: WorkersConfig, gpu_ids: Sequence[str], assigned: Callab
             f"Ray assigned GPU(s) {', '.join(gpu_ids) or '(none listed)'} to this worker, but torch "
             f"{torch.__version__} (CUDA {torch.version.cuda or 'none: a CPU-only build'}) sees no CUDA device: "
             "the node's NVIDIA driver is too old for this CUDA build, or the wheel is CPU-only (see the cluster "
-            "files' driver check); on Ray's fake cluster set resources.fake_gpus=true")
+            "files' driver check); on Ray's fake cluster set trial.workers.fake_gpus=true")
     device = assigned()
     torch.cuda.set_device(device)  # kernels, NCCL and the caching allocator then all use this GPU
     return device

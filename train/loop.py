@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -25,30 +24,14 @@ from train import hold
 from train.augment import build_augment
 from train import checkpoint as checkpoints
 from train.batches import batch_bounds, batch_sources, fixed_bounds
-from train.cache import PreparedData, prepare
-from train.checkpoint import CHECKPOINT_FILE, CONFIG_FILE  # noqa: F401 - where results/ reads the names
+from train.prepared import PreparedData, prepare
 from train.config import TrialConfig
 from train.device import amp_dtype
-from train.model import apply_frozen_bn_eval, build_model, input_normalization, set_backbone_trainable
+from train.metrics import Epoch
+from train.freeze import apply_frozen_bn_eval, set_backbone_trainable
+from train.model import build_model, input_normalization
 from train.session import LocalSession, Session, checkpoint_scratch
 
-
-
-@dataclass
-class Epoch:
-    """Metrics of one epoch, as reported (the same numbers on every rank)."""
-
-    epoch: int
-    train_loss: float
-    val_loss: float
-    val_acc: float
-    lr: float
-    images_per_s: float
-    epoch_s: float
-
-    def as_metrics(self) -> dict[str, Any]:
-        # Tune counts reports as training_iteration; `epoch` is 1-based here so the two agree.
-        return {**self.__dict__, "epoch": self.epoch + 1}
 
 
 class Trainer:

@@ -1,6 +1,6 @@
 """Synthetic traffic signs, written in the official GTSRB layout so the ``gtsrb`` reader reads them.
 
-Layout under ``root`` (as the official archives unpack, see :mod:`train.data`)::
+Layout under ``root`` (as the official archives unpack, see :mod:`train.data.readers.gtsrb`)::
 
     GTSRB/Final_Training/Images/000CC/GT-000CC.csv    Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId
     GTSRB/Final_Training/Images/000CC/TTTTT_FFFFF.ppm  track TTTTT, frame FFFFF
@@ -31,7 +31,6 @@ import functools
 import json
 import logging
 import math
-import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,11 +38,13 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 import pydantic
-from filelock import FileLock
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from train.config import SyntheticConfig
-from train.data import SYNTHETIC_MARKER, DataError, publish_dir, remove_stale_temps, temp_dir_beside
+from train.config_errors import one_line
+from train.data.readers.synthetic import SYNTHETIC_MARKER
+from train.data.records import DataError
+from train.files import build_once
 
 log = logging.getLogger("train.synthetic")
 
@@ -319,25 +320,17 @@ def ensure_synthetic(root: Path, cfg: SyntheticConfig) -> Path:
     is never overwritten. Concurrent callers serialise on a lock file beside ``root``.
     """
     root = Path(root).expanduser().absolute()
-    if _is_current(root, cfg):
-        return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(root.parent / f".{root.name}.lock")):
-        if _is_current(root, cfg):
-            return root
+
+    def write(temp: Path) -> None:
+        # Under the lock, just before replacing ``root``: only a synthetic set (or nothing) is replaced.
         if root.exists() and (not root.is_dir() or (_read_marker(root) is None and any(root.iterdir()))):
             raise DataError(f"{root} exists and is not a synthetic set (no {SYNTHETIC_MARKER}); refusing to "
                             f"overwrite it: point data.root at a new folder or use data.format gtsrb")
-        remove_stale_temps(root)
         log.info("writing synthetic set to %s (%d classes x %d tracks x %d frames, %d test/class, seed %d)",
                  root, cfg.num_classes, cfg.tracks_per_class, cfg.frames_per_track, cfg.test_per_class, cfg.seed)
-        temp = temp_dir_beside(root)
-        try:
-            write_set(temp, cfg)
-            publish_dir(temp, root)
-        except BaseException:
-            shutil.rmtree(temp, ignore_errors=True)
-            raise
+        write_set(temp, cfg)
+
+    build_once(root, root.parent / f".{root.name}.lock", lambda: root if _is_current(root, cfg) else None, write)
     return root
 
 
@@ -359,9 +352,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         cfg = SyntheticConfig(num_classes=args.classes, tracks_per_class=args.tracks, frames_per_track=args.frames,
                               test_per_class=args.test, frame_size=args.size, seed=args.seed)
         root = ensure_synthetic(args.out, cfg)
-    except pydantic.ValidationError as error:  # wraps the ConfigError raised by SyntheticConfig's checks
-        first = error.errors()[0]
-        print(f"error: {first.get('ctx', {}).get('error') or first['msg']}", file=sys.stderr)
+    except pydantic.ValidationError as error:  # SyntheticConfig's checks: named as the trial config has them
+        print(f"error: {one_line(error, SyntheticConfig, at=('data', 'synthetic'))}", file=sys.stderr)
         return 2
     except DataError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -1,11 +1,11 @@
 """Train one configuration with Ray Train, outside any search (for debugging one config).
 
-    python train/train_model.py --config search_spaces/smoke.yaml --set workers.num_workers=2 optim.lr=3e-3
-    python train/train_model.py --config runs/smoke-.../best_config.yaml
+    python train/train_model.py --config runs/smoke-.../best_config.yaml --set workers.num_workers=2 optim.lr=3e-3
+    python train/train_model.py --config search_spaces/smoke.yaml --set trial.model.name=small_cnn
 
---config takes a trial config (e.g. a search's best_config.yaml) or a search-space file, whose fixed
-settings (dataset, train, budget.max_epochs, resources) are used and whose space is ignored; with a
-search file, --set takes its keys (dataset.root=...) as well as trial-config keys (optim.lr=...).
+--config takes a trial config (e.g. a search's best_config.yaml) or a search-space file, whose ``trial``
+section (the trial config every trial starts from) is trained and whose space is ignored. --set takes
+dotted keys as the file writes them: optim.lr=... for a trial config, trial.optim.lr=... for a search file.
 The last line printed is the path of the final checkpoint.
 """
 
@@ -21,7 +21,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="trial config YAML or search-space YAML")
     parser.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                        help="override trial-config keys by dotted path, e.g. optim.lr=3e-3 workers.num_workers=2")
+                        help="override keys of the file by dotted path, e.g. optim.lr=3e-3 workers.num_workers=2 "
+                             "(trial.optim.lr=3e-3 for a search file)")
     parser.add_argument("--storage", default="runs/train", help="where the run's checkpoints go (default: ./runs/train)")
     parser.add_argument("--name", help="run name (default: train-<timestamp>)")
     parser.add_argument("--address", help="Ray to run on: a cluster address, or 'local' to always start one here "
@@ -31,26 +32,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def load_trial_config(path: str, overrides: list[str]):
-    """A trial config from ``path``; for a search file, overrides may name its keys or trial-config keys."""
-    from train.config import absolute_paths, parse
+    """A trial config from ``path``: the file itself, or a search file's ``trial`` section; ``overrides`` are
+    dotted keys of that file."""
+    from train.config import ConfigError, absolute_paths, parse
     from train.overrides import apply_overrides, load_yaml
 
-    raw = load_yaml(path)
-    if "experiment" in raw:  # a search-space file: train its fixed settings
-        from tune.space import SearchFile, load_search_file
-
-        in_file = [o for o in overrides if o.split(".", 1)[0].split("=", 1)[0] in SearchFile.model_fields]
-        overrides = [o for o in overrides if o not in in_file]
-        raw = load_search_file(path, in_file).base_config()
+    raw = apply_overrides(load_yaml(path), overrides)
+    at: tuple[str, ...] = ()
+    if "experiment" in raw:  # a search-space file: train the trial config it embeds
+        outside = [o for o in overrides if not o.startswith("trial.")]
+        if outside:
+            raise ConfigError(f"--set {outside[0]!r}: {path} is a search file, of which only the trial section "
+                              f"is trained: set trial.<key> (e.g. trial.optim.lr=3e-3)")
+        raw, at = raw.get("trial") or {}, ("trial",)
     # Relative paths are the user's, from where the command was started, not the Ray workers' folders.
-    return parse(absolute_paths(apply_overrides(raw, overrides), Path.cwd()), source=path)
+    return parse(absolute_paths(raw, Path.cwd()) if isinstance(raw, dict) else raw, source=path, at=at)
 
 
 def train(args: argparse.Namespace) -> str:
     """Run the TorchTrainer; return the final checkpoint's path."""
     import ray
 
-    from train.cache import prepare
+    from train.prepared import prepare
     from train.connect import RayConnection
     from train.launch import torch_trainer
 

@@ -29,9 +29,9 @@ from typing import Optional
 import torch
 
 from train.config import ConfigError
-# The same weight lookup and hub probe that build_model uses (one copy of that logic, in train.model).
-from train.model import (ENV_WEIGHTS, SMALL_CNN, _create_from_file, _hub_cached_file, _hub_unreachable_reason,
-                         _pretrained_cfg)
+from train.model import SMALL_CNN
+# The same weight lookup and hub probe that build_model uses (one copy of that logic, in train.pretrained).
+from train.pretrained import ENV_WEIGHTS, create_from_file, hub_cached_file, hub_unreachable_reason, pretrained_cfg
 
 SUFFIX = ".safetensors"
 
@@ -63,19 +63,19 @@ def check_fetchable(name: str) -> None:
 
 def unavailable_reason(name: str) -> str:
     """Why the weights of ``name`` cannot be had here, or "" when the local cache or the hub has them."""
-    if _hub_cached_file(name) is not None:
+    if hub_cached_file(name) is not None:
         return ""
-    return _hub_unreachable_reason(name)
+    return hub_unreachable_reason(name)
 
 
 def load_pretrained(name: str) -> torch.nn.Module:
     """timm's ImageNet model for ``name`` (1000-class head): from the local hub cache, else downloaded."""
     import timm
 
-    cached = _hub_cached_file(name)
+    cached = hub_cached_file(name)
     if cached is not None:
         try:
-            return _create_from_file(name, cached, {}, custom_load=_pretrained_cfg(name).custom_load)
+            return create_from_file(name, cached, {}, custom_load=pretrained_cfg(name).custom_load)
         except ConfigError as error:  # a corrupt or truncated file in the hub cache
             raise FetchError(f"{name}: {error}") from error
     try:
@@ -134,7 +134,7 @@ def fetch(names: list[str], directory: Path) -> list[Path]:
     written = []
     for name in names:
         model = load_pretrained(name)
-        pcfg = _pretrained_cfg(name)
+        pcfg = pretrained_cfg(name)
         written.append(write_weights(name, model.state_dict(), directory, source=pcfg.hf_hub_id or pcfg.url))
         size_mb = written[-1].stat().st_size / 2**20
         print(f"{name}: {written[-1]} ({size_mb:.1f} MiB, from {pcfg.hf_hub_id or pcfg.url})", flush=True)

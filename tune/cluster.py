@@ -197,11 +197,9 @@ def validate_cluster_config(path: str | Path) -> dict[str, Any]:
     Ray's schema (``validate_config``); the autoscaler of a ``fake_multinode`` cluster validates the
     file as written (Ray's wheel lacks that provider's defaults file). Errors become one line.
     """
-    # Private on purpose: Ray has no public call that checks a cluster YAML the way `ray up` does; these
-    # are the functions `ray up` itself runs (prepare_config, validate_config in ray/autoscaler/_private/
-    # commands.py; the others are what prepare_config uses), so the check agrees with it.
-    from ray.autoscaler._private.providers import _get_default_config
-    from ray.autoscaler._private.util import fill_node_type_min_max_workers, prepare_config, validate_config
+    from train.ray_compat import cluster_config_tools
+
+    _get_default_config, prepare_config, validate_config, fill_node_type_min_max_workers = cluster_config_tools()
 
     try:
         config = yaml.safe_load(Path(path).read_text())

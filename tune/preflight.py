@@ -20,12 +20,10 @@ import pyarrow.fs
 
 from train.config import ConfigError, TrialConfig
 from train.data import DataError, check_root
+from train.metrics import REPORTED_METRICS
 from tune.space import Choice, SearchFile
-from tune.storage import is_uri, normalise
+from tune.experiment.storage import is_uri, normalise
 
-REPORTED_METRICS = ("val_acc", "val_loss", "train_loss", "lr", "images_per_s", "epoch_s")
-"""Numbers train.loop reports every epoch (its ``Epoch``; a test keeps the two in step) that a search can
-optimise. ``epoch`` is reported too, but it is ASHA's time axis, not something to optimise."""
 
 SMALL_CNN = "small_cnn"  # train.model.SMALL_CNN, without importing torch for a small_cnn-only search
 
@@ -60,7 +58,7 @@ def check_models(search: SearchFile, base: TrialConfig, source: str) -> None:
             check_model_name(name)
         except ConfigError as error:
             sampled = isinstance(choices, Choice) and name in choices.values
-            where = "space.model.name" if sampled else "train.model.name"
+            where = "space.model.name" if sampled else "trial.model.name"
             raise ConfigError(f"{source}: {where}{str(error).removeprefix('model.name')}") from None
         if True in pretrained[name]:
             try:

@@ -11,12 +11,14 @@ Ray's default engine and everything it prints. The full configs are in the exper
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from typing import Any, Optional
 
 from ray.tune import CLIReporter
 
+from train.ray_compat import status_table
 from tune.watch import error_file
 
 TABLE_EVERY_S = 60
@@ -37,7 +39,7 @@ def use_compact_engine() -> None:
 class CompactReporter(CLIReporter):
     """``CLIReporter`` with the search's parameter and metric columns, plus a line per finished trial."""
 
-    def __init__(self, params: list[str], *, metric: str, mode: str, max_epochs: int,
+    def __init__(self, params: list[str], *, metric: str, mode: str, epochs: int,
                  links: Optional[list[str]] = None, table_every_s: float = TABLE_EVERY_S,
                  experiment_uri: str = ""):
         """``experiment_uri``: the experiment folder, where a failed trial's error text is kept (tune/watch.py)."""
@@ -48,7 +50,8 @@ class CompactReporter(CLIReporter):
             metric_columns={"epoch": "epoch", **{key: key for key in metrics}},
             metric=metric, mode=mode, sort_by_metric=True, print_intermediate_tables=True,
             max_report_frequency=table_every_s)
-        self._max_epochs = max_epochs
+        self._epochs = epochs
+        self._target, self._mode = metric, mode
         self._experiment_uri = experiment_uri
         self._links = links or []
         self._announced: set[str] = set()
@@ -79,7 +82,7 @@ class CompactReporter(CLIReporter):
         """Ray's status block and table, with the search's links and a short best line instead of Ray's
         staging "Result logdir" (a temp folder, not the experiment) and its full-precision best line."""
         lines = []
-        for line in self._progress_str(trials, done, *sys_info, *self._links).splitlines():
+        for line in status_table(self, trials, done, *sys_info, *self._links).splitlines():
             if line.startswith("Result logdir:"):
                 continue
             if line.startswith("Current best trial:"):
@@ -88,28 +91,35 @@ class CompactReporter(CLIReporter):
         return "\n".join(lines)
 
     def _best_line(self, trials: list) -> str:
-        best, _ = self._current_best_trial(trials)
+        best = self._best(trials)
         if best is None:
             return "Best so far: none yet"
         result = best.last_result
-        return (f"Best so far: trial {best.trial_id}, {self._metric} {result[self._metric]:.4f} at epoch "
+        return (f"Best so far: trial {best.trial_id}, {self._target} {result[self._target]:.4f} at epoch "
                 f"{result.get('epoch', '?')} | {_params_text(best.evaluated_params)}")
+
+    def _best(self, trials: list) -> Optional[Any]:
+        """The trial whose last result is best on the search's metric (None before any reported it)."""
+        scored = [t for t in trials if isinstance((t.last_result or {}).get(self._target), (int, float))
+                  and not math.isnan(t.last_result[self._target])]
+        pick = max if self._mode == "max" else min
+        return pick(scored, key=lambda t: t.last_result[self._target]) if scored else None
 
     def _trial_line(self, trial, trials: list) -> str:
         result: dict[str, Any] = trial.last_result or {}
         epochs = int(result.get("epoch", 0))
         if trial.status == "ERROR":
             what = f"failed after {epochs} epoch(s) (error: {error_file(self._experiment_uri, trial.trial_id)})"
-        elif epochs < self._max_epochs:
-            what = f"stopped by ASHA at epoch {epochs}/{self._max_epochs}"
+        elif epochs < self._epochs:
+            what = f"stopped by ASHA at epoch {epochs}/{self._epochs}"
         else:
-            what = f"finished {epochs}/{self._max_epochs} epochs"
-        value = result.get(self._metric)
-        score = f"{self._metric} {value:.4f}" if isinstance(value, (int, float)) else f"no {self._metric}"
-        best, _ = self._current_best_trial(trials)
+            what = f"finished {epochs}/{self._epochs} epochs"
+        value = result.get(self._target)
+        score = f"{self._target} {value:.4f}" if isinstance(value, (int, float)) else f"no {self._target}"
+        best = self._best(trials)
         best_text = ""
         if best is not None:
-            best_text = f" | best {best.last_result[self._metric]:.4f} (trial {best.trial_id})"
+            best_text = f" | best {best.last_result[self._target]:.4f} (trial {best.trial_id})"
         elapsed = time.monotonic() - self._started
         return (f"[{elapsed:5.0f} s] trial {trial.trial_id} {what}: {score}"
                 f" | {_params_text(trial.evaluated_params)}{best_text}")

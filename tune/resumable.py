@@ -15,12 +15,13 @@ sample budget.
 from __future__ import annotations
 
 import json
-import math
 import posixpath
 from typing import Any, ClassVar, Iterator, Optional
 
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import SearchGenerator
+
+from train.ray_compat import raise_sample_budget, replay_into_asha
 
 
 class ResumableASHA(ASHAScheduler):
@@ -32,14 +33,7 @@ class ResumableASHA(ASHAScheduler):
             self._replay(trial)
 
     def _replay(self, trial: Any) -> None:
-        # ASHAScheduler keeps the bracket of each trial, its time attribute, metric and sign in
-        # private attributes; replaying through the bracket's own on_result records exactly what a
-        # live result would have.
-        bracket = self._trial_info[trial.trial_id]
-        for row in _result_rows(trial):
-            step, value = row.get(self._time_attr), row.get(self._metric)
-            if isinstance(step, (int, float)) and isinstance(value, (int, float)) and math.isfinite(value):
-                bracket.on_result(trial, step, self._metric_op * value)
+        replay_into_asha(self, trial, _result_rows(trial))
 
 
 def _result_rows(trial: Any) -> Iterator[dict[str, Any]]:
@@ -68,10 +62,8 @@ class ExtendableSearch(SearchGenerator):
     def set_state(self, state: dict) -> None:
         super().set_state(state)
         total = ExtendableSearch.raised_total
-        # _total_samples / _finished: SearchGenerator's budget and "no more trials" flag.
-        if total is not None and total > self._total_samples:
-            self._total_samples = total
-            self._finished = False
+        if total is not None:
+            raise_sample_budget(self, total)
 
 
 def raise_budget(num_samples: Optional[int]) -> None:

@@ -11,75 +11,17 @@
 
 from __future__ import annotations
 
-import json
 import tempfile
-import threading
-import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-import yaml
-
 from train.config import ConfigError
 from train.data import DataError
+from tune.experiment.layout import SEARCH_FILE
+from tune.experiment.records import RunRecord
+from tune.experiment.storage import Experiment, is_uri
 from tune.space import SearchFile, load_search_file
-from tune.storage import Experiment, is_uri
-
-SEARCH_FILE = "search.yaml"
-RUN_FILE = "run.json"
-CLOCK_S = 30.0
-"""How often (seconds) run.json's wall time is brought up to date while a session runs: what a
-killed session's time is counted to."""
-
-
-def dump_search(search: SearchFile) -> str:
-    return yaml.safe_dump(search.model_dump(mode="json"), sort_keys=False)
-
-
-@dataclass
-class RunRecord:
-    """``<experiment>/run.json``: what a resumed search checks and adds up."""
-
-    data_fingerprint: str
-    """Fingerprint of the training data the search started on (train.cache)."""
-    wall_s: float = 0.0
-    """Seconds spent in the sessions before this one (up to CLOCK_S short for a killed one)."""
-    sessions: int = 0
-    """Sessions started: 1 for a search never resumed."""
-
-    @classmethod
-    def read(cls, experiment: Experiment) -> Optional["RunRecord"]:
-        if not experiment.has(RUN_FILE):
-            return None  # an experiment from before run.json existed
-        return cls(**json.loads(experiment.read_text(RUN_FILE)))
-
-    def write(self, experiment: Experiment) -> None:
-        experiment.write_text(RUN_FILE, json.dumps(asdict(self), indent=1))
-
-    @contextmanager
-    def clock(self, experiment: Experiment, started: float) -> Iterator[None]:
-        """Keep run.json's wall time current (every CLOCK_S) while the block runs; add the session at the end."""
-        before, stop = self.wall_s, threading.Event()
-
-        def tick() -> None:
-            while not stop.wait(CLOCK_S):
-                try:
-                    now = before + time.monotonic() - started
-                    RunRecord(self.data_fingerprint, now, self.sessions).write(experiment)
-                except OSError:  # storage briefly unavailable: the next tick or the end writes it
-                    pass
-
-        thread = threading.Thread(target=tick, name="run.json clock", daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            thread.join()
-            self.wall_s = before + time.monotonic() - started
-            self.write(experiment)
 
 
 def continue_search(experiment: Experiment, overrides: list[str]) -> tuple[SearchFile, str]:
@@ -102,7 +44,7 @@ def continue_search(experiment: Experiment, overrides: list[str]) -> tuple[Searc
         raise ConfigError(f"--resume: budget.num_samples can only be raised (the search has "
                           f"{saved.budget.num_samples}, got {wanted.budget.num_samples})")
     if changed:
-        experiment.write_text(SEARCH_FILE, dump_search(wanted))
+        experiment.write_text(SEARCH_FILE, wanted.dump())
         print(f"resume: budget.num_samples raised from {saved.budget.num_samples} to "
               f"{wanted.budget.num_samples}", flush=True)
     return wanted, source

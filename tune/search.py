@@ -6,13 +6,13 @@ import os
 import time
 from datetime import datetime
 from functools import partial
-from typing import Any, Optional
+from typing import Optional
 
 import ray
 from ray import tune
 from ray.tune.search import ConcurrencyLimiter
 
-from train.cache import prepare
+from train.prepared import prepare
 from train.config import ConfigError
 from train.connect import RayConnection
 from tune import preflight
@@ -20,14 +20,16 @@ from tune.cluster import cluster_capacity
 from tune.interrupt import Interrupts
 from tune.progress import CompactReporter, use_compact_engine
 from tune.resumable import ExtendableSearch, ResumableASHA, raise_budget
-from tune.resume import SEARCH_FILE, RunRecord, check_same_data, continue_search, dump_search, has_saved_state
+from tune.experiment.layout import SEARCH_FILE, SUMMARY_FILE, TRAIN_RUNS, trial_dirname
+from tune.experiment.records import UNFINISHED, RunRecord, Summary
+from tune.experiment.storage import Experiment, experiments, normalise, read_text
+from tune.resume import check_same_data, continue_search, has_saved_state
 from tune.searcher import StudySearcher, study_url
 from tune.space import SearchFile
-from tune.storage import Experiment, experiments, normalise, read_text
-from tune.summary import UNFINISHED, build_summary, tune_statuses, write_summary
-from tune.trial import (TRIAL_ERROR, describe_workers, idle_gpu_warnings, max_concurrent_trials, reuse_trial_processes, run_trial,
-                        trial_resources)
-from tune.watch import STALL_FILE, ErrorFiles, ReleaseTrainResources, SearchStalled, StallGuard, trial_dirname
+from tune.summary import build_summary, tune_statuses
+from tune.trial import (TRIAL_ERROR, describe_workers, idle_gpu_warnings, max_concurrent_trials, reuse_trial_processes,
+                        run_trial, trial_resources)
+from tune.watch import ErrorFiles, ReleaseTrainResources, SearchStalled, StallGuard
 
 
 class SearchInterrupted(Exception):
@@ -70,7 +72,7 @@ def _searcher(search: SearchFile, experiment: Experiment, concurrency: int) -> S
     folder = experiment.local_dir()  # SQLite needs a local file: for s3:// storage, ./runs/<name>
     folder.mkdir(parents=True, exist_ok=True)
     searcher = StudySearcher(search.space, search.searcher, metric=search.metric, mode=search.mode,
-                             max_epochs=search.budget.max_epochs, storage_url=study_url(folder),
+                             epochs=search.trial.epochs, storage_url=study_url(folder),
                              study_name=experiment.name, concurrency=concurrency)
     searcher.open()  # study.db exists (and the warm-start points are queued) before Tune starts
     return searcher
@@ -94,7 +96,7 @@ def _stall_guard(search: SearchFile, experiment: Experiment) -> StallGuard:
 
 def _trainable(search: SearchFile, experiment: Experiment, data_key: str):
     base = search.trial_config({})
-    driver = partial(run_trial, storage_path=experiment.child("train_runs"), metric=search.metric,
+    driver = partial(run_trial, storage_path=experiment.child(TRAIN_RUNS), metric=search.metric,
                      data_key=data_key)
     return tune.with_resources(driver, trial_resources(base.workers))
 
@@ -106,7 +108,7 @@ def _scheduler(search: SearchFile):
     # "epoch" (not training_iteration): a retried multi-worker trial restarts Tune's iteration count
     # at 1 while its TorchTrainer resumes from the checkpoint's epoch.
     return ResumableASHA(metric=search.metric, mode=search.mode, time_attr="epoch",
-                         max_t=budget.max_epochs, grace_period=budget.grace_period,
+                         max_t=search.trial.epochs, grace_period=budget.grace_period,
                          reduction_factor=budget.reduction_factor)
 
 
@@ -120,7 +122,7 @@ def _reporter(search: SearchFile, verbose: bool, links: list[str], experiment_ur
         return None
     use_compact_engine()
     return CompactReporter(list(search.space), metric=search.metric, mode=search.mode,
-                           max_epochs=search.budget.max_epochs, links=links, experiment_uri=experiment_uri)
+                           epochs=search.trial.epochs, links=links, experiment_uri=experiment_uri)
 
 
 def build_tuner(search: SearchFile, experiment: Experiment, resume: bool, data_key: str, *, verbose: bool = False,
@@ -145,8 +147,8 @@ def build_tuner(search: SearchFile, experiment: Experiment, resume: bool, data_k
     stall_guard = _stall_guard(search, experiment)
     # What the cluster can grow to (an autoscaling cluster's max_workers), not just what is up now.
     capacity = cluster_capacity()
-    concurrency = max_concurrent_trials(base.workers, search.resources.max_concurrent_trials, capacity)
-    print(f"max concurrent trials: {concurrency} ({search.resources.max_concurrent_trials}; "
+    concurrency = max_concurrent_trials(base.workers, search.max_concurrent_trials, capacity)
+    print(f"max concurrent trials: {concurrency} ({search.max_concurrent_trials}; "
           f"{capacity.describe()})", flush=True)
     for line in idle_gpu_warnings(base.workers, capacity):
         print(line, flush=True)
@@ -195,15 +197,15 @@ def run(search: SearchFile, *, storage: str, resume: Optional[str] = None,
         record = RunRecord.read(experiment)
     preflight.check(search, source, experiment.root if experiment else storage)
     data = prepare(search.trial_config({}).data)  # once, here: bad data fails fast, trials hit the cache
-    print(f"data: {data.format} at {search.dataset.get('root')} — {len(data.class_names)} classes, "
+    print(f"data: {data.format} at {search.trial.data.root} — {len(data.class_names)} classes, "
           f"{len(data.train.labels)} train / {len(data.val.labels)} val images", flush=True)
     if experiment is not None:
         check_same_data(record, data.fingerprint, experiment)
-        record = record or RunRecord(data.fingerprint)
+        record = record or RunRecord(data_fingerprint=data.fingerprint)
     else:
         experiment = Experiment.create(storage, f"{search.experiment}-{datetime.now():%Y%m%d-%H%M%S}")
-        experiment.write_text(SEARCH_FILE, dump_search(search))
-        record = RunRecord(data.fingerprint)
+        experiment.write_text(SEARCH_FILE, search.dump())
+        record = RunRecord(data_fingerprint=data.fingerprint)
     record.sessions += 1
     record.write(experiment)
     try:
@@ -226,20 +228,20 @@ def run(search: SearchFile, *, storage: str, resume: Optional[str] = None,
     statuses = tune_statuses(experiment)
     summary = build_summary(results, search, experiment, wall_s=record.wall_s, data_fingerprint=data.fingerprint,
                             statuses=statuses, interrupted=False)
-    unfinished = any(t["status"] == UNFINISHED for t in summary["trials"])
+    unfinished = any(t.status == UNFINISHED for t in summary.trials)
     stalled = _stall_reason(experiment)
-    summary["interrupted"] = ((interrupts.count > 0 or stalled is not None)
-                              and (unfinished or summary["num_trials"] < search.budget.num_samples))
-    summary["stalled"] = stalled
-    path = write_summary(summary, search, experiment)
+    summary.interrupted = ((interrupts.count > 0 or stalled is not None)
+                           and (unfinished or summary.num_trials < search.budget.num_samples))
+    summary.stalled = stalled
+    path = summary.write(experiment)
     ray.shutdown()  # flushes the workers' forwarded logs, so the summary path really is the last line
     if stalled is not None:
         raise SearchStalled(stalled)
-    if summary["interrupted"]:
+    if summary.interrupted:
         raise SearchInterrupted(experiment, path)
-    if summary["best"] is None:
+    if summary.best is None:
         permanent = [r.metrics[TRIAL_ERROR] for r in results if (r.metrics or {}).get(TRIAL_ERROR)]
-        if permanent and len(permanent) == summary["num_trials"]:
+        if permanent and len(permanent) == summary.num_trials:
             raise ConfigError(permanent[0])  # every trial failed on a configuration, data or disk error
         raise _no_result(summary, search, experiment)
     return path
@@ -255,19 +257,17 @@ def _stall_reason(experiment: Experiment) -> Optional[str]:
     return reason
 
 
-def _no_result(summary: dict[str, Any], search: SearchFile, experiment: Experiment) -> Exception:
+def _no_result(summary: Summary, search: SearchFile, experiment: Experiment) -> Exception:
     """The one line for a search in which no trial reported the metric."""
-    errors = [t["error"] for t in summary["trials"] if t["error"]]
+    errors = [t.error for t in summary.trials if t.error]
     first = f"; first error: {errors[0]}" if errors else ""
-    return SearchFailed(f"no trial reported '{search.metric}' ({summary['num_errors']} of "
-                        f"{summary['num_trials']} failed{first}); see {experiment.child('summary.json')}")
+    return SearchFailed(f"no trial reported '{search.metric}' ({summary.num_errors} of "
+                        f"{summary.num_trials} failed{first}); see {experiment.child(SUMMARY_FILE)}")
 
 
 def summary_line(summary_path: str) -> str:
-    import json
-
-    summary: dict[str, Any] = json.loads(read_text(summary_path))
-    best = summary["best"]
-    return (f"best {summary['metric']}={best['metrics'][summary['metric']]:.4f} (trial {best['trial_id']}, "
-            f"{best['epochs']} epochs); {summary['num_trials']} trials, {summary['total_epochs']} epochs "
-            f"in {summary['wall_s']:.0f} s")
+    summary = Summary.model_validate_json(read_text(summary_path))
+    best = summary.best
+    return (f"best {summary.metric}={best.metrics[summary.metric]:.4f} (trial {best.trial_id}, "
+            f"{best.epochs} epochs); {summary.num_trials} trials, {summary.total_epochs} epochs "
+            f"in {summary.wall_s:.0f} s")

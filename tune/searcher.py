@@ -5,7 +5,7 @@ Why not Ray's ``OptunaSearch``: it tells Optuna that a trial ASHA stopped is COM
 and it keeps the study in memory (pickled with the searcher state). Here:
 
 * every epoch's metric is an Optuna *intermediate value* (step = epoch, 1-based);
-* a trial that ends before ``budget.max_epochs`` (ASHA stopped it) is told as PRUNED, so TPE ranks it
+* a trial that ends before ``trial.epochs`` (ASHA stopped it) is told as PRUNED, so TPE ranks it
   by how far it got and what it reached there (Optuna's own pruned-trial handling); a trial that ran
   every epoch is COMPLETE with its last value; an errored one is FAIL;
 * the study lives in SQLite (Optuna's RDB storage), one study named after the experiment folder,
@@ -14,7 +14,7 @@ and it keeps the study in memory (pickled with the searcher state). Here:
 
 Ray calls ``on_trial_complete`` with the trial's last result both when ASHA stops a trial and when a
 trial reaches ASHA's ``max_t`` (ASHA answers STOP there too), so the scheduler's decision itself is not
-visible; the trial's own epoch count against ``max_epochs`` is, and holds for FIFO as well.
+visible; the trial's own epoch count against ``trial.epochs`` is, and holds for FIFO as well.
 
 Only the driver touches the study. What Ray pickles with the searcher (``tuner.pkl``, the
 ``searcher-state-*.pkl`` snapshots) is the settings and the Tune-trial -> Optuna-trial map, never the
@@ -32,10 +32,10 @@ from typing import Any, Optional
 from ray.tune.search import Searcher
 
 from train.overrides import set_dotted
+from tune.experiment.layout import STUDY_FILE
 from tune.space import Param, define_by_run
 from tune.space import Searcher as SearcherSettings
 
-STUDY_FILE = "study.db"
 TRIAL_ATTR = "ray_trial_id"
 """User attribute of each Optuna trial: the Tune trial id (summary.json's trial_id)."""
 
@@ -49,12 +49,12 @@ class StudySearcher(Searcher):
     """TPE (or random search) over ``space`` that learns from early stopping; see the module docstring."""
 
     def __init__(self, space: dict[str, Param], settings: SearcherSettings, *, metric: str, mode: str,
-                 max_epochs: int, storage_url: str, study_name: str, concurrency: int = 1,
+                 epochs: int, storage_url: str, study_name: str, concurrency: int = 1,
                  time_attr: str = "epoch"):
         super().__init__(metric=metric, mode=mode)
         self.space = space
         self.settings = settings
-        self.max_epochs = max_epochs
+        self.epochs = epochs
         """Epochs of a trial that ran to the end; a trial that stopped before is PRUNED."""
         self.storage_url = storage_url
         self.study_name = study_name
@@ -103,7 +103,7 @@ class StudySearcher(Searcher):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 study.set_metric_names([self.metric])  # optuna-dashboard labels the objective with it
-            study.set_user_attr("max_epochs", self.max_epochs)
+            study.set_user_attr("epochs", self.epochs)
             for point in self.settings.warm_start:
                 study.enqueue_trial(dict(point))
         self._attach(study)
@@ -173,7 +173,7 @@ class StudySearcher(Searcher):
         else:
             self._report(trial_id, result)  # the last epoch's result never reaches on_trial_result
             # ASHA's STOP and the end of the budget look the same here; the epoch count tells them apart.
-            state = TrialState.PRUNED if int(result.get(self.time_attr, 0)) < self.max_epochs else TrialState.COMPLETE
+            state = TrialState.PRUNED if int(result.get(self.time_attr, 0)) < self.epochs else TrialState.COMPLETE
         # Optuna takes a PRUNED trial's value from its last intermediate value.
         study.tell(number, value if state == TrialState.COMPLETE else None, state=state)
         self._closed.add(trial_id)

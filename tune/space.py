@@ -1,22 +1,23 @@
 """The search-space YAML: its schema, its checks, and what it turns into (base config + Optuna space).
 
-A file holds the experiment name, the data set, fixed training settings, the space to search, the
-budget, the resources per trial, the searcher settings and the metric. Every section is a pydantic
-model with ``extra="forbid"``; :func:`load_search_file` reports any problem as one line naming the
-file, the key path and what is allowed.
+A file holds the experiment name, the trial config every trial starts from (``trial:``, the very
+schema of a trial config file, train.config.TrialConfig), the space to search (dotted paths into
+``trial``), the budget, the searcher settings and the metric. Every section is typed with
+``extra="forbid"``; :func:`load_search_file` reports any problem as one line naming the file, the key as
+written in it and what is allowed.
 """
 
 from __future__ import annotations
 
-import copy
-import re
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
 import pydantic
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from train.config import ConfigError, TrialConfig, absolute_paths, parse
+from train.config_errors import one_line
 from train.overrides import apply_overrides, load_yaml, set_dotted
 
 _STRICT = ConfigDict(extra="forbid", use_attribute_docstrings=True)
@@ -93,44 +94,17 @@ Param = Annotated[Union[LogUniform, Uniform, QUniform, RandInt, Choice], Field(d
 
 
 class Budget(BaseModel):
+    """How many trials, and how ASHA stops them (its time axis is the trial's epoch; max_t is trial.epochs)."""
+
     model_config = _STRICT
     num_samples: int = Field(16, ge=1)
     """Trials to run in total."""
-    max_epochs: int = Field(10, ge=1)
-    """Epochs of a trial that ASHA never stops (also the length of its LR schedule)."""
     grace_period: int = Field(1, ge=1)
     """Epochs every trial gets before ASHA may stop it."""
     reduction_factor: int = Field(3, ge=2)
     """ASHA keeps the top 1/reduction_factor of trials at each rung."""
     early_stopping: bool = True
-    """ASHA early stopping; false runs every trial to max_epochs (a baseline for comparisons)."""
-
-    @model_validator(mode="after")
-    def _grace_within_budget(self):
-        if self.grace_period > self.max_epochs:
-            raise ValueError(f"grace_period ({self.grace_period}) exceeds max_epochs ({self.max_epochs})")
-        return self
-
-
-class Resources(BaseModel):
-    model_config = _STRICT
-    workers_per_trial: int = Field(1, ge=1)
-    """Ray Train workers (DDP ranks) per trial; 1 trains in the trial's own process."""
-    cpus_per_worker: float = Field(1.0, gt=0)
-    """Logical CPUs per worker; fractions let trials share cores."""
-    gpus_per_worker: float = Field(0.0, ge=0)
-    """GPUs per worker; fractions (e.g. 0.25) put several small trials on one GPU."""
-    max_concurrent_trials: Union[int, Literal["auto"]] = "auto"
-    """Trials at once; "auto" derives it from the cluster's total CPUs/GPUs (max_workers included)."""
-    fake_gpus: bool = False
-    """The cluster's GPUs are logical labels (Ray's fake multi-node cluster, cluster/local.yaml): trials on them
-    train on the CPU. Never on real GPU nodes, where a trial given a GPU torch cannot see stops with an error."""
-
-    @model_validator(mode="after")
-    def _positive_concurrency(self):
-        if self.max_concurrent_trials != "auto" and self.max_concurrent_trials < 1:
-            raise ValueError(f"max_concurrent_trials must be >= 1 or 'auto', got {self.max_concurrent_trials}")
-        return self
+    """ASHA early stopping; false runs every trial to trial.epochs (a baseline for comparisons)."""
 
 
 class Searcher(BaseModel):
@@ -186,14 +160,16 @@ class SearchFile(BaseModel):
     model_config = _STRICT
     experiment: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     """Experiment name: folder under the storage path, W&B group."""
-    dataset: dict[str, Any] = {}
-    """Data set: format, root, image_size, roi_crop, val_fraction, ... (train.config.DataConfig)."""
-    train: dict[str, Any] = {}
-    """Fixed training settings (model, optim, augment, seed, amp), overridden by the space."""
+    trial: TrialConfig = Field(default_factory=TrialConfig)
+    """The trial config every trial starts from, exactly as a trial config file holds it (train.config.TrialConfig:
+    data, model, optim, augment, workers, epochs, seed, amp, compile). trial.epochs is ASHA's max_t and every
+    trial's schedule length; trial.workers are each trial's workers and resources. The space samples the rest."""
     space: dict[str, Param] = {}
-    """Parameters to search, keyed by dotted config path (e.g. optim.lr)."""
+    """Parameters to search, keyed by their dotted path in ``trial`` (e.g. optim.lr); a searched key takes no
+    fixed value in ``trial``."""
     budget: Budget = Budget()
-    resources: Resources = Resources()
+    max_concurrent_trials: Union[int, Literal["auto"]] = "auto"
+    """Trials at once; "auto" derives it from the cluster's total CPUs/GPUs (max_workers included)."""
     searcher: Searcher = Searcher()
     metric: str = "val_acc"
     """Reported metric that ASHA and the searcher optimise."""
@@ -201,24 +177,36 @@ class SearchFile(BaseModel):
     wandb: Wandb = Wandb()
     failure: Failure = Failure()
 
-    def base_config(self) -> dict[str, Any]:
-        """The trial config every trial starts from, before its sampled parameters are merged in."""
-        config = copy.deepcopy(self.train)
-        config["data"] = copy.deepcopy(self.dataset)
-        config["epochs"] = self.budget.max_epochs
-        config["workers"] = {**config.get("workers", {}),
-                             "num_workers": self.resources.workers_per_trial,
-                             "cpus_per_worker": self.resources.cpus_per_worker,
-                             "gpus_per_worker": self.resources.gpus_per_worker,
-                             "fake_gpus": self.resources.fake_gpus}
-        return config
+    @model_validator(mode="after")
+    def _within_budget(self):
+        if self.budget.grace_period > self.trial.epochs:
+            raise ValueError(f"budget.grace_period ({self.budget.grace_period}) exceeds trial.epochs "
+                             f"({self.trial.epochs})")
+        if self.max_concurrent_trials != "auto" and self.max_concurrent_trials < 1:
+            raise ValueError(f"max_concurrent_trials must be >= 1 or 'auto', got {self.max_concurrent_trials}")
+        return self
 
     def trial_config(self, sampled: dict[str, Any]) -> TrialConfig:
-        """Base config with dotted-key samples applied, validated."""
-        config = self.base_config()
+        """``trial`` with dotted-key samples applied, validated."""
+        if not sampled:
+            return self.trial
+        config = self.trial.to_dict()
         for key, value in sampled.items():
             set_dotted(config, key, value)
-        return parse(config)
+        return parse(config, source="space")
+
+    def dump(self) -> str:
+        """The resolved file as YAML (what search.yaml holds), loadable again: every fixed setting written
+        out, the searched keys left out of ``trial`` (the space sets them)."""
+        raw = self.model_dump(mode="json")
+        for key in self.space:
+            *parents, leaf = key.split(".")
+            node = raw["trial"]
+            for part in parents:
+                node = node.get(part) if isinstance(node, dict) else None
+            if isinstance(node, dict):
+                node.pop(leaf, None)
+        return yaml.safe_dump(raw, sort_keys=False)
 
 
 class define_by_run:  # noqa: N801 - used like a function; a class so the searcher state pickles
@@ -263,69 +251,39 @@ _MISSING = object()
 
 
 def load_search_file(path: str | Path, overrides: list[str] = (), base: Optional[Path] = None) -> SearchFile:
-    """Parse, override and check a search file; every problem is one ConfigError line.
+    """Parse, override and check a search file; every problem is one ConfigError line naming the file and
+    the key as written in it.
 
-    Relative paths (dataset.root, dataset.cache_dir, train.model.weights) are made absolute against ``base``
-    (default: the current directory, where the command was started), so search.yaml, summary.json and every
-    trial see the same absolute path.
+    Relative paths (trial.data.root, trial.data.cache_dir, trial.model.weights) are made absolute against
+    ``base`` (default: the current directory, where the command was started), so search.yaml, summary.json
+    and every trial see the same absolute path.
     """
     raw = apply_overrides(load_yaml(path), overrides)
-    _absolute_paths(raw, base or Path.cwd())
+    if isinstance(raw.get("trial"), dict):
+        absolute_paths(raw["trial"], base or Path.cwd())
     try:
         search = SearchFile(**raw)
     except pydantic.ValidationError as error:
-        raise ConfigError(_one_line(path, error)) from None
+        raise ConfigError(f"{path}: {one_line(error, SearchFile)}") from None
+    _check_searched_not_fixed(path, search, raw.get("trial"))
     _check_space(path, search)
     return search
 
 
-def _absolute_paths(raw: dict[str, Any], base: Path) -> None:
-    """The search file's path settings, made absolute in place (its sections as a trial config sees them)."""
-    train = raw.get("train")
-    absolute_paths({"data": raw.get("dataset"), "model": train.get("model") if isinstance(train, dict) else None},
-                   base)
-
-
-def _one_line(path: str | Path, error: pydantic.ValidationError) -> str:
-    first = error.errors()[0]
-    # Drop the discriminator tag pydantic puts in the location of union members.
-    loc = [str(p) for p in first["loc"] if p not in ("loguniform", "uniform", "quniform", "randint", "choice")]
-    key = ".".join(loc) or "<top level>"
-    if first["type"] == "extra_forbidden":
-        owner = _owner_fields(first["loc"][:-1])
-        allowed = f" (allowed: {', '.join(owner)})" if owner else ""
-        return f"{path}: unknown key '{key}'{allowed}"
-    message = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "union_tag_invalid":
-        message = "type must be one of loguniform, uniform, quniform, randint, choice"
-    return f"{path}: {key}: {message} (got {first.get('input')!r})"
-
-
-_PARAM_TYPES = {"loguniform": LogUniform, "uniform": Uniform, "quniform": QUniform,
-                "randint": RandInt, "choice": Choice}
-
-
-def _owner_fields(loc: tuple) -> list[str]:
-    """Allowed keys of the section that holds the key at ``loc``."""
-    model: Any = SearchFile
-    for part in loc:
-        if part in _PARAM_TYPES:
-            model = _PARAM_TYPES[part]
-            continue
-        field = model.model_fields.get(part) if model else None
-        annotation = field.annotation if field else None
-        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
-    return list(model.model_fields) if model else []
+def _check_searched_not_fixed(path: str | Path, search: SearchFile, trial: Any) -> None:
+    """A key both fixed in ``trial`` (as written: ``trial``, the file's raw section) and sampled by the space
+    would be silently overridden by every sample: refuse it."""
+    for key in search.space if isinstance(trial, dict) else ():
+        node: Any = trial
+        for part in str(key).split("."):
+            node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
+        if node is not _MISSING:
+            raise ConfigError(f"{path}: trial.{key} is fixed ({node!r}) and searched by space.{key}: "
+                              f"remove it from one of the two (from trial to search it, from space to fix it)")
 
 
 def _check_space(path: str | Path, search: SearchFile) -> None:
-    """The base config must be valid, and so must each parameter's extreme values; `when` must look back."""
-    if "epochs" in search.train:
-        raise ConfigError(f"{path}: train.epochs: set budget.max_epochs instead (it is also ASHA's max_t)")
-    try:
-        search.trial_config({})
-    except ConfigError as error:
-        raise ConfigError(f"{path}: {_strip_source(error)}") from None
+    """Each parameter's extreme values must make a valid trial config; `when` must look back."""
     seen: list[str] = []
     for key, param in search.space.items():
         for other in (param.when or {}):
@@ -337,34 +295,13 @@ def _check_space(path: str | Path, search: SearchFile) -> None:
                 search.trial_config({**_defaults_for_when(search.space, param), key: value})
             except ConfigError as error:
                 raise ConfigError(f"{path}: space.{key}: value {value!r} is not a valid config: "
-                                  f"{_strip_source(error, file_keys=False)}") from None
+                                  f"{str(error).removeprefix('space: ')}") from None
         seen.append(key)
     for i, point in enumerate(search.searcher.warm_start):
         unknown = sorted(set(point) - set(search.space))
         if unknown:
             raise ConfigError(f"{path}: searcher.warm_start[{i}]: unknown parameter(s) {', '.join(unknown)} "
                               f"(allowed: {', '.join(search.space)})")
-
-
-# Where trial-config keys live in the search file.
-_FILE_KEYS = [("data.", "dataset."), ("epochs", "budget.max_epochs"),
-              ("workers.num_workers", "resources.workers_per_trial"),
-              ("workers.cpus_per_worker", "resources.cpus_per_worker"),
-              ("workers.gpus_per_worker", "resources.gpus_per_worker"),
-              ("workers.fake_gpus", "resources.fake_gpus")]
-
-
-def _strip_source(error: ConfigError, file_keys: bool = True) -> str:
-    """A trial-config error; with ``file_keys``, its key path is rewritten to where it sits in the file."""
-    detail = str(error).removeprefix("trial config: ")
-    if not file_keys:
-        return detail
-    match = re.match(r"(unknown key ')?([A-Za-z0-9_.]+)", detail)
-    key = match.group(2)
-    for config_key, file_key in _FILE_KEYS:
-        if key.startswith(config_key):
-            return detail.replace(key, file_key + key[len(config_key):], 1)
-    return detail.replace(key, "train." + key, 1)
 
 
 def _extremes(param: Any) -> list[Any]:

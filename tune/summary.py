@@ -1,49 +1,29 @@
-"""What a search leaves behind: summary.json and a re-runnable best_config.yaml.
+"""What a search leaves behind: its :class:`~tune.experiment.records.Summary`, built from Tune's results.
 
-summary.json: ``experiment``, ``experiment_dir``, ``metric``, ``mode``, ``best`` (the best trial's
-entry; null when no trial reported the metric), ``trials``, ``num_trials``, ``num_errors``,
-``total_epochs``, ``max_epochs``, ``wall_s`` (every session of the search, ``--resume`` included),
-``interrupted``, ``stalled`` (the stall guard's line when trials waited for resources with none running,
-else null; tune/watch.py), ``data_fingerprint``, ``versions``.
-
-Each trial entry: ``trial_id``, ``status``, ``error``, ``error_file``, ``params``, ``config``, ``epochs``, ``metrics``,
-``path``, ``checkpoint``.
-
-- ``status``: ``TERMINATED`` (finished, or stopped early by ASHA) or ``ERROR`` (failed: its retries
-  used up, or a configuration, data or disk error, which is never retried). Only an interrupted
-  search (``"interrupted": true``) has ``UNFINISHED`` trials: started or waiting to start, and
-  continued from their last checkpoint by ``--resume``.
-- ``error``: the failure's one line, or null. ``error_file``: the failure's whole text with its traceback
-  (every failed attempt), relative to the experiment folder (``trial_<id>/error.txt``); null when the
-  trial did not fail or failed on a configuration, data or disk error (its one line is all there is).
-- ``path`` and ``checkpoint``: relative to the experiment folder (``trial_<id>``,
-  ``trial_<id>/checkpoint_000003``, ``train_runs/train_<id>/checkpoint_...`` for multi-worker
-  trials), so a moved or copied experiment still reads; summaries written before this was so hold
-  absolute paths, and readers accept both.
+The schema (and the writing of summary.json and best_config.yaml) is the experiment contract's
+(tune/experiment/records.py); this module turns Tune's ``ResultGrid`` and saved trial states into it.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import posixpath
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Optional
 
-import pyarrow.fs
-import yaml
 from ray.tune import ResultGrid
 
+from train.metrics import REPORTED_METRICS
+from tune.experiment.records import ERROR, TERMINATED, UNFINISHED, Summary, TrialRecord
+from tune.experiment.storage import Experiment
 from tune.space import SearchFile, sampled_params
-from tune.storage import Experiment
+from tune.experiment.layout import ERROR_FILE, trial_dirname
 from tune.trial import TRIAL_ERROR
-from tune.watch import ERROR_FILE, trial_dirname
 
 KEY_PACKAGES = ("ray", "torch", "torchvision", "timm", "kornia", "optuna", "wandb", "numpy", "pydantic")
-METRIC_KEYS = ("val_acc", "val_loss", "train_loss", "lr", "images_per_s", "epoch", "training_iteration",
-               "time_total_s")
-UNFINISHED = "UNFINISHED"
+SUMMARY_METRICS = (*REPORTED_METRICS, "epoch", "training_iteration", "time_total_s")
+"""What summary.json keeps of a trial's last report: the loop's metrics, its epoch and Tune's counters."""
 
 
 def package_versions() -> dict[str, str]:
@@ -67,40 +47,22 @@ def tune_statuses(experiment: Experiment) -> dict[str, str]:
     return {trial.trial_id: trial.status for trial in ExperimentAnalysis(experiment.uri).trials}
 
 
-def relative(path: Optional[str], experiment: Experiment) -> Optional[str]:
-    """``path`` (a storage path of Tune or Train) relative to the experiment folder, when inside it."""
-    if not path:
-        return path
-    _, root = pyarrow.fs.FileSystem.from_uri(experiment.uri)
-    inner = path.split("://", 1)[-1] if "://" in path else path
-    root = root.rstrip("/")
-    if inner == root or not inner.startswith(root + "/"):
-        return path
-    return posixpath.relpath(inner, root)
-
-
-def _trial_entry(result, search: SearchFile, experiment: Experiment, status: Optional[str]) -> dict[str, Any]:
+def _trial_record(result, search: SearchFile, experiment: Experiment, status: Optional[str]) -> TrialRecord:
     metrics = result.metrics or {}
     failure = metrics.get(TRIAL_ERROR) or (error_line(result.error) if result.error else None)
     if failure:
-        state = "ERROR"
-    elif status in (None, "TERMINATED"):
-        state = "TERMINATED"
+        state = ERROR
+    elif status in (None, TERMINATED):
+        state = TERMINATED
     else:  # PENDING / RUNNING / PAUSED: what an interrupted search leaves
         state = UNFINISHED
     checkpoint = result.checkpoint.path if result.checkpoint else metrics.get("checkpoint_path")
-    return {
-        "trial_id": _trial_id(result),
-        "status": state,
-        "error": failure,
-        "error_file": _error_file(result, experiment) if failure else None,
-        "params": sampled_params(result.config, search.space),
-        "config": result.config,
-        "epochs": _epochs(result),
-        "metrics": {key: _clean(metrics[key]) for key in METRIC_KEYS if key in metrics},
-        "path": relative(result.path, experiment),
-        "checkpoint": relative(checkpoint, experiment),
-    }
+    return TrialRecord(
+        trial_id=_trial_id(result), status=state, error=failure,
+        error_file=_error_file(result, experiment) if failure else None,
+        params=sampled_params(result.config, search.space), config=result.config, epochs=_epochs(result),
+        metrics={key: _clean(metrics[key]) for key in SUMMARY_METRICS if key in metrics},
+        path=experiment.relative(result.path), checkpoint=experiment.relative(checkpoint))
 
 
 def _error_file(result, experiment: Experiment) -> Optional[str]:
@@ -137,37 +99,14 @@ def error_line(error: BaseException) -> str:
 
 
 def build_summary(results: ResultGrid, search: SearchFile, experiment: Experiment, *, wall_s: float,
-                  data_fingerprint: str, statuses: dict[str, str], interrupted: bool) -> dict[str, Any]:
-    """summary.json's content (see the module docstring)."""
-    trials = [_trial_entry(result, search, experiment, statuses.get(_trial_id(result))) for result in results]
-    scored = [t for t in trials if t["metrics"].get(search.metric) is not None]
+                  data_fingerprint: str, statuses: dict[str, str], interrupted: bool) -> Summary:
+    """The search's summary (tune/experiment/records.py)."""
+    trials = [_trial_record(result, search, experiment, statuses.get(_trial_id(result))) for result in results]
+    scored = [t for t in trials if t.metrics.get(search.metric) is not None]
     pick = max if search.mode == "max" else min
-    best = pick(scored, key=lambda t: t["metrics"][search.metric]) if scored else None
-    return {
-        "experiment": search.experiment,
-        "experiment_dir": experiment.uri,
-        "metric": search.metric,
-        "mode": search.mode,
-        "best": best,
-        "trials": trials,
-        "num_trials": len(trials),
-        "num_errors": sum(t["status"] == "ERROR" for t in trials),
-        "total_epochs": sum(t["epochs"] for t in trials),
-        "max_epochs": search.budget.max_epochs,
-        "wall_s": round(wall_s, 2),
-        "interrupted": interrupted,
-        "stalled": None,
-        "data_fingerprint": data_fingerprint,
-        "versions": package_versions(),
-    }
-
-
-def write_summary(summary: dict[str, Any], search: SearchFile, experiment: Experiment) -> str:
-    """Write summary.json (and best_config.yaml when there is a best trial); return summary.json's path or URI."""
-    best = summary["best"]
-    if best is not None:
-        header = (f"# Best trial {best['trial_id']} of {search.experiment}: {search.metric}="
-                  f"{best['metrics'][search.metric]}\n"
-                  f"# Re-run: python train/train_model.py --config {experiment.child('best_config.yaml')}\n")
-        experiment.write_text("best_config.yaml", header + yaml.safe_dump(best["config"], sort_keys=False))
-    return experiment.write_text("summary.json", json.dumps(summary, indent=2, default=str))
+    best = pick(scored, key=lambda t: t.metrics[search.metric]) if scored else None
+    return Summary(
+        experiment=search.experiment, experiment_dir=experiment.uri, metric=search.metric, mode=search.mode,
+        best=best, trials=trials, num_trials=len(trials), num_errors=sum(t.status == ERROR for t in trials),
+        total_epochs=sum(t.epochs for t in trials), epochs=search.trial.epochs, wall_s=round(wall_s, 2),
+        interrupted=interrupted, data_fingerprint=data_fingerprint, versions=package_versions())

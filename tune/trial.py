@@ -16,6 +16,7 @@ import ray.tune
 
 from train.config import ConfigError, TrialConfig, WorkersConfig, parse
 from train.data import DataError
+from train.ray_compat import worker_exception
 from tune.cluster import Capacity, idle_gpu_share, max_trials
 
 # CPU a multi-worker trial's driver reserves: it only waits on its TorchTrainer.
@@ -80,14 +81,8 @@ def permanent_cause(error: BaseException) -> Optional[BaseException]:
 
     if not isinstance(error, WorkerGroupError) or not error.worker_failures:
         return None
-    causes = [_unwrap(failure) for failure in error.worker_failures.values()]
+    causes = [worker_exception(failure) for failure in error.worker_failures.values()]
     return causes[0] if all(is_permanent(cause) for cause in causes) else None
-
-
-def _unwrap(failure: BaseException) -> BaseException:
-    # Ray Train wraps a worker's exception with its traceback text (UserExceptionWithTraceback,
-    # private); the original is its __cause__ or, in Ray 2.60, its `_base_exc`.
-    return failure.__cause__ or getattr(failure, "_base_exc", failure)
 
 
 def _end_with(error: BaseException, metric: str, experiment: str) -> None:

@@ -32,18 +32,8 @@ from ray.tune import Callback
 from ray.tune.stopper import Stopper
 
 from train.worker import TRAIN_PLACEMENT_GROUP
-from tune.storage import Experiment
-
-ERROR_FILE = "error.txt"
-"""Name of a failed trial's error text in its trial folder (Tune's own name for it)."""
-STALL_FILE = "stalled.txt"
-"""The stall guard's one line, in the experiment folder: a resumed search's guard is unpickled by Tune from
-tuner.pkl, out of the driver's reach, so it leaves its verdict where the driver reads it after fit()."""
-
-
-def trial_dirname(trial_id: str) -> str:
-    """A trial's folder in the experiment (Tune's ``trial_dirname_creator``)."""
-    return f"trial_{trial_id}"
+from tune.experiment.layout import ERROR_FILE, STALL_FILE, trial_dirname
+from tune.experiment.storage import Experiment
 
 
 def error_file(experiment_uri: str, trial_id: str) -> str:

@@ -202,11 +202,11 @@ def fake_cluster(request, tmp_path) -> Iterator[FakeCluster]:
 # -- the search ---------------------------------------------------------------------------------
 def _start_search(cluster: FakeCluster, tiny_data: dict, storage: Path, log: Path, *overrides: str) -> subprocess.Popen:
     """The smoke search on the tiny data set, joining ``cluster`` (RAY_ADDRESS), in a session of its own."""
-    data = [f"dataset.{key}={value}" for key, value in dotted(tiny_data)]
+    data = [f"trial.data.{key}={value}" for key, value in dotted(tiny_data)]
     command = [sys.executable, str(REPO / "tune" / "run_search.py"), "--config", str(SMOKE),
                "--storage", str(storage), "--set", *data, "wandb.enabled=false",
                # The fake nodes' GPUs are labels: said explicitly, so trials train on the CPU with gloo.
-               "resources.fake_gpus=true", *overrides]
+               "trial.workers.fake_gpus=true", *overrides]
     # An explicit address never turns token auth on by itself (Ray 2.60): say so.
     env = {**os.environ, "RAY_ADDRESS": cluster.address, "RAY_AUTH_MODE": "token",
            "RAY_AUTH_TOKEN": cluster.env["RAY_AUTH_TOKEN"]}
@@ -234,8 +234,8 @@ def test_trials_scale_the_cluster_up_run_on_workers_and_nodes_go_when_idle(fake_
     log = tmp_path / "search.log"
     start = time.monotonic()
     # Each trial needs a (logical) GPU; the head has none, so every trial waits for a GPU worker node.
-    proc = _start_search(cluster, tiny_data, tmp_path / "runs", log, "resources.gpus_per_worker=1",
-                         "budget.num_samples=3", "budget.max_epochs=2")
+    proc = _start_search(cluster, tiny_data, tmp_path / "runs", log, "trial.workers.gpus_per_worker=1",
+                         "budget.num_samples=3", "trial.epochs=2")
     try:
         assert proc.wait(timeout=240) == 0, log.read_text()[-5000:] + cluster.autoscaler_log()
     finally:
@@ -281,13 +281,14 @@ def test_a_lost_worker_node_costs_no_trial(fake_cluster, tiny_data, tmp_path):
     on another node."""
     cluster = fake_cluster
     storage, log, holds = tmp_path / "runs", tmp_path / "search.log", tmp_path / "hold"
-    max_epochs = 5
+    epochs = 5  # trial.epochs
     # placement pack: a trial's two workers may land on two single-GPU nodes (DDP across nodes), which is what
     # this test is about; with the default strict_pack only the one gpu.multi fits a trial, and the fake
     # provider keeps listing a killed node, so its max_workers of 1 would never let it be replaced.
-    proc = _start_search(cluster, tiny_data, storage, log, "resources.workers_per_trial=2",
-                         "resources.gpus_per_worker=1", "train.workers.placement=pack", "budget.num_samples=2", f"budget.max_epochs={max_epochs}",
-                         "budget.early_stopping=false", "failure.max_failures=2", "train.optim.batch_size=8")
+    proc = _start_search(cluster, tiny_data, storage, log, "trial.workers.num_workers=2",
+                         "trial.workers.gpus_per_worker=1", "trial.workers.placement=pack", "budget.num_samples=2",
+                         f"trial.epochs={epochs}", "budget.early_stopping=false", "failure.max_failures=2",
+                         "trial.optim.batch_size=8")
     try:
         held = wait_held(proc, holds, log)
         assert held["node_id"] != HEAD_NODE_ID, held  # GPU trials never run on the GPU-less head
@@ -301,14 +302,14 @@ def test_a_lost_worker_node_costs_no_trial(fake_cluster, tiny_data, tmp_path):
     assert summary["num_trials"] == 2 and summary["num_errors"] == 0, summary
     # Every trial finished all its epochs. (Reported `epoch`, not Tune's training_iteration: a
     # retried multi-worker trial restarts Tune's iteration count while its TorchTrainer resumes.)
-    assert all(trial["status"] == "TERMINATED" and trial["metrics"]["epoch"] == max_epochs
+    assert all(trial["status"] == "TERMINATED" and trial["metrics"]["epoch"] == epochs
                for trial in summary["trials"]), summary["trials"]
     experiment = Path(summary["experiment_dir"])
     for trial in summary["trials"]:  # Train's checkpoints, relative to the experiment folder
         assert trial["checkpoint"].startswith(f"train_runs/train_{trial['trial_id']}/checkpoint_"), trial
     for trial in summary["trials"]:  # no epoch trained twice (the other trial may have lost a node too)
-        epochs = [row["epoch"] for row in result_rows(experiment / trial["path"])]
-        assert epochs == sorted(set(epochs)) and epochs[-1] == max_epochs, (trial["trial_id"], epochs)
+        reported = [row["epoch"] for row in result_rows(experiment / trial["path"])]
+        assert reported == sorted(set(reported)) and reported[-1] == epochs, (trial["trial_id"], reported)
     rows = result_rows(experiment / f"trial_{held['trial_id']}")
     nodes = [row["node_id"] for row in rows]
     epochs = [row["epoch"] for row in rows]

@@ -55,15 +55,22 @@ def experiment(tmp_path_factory, data: dict, settings: dict, name: str) -> Path:
         epochs = run_local(cfg, checkpoint_root=trial)
     rows = [epoch.as_metrics() for epoch in epochs]
     (trial / "result.json").write_text("".join(json.dumps(row) + "\n" for row in rows))
-    (folder / "search.yaml").write_text(f"experiment: {name}\nbudget: {{num_samples: 1, max_epochs: {cfg.epochs}}}\n")
+    # Written through the experiment contract, as a search writes them.
+    from tune.experiment.layout import SEARCH_FILE
+    from tune.experiment.records import Summary, TrialRecord
+    from tune.experiment.storage import Experiment
+    from tune.space import SearchFile
+
+    experiment_dir = Experiment.at(str(folder))
+    search = SearchFile(experiment=name, trial=cfg, budget={"num_samples": 1},
+                        space={"optim.lr": {"type": "loguniform", "low": 1e-4, "high": 1e-2}})
+    experiment_dir.write_text(SEARCH_FILE, search.dump())
     checkpoint = f"trial_0001/checkpoint_{cfg.epochs:04d}"
-    best = {"trial_id": "0001", "status": "TERMINATED", "error": None, "params": {"optim.lr": cfg.optim.lr},
-            "config": cfg.to_dict(), "epochs": cfg.epochs, "metrics": rows[-1], "path": "trial_0001",
-            "checkpoint": checkpoint}
-    summary = {"experiment": name, "experiment_dir": str(folder), "metric": "val_acc", "mode": "max", "best": best,
-               "trials": [best], "num_trials": 1, "num_errors": 0, "total_epochs": cfg.epochs,
-               "max_epochs": cfg.epochs, "wall_s": 1.0, "interrupted": False}
-    (folder / "summary.json").write_text(json.dumps(summary, indent=2))
+    best = TrialRecord(trial_id="0001", status="TERMINATED", params={"optim.lr": cfg.optim.lr}, config=cfg,
+                       epochs=cfg.epochs, metrics=rows[-1], path="trial_0001", checkpoint=checkpoint)
+    Summary(experiment=name, experiment_dir=str(folder), metric="val_acc", mode="max", best=best, trials=[best],
+            num_trials=1, num_errors=0, total_epochs=cfg.epochs, epochs=cfg.epochs, wall_s=1.0, interrupted=False,
+            data_fingerprint="unknown", versions={}).write(experiment_dir)
     return folder
 
 

@@ -12,7 +12,8 @@ from tests.conftest import REPO
 from tests.helpers import dotted, kill_group, last_line_path, start_in_session
 
 # 4 trials x up to 3 epochs; ASHA (grace 1, reduction factor 3) compares them at epoch 1, so some stop there.
-BUDGET = {"num_samples": 4, "max_epochs": 3, "grace_period": 1, "reduction_factor": 3}
+BUDGET = {"num_samples": 4, "grace_period": 1, "reduction_factor": 3}
+EPOCHS = 3
 _done: dict[str, Path] = {}
 
 
@@ -20,8 +21,9 @@ def tiny_search(tmp_path_factory, tiny_data: dict) -> Path:
     """The experiment folder of the shared search (runs it the first time it is asked for)."""
     if "experiment" not in _done:
         root = tmp_path_factory.mktemp("searched")
-        overrides = [f"dataset.{key}={value}" for key, value in dotted(tiny_data)]
-        overrides += [f"budget.{key}={value}" for key, value in BUDGET.items()] + ["wandb.enabled=true"]
+        overrides = [f"trial.data.{key}={value}" for key, value in dotted(tiny_data)]
+        overrides += [f"budget.{key}={value}" for key, value in BUDGET.items()] + [f"trial.epochs={EPOCHS}",
+                                                                                 "wandb.enabled=true"]
         command = [sys.executable, str(REPO / "tune" / "run_search.py"), "--config",
                    str(REPO / "search_spaces" / "smoke.yaml"), "--storage", str(root / "runs"),
                    "--address", "local", "--num-cpus", "2", "--set", *overrides]

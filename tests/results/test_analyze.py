@@ -18,7 +18,7 @@ import pytest
 
 from results import analyze
 from tests.conftest import REPO, free_port
-from tests.results.searched import BUDGET, tiny_search
+from tests.results.searched import EPOCHS, tiny_search
 from tests.tune.wandb_records import read_offline_run
 
 ANALYZE = REPO / "results" / "analyze.py"
@@ -90,7 +90,7 @@ def test_report_of_a_moved_experiment_read_through_a_uri(experiment, tmp_path):
     assert (best / "confusion-test.png").read_bytes()[:8] == PNG
     assert f"accuracy {evaluation['accuracy']:.4f} on {evaluation['images']} images" in markdown
     # Importance and parallel coordinates count ASHA-stopped trials, and say so.
-    complete = sum(t["epochs"] == BUDGET["max_epochs"] for t in summary["trials"])
+    complete = sum(t["epochs"] == EPOCHS for t in summary["trials"])
     assert f"{complete} finished + {len(expected) - complete} ASHA-stopped trials" in markdown
     assert f"Compared with: {experiment.name} (tpe + ASHA, {len(expected)} trials)" in markdown
 
@@ -183,7 +183,7 @@ def test_study_db_is_the_search_in_optuna_and_optuna_dashboard(experiment, tmp_p
     assert sorted(by_trial) == sorted(t["trial_id"] for t in summary["trials"])
     for trial in summary["trials"]:
         frozen = by_trial[trial["trial_id"]]
-        assert frozen.state.name == ("COMPLETE" if trial["epochs"] == BUDGET["max_epochs"] else "PRUNED")
+        assert frozen.state.name == ("COMPLETE" if trial["epochs"] == EPOCHS else "PRUNED")
         assert sorted(frozen.intermediate_values) == list(range(1, trial["epochs"] + 1))
         assert frozen.intermediate_values[trial["epochs"]] == pytest.approx(trial["metrics"]["val_acc"])
         assert frozen.params == pytest.approx(trial["params"])

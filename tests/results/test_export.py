@@ -16,7 +16,7 @@ from results import export as export_cli
 from results.evaluate import load_checkpoint
 from results.preprocess import Preprocessing
 from tests.results.deploy_models import MOBILENET, SMALL_CNN, experiment, exported_model, sign_data
-from train.cache import load_test
+from train.prepared import load_test
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +121,8 @@ def test_bad_input_is_one_line_and_exit_2(small_experiment, tmp_path, capsys):
 
     unfinished = tmp_path / "unfinished"
     unfinished.mkdir()
-    (unfinished / "summary.json").write_text(json.dumps({"best": None, "trials": []}))
+    none_finished = {**json.loads((small_experiment / "summary.json").read_text()), "best": None, "trials": []}
+    (unfinished / "summary.json").write_text(json.dumps(none_finished))
     assert export_cli.main([str(unfinished), "--out", out]) == 2
     assert "no finished trial with a checkpoint" in _one_error_line(capsys)
 

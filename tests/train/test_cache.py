@@ -1,4 +1,4 @@
-"""The preprocessed memory-mapped cache: contents, hits and misses, atomicity, concurrency, bad images."""
+"""The memory-mapped cache behind train.prepared: contents, hits and misses, atomicity, concurrency, bad images."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import train.cache as cache
+import train.prepared as prepared
 from tests.train.layouts import (BORDER, class_colour, corrupt, write_asl, write_gtsrb, write_gtsrb_kaggle,
                                  write_image, write_imagefolder)
 from train.config import DataConfig, SyntheticConfig
@@ -59,7 +60,7 @@ def assert_colours(images: np.ndarray, labels: np.ndarray, class_ids: list[int],
 
 def test_prepare_gtsrb(tmp_path: Path):
     write_gtsrb(tmp_path / "data", class_ids=(0, 3, 7), tracks=3, frames=2)
-    data = cache.prepare(config(tmp_path / "data", tmp_path))
+    data = prepared.prepare(config(tmp_path / "data", tmp_path))
     assert data.format == "gtsrb" and data.class_names == ["00000", "00003", "00007"]
     assert re.fullmatch(r"[0-9a-f]{64}", data.fingerprint)
     assert len(data.train) + len(data.val) == 18 and len(data.val) == 6  # one of three tracks per class
@@ -78,7 +79,7 @@ def test_prepare_gtsrb(tmp_path: Path):
 @pytest.mark.parametrize("roi_crop", [True, False])
 def test_roi_crop_option(tmp_path: Path, roi_crop: bool):
     write_gtsrb_kaggle(tmp_path / "data", class_ids=(4, 5), tracks=2, frames=2)
-    data = cache.prepare(config(tmp_path / "data", tmp_path, format="gtsrb_kaggle", roi_crop=roi_crop))
+    data = prepared.prepare(config(tmp_path / "data", tmp_path, format="gtsrb_kaggle", roi_crop=roi_crop))
     corner = data.train.images[:, 0, 0].astype(int)
     if roi_crop:  # cropped to the box: even the corner pixel is the sign colour
         assert_colours(data.train.images, data.train.labels, [4, 5], where=(0, 0))
@@ -89,8 +90,8 @@ def test_roi_crop_option(tmp_path: Path, roi_crop: bool):
 def test_load_test_uses_training_class_indices(tmp_path: Path):
     write_gtsrb(tmp_path / "data", class_ids=(0, 3, 7), test_per_class=2, gt_place="images")
     cfg = config(tmp_path / "data", tmp_path)
-    test, names = cache.load_test(cfg)
-    assert names == cache.prepare(cfg).class_names
+    test, names = prepared.load_test(cfg)
+    assert names == prepared.prepare(cfg).class_names
     assert test.labels.tolist() == [0, 1, 2, 0, 1, 2] and len(test.groups) == 6
     assert isinstance(test.images, np.memmap)
     assert_colours(test.images, test.labels, [0, 3, 7])
@@ -99,30 +100,30 @@ def test_load_test_uses_training_class_indices(tmp_path: Path):
 def test_asl_end_to_end_with_auto_format(tmp_path: Path):
     write_asl(tmp_path / "data", classes=("A", "B", "del"), per_class=4, frame_step=ASL_FRAME_BLOCK)
     cfg = config(tmp_path / "data", tmp_path, format="auto", val_fraction=0.25)
-    data = cache.prepare(cfg)
+    data = prepared.prepare(cfg)
     assert data.format == "asl" and data.class_names == ["A", "B", "del"]
     assert np.bincount(data.val.labels).tolist() == [1, 1, 1]
-    test, _ = cache.load_test(cfg)
+    test, _ = prepared.load_test(cfg)
     assert test.labels.tolist() == [0, 1]  # no del_test.jpg, as in the real set
 
 
 def test_imagefolder_without_test_split(tmp_path: Path):
     write_imagefolder(tmp_path / "data", split_dirs=False, per_class=4)
     cfg = config(tmp_path / "data", tmp_path, format="imagefolder", val_fraction=0.25)
-    assert len(cache.prepare(cfg).val) == 2
+    assert len(prepared.prepare(cfg).val) == 2
     with pytest.raises(DataError, match="has no test split"):
-        cache.load_test(cfg)
+        prepared.load_test(cfg)
 
 
 def test_prepare_generates_missing_synthetic_set(tmp_path: Path):
     synthetic = SyntheticConfig(num_classes=3, tracks_per_class=2, frames_per_track=2, test_per_class=1,
                                 frame_size=20)
     cfg = config(tmp_path / "signs", tmp_path, format="synthetic", synthetic=synthetic, val_fraction=0.5)
-    data = cache.prepare(cfg)
+    data = prepared.prepare(cfg)
     assert (tmp_path / "signs" / "synthetic.json").is_file()
     assert data.format == "synthetic" and len(data.class_names) == 3 and "circle" in data.class_names[0]
     assert len(data.train) == len(data.val) == 6
-    test, names = cache.load_test(cfg)
+    test, names = prepared.load_test(cfg)
     assert len(test) == 3 and names == data.class_names
 
 
@@ -137,7 +138,7 @@ def test_cache_root_resolution(tmp_path: Path, monkeypatch):
 
 def test_missing_root_is_one_line(tmp_path: Path):
     with pytest.raises(DataError) as error:
-        cache.prepare(config(tmp_path / "absent", tmp_path, format="auto"))
+        prepared.prepare(config(tmp_path / "absent", tmp_path, format="auto"))
     assert "does not exist" in str(error.value) and "\n" not in str(error.value)
 
 
@@ -147,11 +148,11 @@ def test_missing_root_is_one_line(tmp_path: Path):
 def test_second_prepare_is_a_hit(tmp_path: Path, decodes: list[Path]):
     write_gtsrb(tmp_path / "data", tracks=3, frames=2)
     cfg = config(tmp_path / "data", tmp_path)
-    first = cache.prepare(cfg)
+    first = prepared.prepare(cfg)
     assert len(decodes) == 18
     images = tmp_path / "cache" / entries(tmp_path)[0] / "images.npy"
     stamp = images.stat().st_mtime_ns
-    second = cache.prepare(cfg)
+    second = prepared.prepare(cfg)
     assert len(decodes) == 18 and images.stat().st_mtime_ns == stamp  # nothing decoded or written
     assert second.fingerprint == first.fingerprint
     assert np.array_equal(second.train.images, first.train.images)
@@ -159,9 +160,9 @@ def test_second_prepare_is_a_hit(tmp_path: Path, decodes: list[Path]):
 
 def test_split_options_do_not_rebuild(tmp_path: Path, decodes: list[Path]):
     write_gtsrb(tmp_path / "data", tracks=4, frames=2)
-    first = cache.prepare(config(tmp_path / "data", tmp_path, val_fraction=0.25, split_seed=0))
-    other_seed = cache.prepare(config(tmp_path / "data", tmp_path, val_fraction=0.25, split_seed=1))
-    bigger = cache.prepare(config(tmp_path / "data", tmp_path, val_fraction=0.5, split_seed=0))
+    first = prepared.prepare(config(tmp_path / "data", tmp_path, val_fraction=0.25, split_seed=0))
+    other_seed = prepared.prepare(config(tmp_path / "data", tmp_path, val_fraction=0.25, split_seed=1))
+    bigger = prepared.prepare(config(tmp_path / "data", tmp_path, val_fraction=0.5, split_seed=0))
     assert len(decodes) == 24 and len(entries(tmp_path)) == 1
     assert first.fingerprint == other_seed.fingerprint == bigger.fingerprint
     assert not np.array_equal(np.sort(first.val.groups), np.sort(other_seed.val.groups))
@@ -171,22 +172,22 @@ def test_split_options_do_not_rebuild(tmp_path: Path, decodes: list[Path]):
 def test_changed_source_file_is_a_miss(tmp_path: Path, decodes: list[Path]):
     write_gtsrb(tmp_path / "data")
     cfg = config(tmp_path / "data", tmp_path)
-    first = cache.prepare(cfg)
+    first = prepared.prepare(cfg)
     path = tmp_path / "data" / "GTSRB" / "Final_Training" / "Images" / "00001" / "00000_00000.ppm"
     stat = path.stat()
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # same bytes, newer mtime
-    second = cache.prepare(cfg)
+    second = prepared.prepare(cfg)
     assert second.fingerprint != first.fingerprint and len(decodes) == 36
     write_image(path, (50, 50), (1, 2, 3))  # different size and content
-    third = cache.prepare(cfg)
+    third = prepared.prepare(cfg)
     assert third.fingerprint not in (first.fingerprint, second.fingerprint) and len(decodes) == 54
 
 
 def test_changed_option_is_a_miss(tmp_path: Path, decodes: list[Path]):
     write_gtsrb(tmp_path / "data")
-    base = cache.prepare(config(tmp_path / "data", tmp_path))
-    resized = cache.prepare(config(tmp_path / "data", tmp_path, image_size=10))
-    uncropped = cache.prepare(config(tmp_path / "data", tmp_path, roi_crop=False))
+    base = prepared.prepare(config(tmp_path / "data", tmp_path))
+    resized = prepared.prepare(config(tmp_path / "data", tmp_path, image_size=10))
+    uncropped = prepared.prepare(config(tmp_path / "data", tmp_path, roi_crop=False))
     assert len({base.fingerprint, resized.fingerprint, uncropped.fingerprint}) == 3
     assert resized.train.images.shape[1:] == (10, 10, 3) and len(decodes) == 54
     assert sorted(name.split("-")[2:4] for name in entries(tmp_path)) == [["10px", "roi"], ["12px", "full"],
@@ -195,8 +196,8 @@ def test_changed_option_is_a_miss(tmp_path: Path, decodes: list[Path]):
 
 def test_roi_option_is_moot_without_boxes(tmp_path: Path, decodes: list[Path]):
     write_imagefolder(tmp_path / "data", per_class=4)
-    a = cache.prepare(config(tmp_path / "data", tmp_path, format="imagefolder", roi_crop=True, val_fraction=0.25))
-    b = cache.prepare(config(tmp_path / "data", tmp_path, format="imagefolder", roi_crop=False, val_fraction=0.25))
+    a = prepared.prepare(config(tmp_path / "data", tmp_path, format="imagefolder", roi_crop=True, val_fraction=0.25))
+    b = prepared.prepare(config(tmp_path / "data", tmp_path, format="imagefolder", roi_crop=False, val_fraction=0.25))
     assert a.fingerprint == b.fingerprint and len(decodes) == 8
 
 
@@ -217,10 +218,10 @@ def test_exception_mid_build_leaves_nothing_trusted(tmp_path: Path, monkeypatch)
 
     monkeypatch.setattr(cache, "load_image", failing)
     with pytest.raises(RuntimeError, match="disk on fire"):
-        cache.prepare(cfg)
+        prepared.prepare(cfg)
     assert entries(tmp_path) == []  # no entry, and the temp folder was removed
     monkeypatch.setattr(cache, "load_image", real)
-    assert len(cache.prepare(cfg).train) + len(cache.prepare(cfg).val) == 18
+    assert len(prepared.prepare(cfg).train) + len(prepared.prepare(cfg).val) == 18
 
 
 def run_python(code: str, *args: str) -> subprocess.CompletedProcess:
@@ -234,6 +235,7 @@ def test_build_killed_mid_way_is_rebuilt(tmp_path: Path, decodes: list[Path]):
     killed = run_python("""
         import os, signal, sys
         import train.cache as cache
+        import train.prepared as prepared
         from train.config import DataConfig
         real, count = cache.load_image, []
         def dying(*args, **kwargs):
@@ -242,12 +244,12 @@ def test_build_killed_mid_way_is_rebuilt(tmp_path: Path, decodes: list[Path]):
                 os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no finally: like the OOM killer
             return real(*args, **kwargs)
         cache.load_image = dying
-        cache.prepare(DataConfig(format="gtsrb", root=sys.argv[1], cache_dir=sys.argv[2], image_size=12))
+        prepared.prepare(DataConfig(format="gtsrb", root=sys.argv[1], cache_dir=sys.argv[2], image_size=12))
     """, str(tmp_path / "data"), str(tmp_path / "cache"))
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     leftovers = entries(tmp_path)
     assert leftovers and all(name.startswith(".") and ".tmp-" in name for name in leftovers)
-    data = cache.prepare(config(tmp_path / "data", tmp_path))
+    data = prepared.prepare(config(tmp_path / "data", tmp_path))
     assert len(decodes) == 18 and len(data.train) + len(data.val) == 18
     assert entries(tmp_path) == [f"gtsrb-train-12px-roi-{data.fingerprint[:16]}"]  # stale temp removed
 
@@ -257,6 +259,7 @@ def test_concurrent_builders_build_once(tmp_path: Path):
     code = """
         import sys, time
         import train.cache as cache
+        import train.prepared as prepared
         from train.config import DataConfig
         real = cache.load_image
         def slow(*args, **kwargs):
@@ -265,7 +268,7 @@ def test_concurrent_builders_build_once(tmp_path: Path):
             time.sleep(0.02)  # keep the build open long enough for the other process to arrive
             return real(*args, **kwargs)
         cache.load_image = slow
-        data = cache.prepare(DataConfig(format="gtsrb", root=sys.argv[1], cache_dir=sys.argv[2], image_size=12,
+        data = prepared.prepare(DataConfig(format="gtsrb", root=sys.argv[1], cache_dir=sys.argv[2], image_size=12,
                                         val_fraction=0.34))
         print(data.fingerprint, len(data.train), len(data.val))
     """
@@ -286,12 +289,12 @@ def test_concurrent_builders_build_once(tmp_path: Path):
 def test_corrupt_images_are_skipped_up_to_the_limit(tmp_path: Path, caplog):
     write_gtsrb(tmp_path / "data", tracks=4, frames=5)  # 60 images
     corrupt(tmp_path / "data" / "GTSRB" / "Final_Training" / "Images" / "00002" / "00003_00001.ppm")
-    data = cache.prepare(config(tmp_path / "data", tmp_path, max_bad_fraction=0.05, val_fraction=0.25))
+    data = prepared.prepare(config(tmp_path / "data", tmp_path, max_bad_fraction=0.05, val_fraction=0.25))
     assert len(data.train) + len(data.val) == 59
     assert "1 of 60 images" in caplog.text and "00003_00001.ppm" in caplog.text
     assert_colours(data.train.images, data.train.labels, [0, 1, 2])  # rows stay aligned with labels
     with pytest.raises(DataError) as error:  # the same cache entry, but a stricter limit
-        cache.prepare(config(tmp_path / "data", tmp_path, max_bad_fraction=0.0, val_fraction=0.25))
+        prepared.prepare(config(tmp_path / "data", tmp_path, max_bad_fraction=0.0, val_fraction=0.25))
     assert "1 of 60 images" in str(error.value) and "max_bad_fraction=0.0" in str(error.value)
 
 
@@ -301,7 +304,7 @@ def test_too_many_corrupt_images_fail_in_one_line(tmp_path: Path):
     corrupt(folder / "B1.jpg")
     (folder / "B2.jpg").write_bytes((folder / "B2.jpg").read_bytes()[:40])  # truncated JPEG
     with pytest.raises(DataError) as error:
-        cache.prepare(config(tmp_path / "data", tmp_path, format="asl", max_bad_fraction=0.1))
+        prepared.prepare(config(tmp_path / "data", tmp_path, format="asl", max_bad_fraction=0.1))
     message = str(error.value)
     assert "\n" not in message
     assert "2 of 12 images" in message and "unreadable or corrupt" in message and "B/B1.jpg" in message

@@ -19,7 +19,7 @@ def test_a_dashboard_port_in_use_is_one_line(tmp_path):
         result = subprocess.run(
             [sys.executable, str(REPO / "tune" / "run_search.py"), "--config", str(REPO / "search_spaces" / "smoke.yaml"),
              "--address", "local", "--num-cpus", "1", "--dashboard-port", str(port),
-             "--set", f"dataset.root={tmp_path / 'signs'}", "wandb.enabled=false"],
+             "--set", f"trial.data.root={tmp_path / 'signs'}", "wandb.enabled=false"],
             cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2, result.stderr[-2000:]
     assert result.stderr.strip().splitlines()[-1] == (

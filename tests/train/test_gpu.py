@@ -110,12 +110,12 @@ def test_same_seed_same_kornia_batch_on_cuda():
 @pytest.mark.timeout(600)
 def test_four_trials_share_one_gpu(tiny_data, tmp_path):
     """gpus_per_worker 0.25: "auto" runs 4 trials at once on the one GPU, and all of them finish."""
-    data = [f"dataset.{key}={value}" for key, value in dotted(tiny_data)]
+    data = [f"trial.data.{key}={value}" for key, value in dotted(tiny_data)]
     args = [sys.executable, str(REPO / "tune" / "run_search.py"), "--config", str(REPO / "search_spaces" / "smoke.yaml"),
             "--storage", str(tmp_path / "runs"), "--address", "local", "--num-cpus", "4", "--set", *data,
-            "resources.gpus_per_worker=0.25", "resources.cpus_per_worker=1", "resources.max_concurrent_trials=auto",
-            "budget.num_samples=4", "budget.max_epochs=3", "budget.grace_period=3", "wandb.enabled=false",
-            "train.amp=true"]
+            "trial.workers.gpus_per_worker=0.25", "trial.workers.cpus_per_worker=1", "max_concurrent_trials=auto",
+            "budget.num_samples=4", "trial.epochs=3", "budget.grace_period=3", "wandb.enabled=false",
+            "trial.amp=true"]
     log = tmp_path / "search.log"
     proc = start_in_session(args, log, _env())
     try:

@@ -16,9 +16,10 @@ import torch
 from tests.conftest import REPO
 from tests.helpers import kill_group, last_line_path, start_in_session, wait_held
 from train import hold
-from train.cache import prepare
+from train.prepared import prepare
 from train.config import parse
-from train.loop import CHECKPOINT_FILE, _epoch_order, run_local
+from train.checkpoint import CHECKPOINT_FILE
+from train.loop import _epoch_order, run_local
 
 TRAIN = REPO / "train" / "train_model.py"
 EPOCH_LINE = re.compile(r"epoch (\d+)/(\d+)\s+train_loss (\S+)\s+val_loss (\S+)\s+val_acc (\S+)")

@@ -13,8 +13,10 @@ import torch
 from torch import nn
 
 from train.config import CNNConfig, ConfigError, ModelConfig
-from train.model import (ENV_WEIGHTS, SmallCNN, WeightsUnavailable, apply_frozen_bn_eval, build_model,
-                         input_normalization, set_backbone_trainable)
+from train.freeze import apply_frozen_bn_eval, set_backbone_trainable
+from train.model import build_model, input_normalization
+from train.pretrained import ENV_WEIGHTS, WeightsUnavailable
+from train.small_cnn import SmallCNN
 
 NAME = "mobilenetv3_small_050"
 HUB_REPO = "timm/mobilenetv3_small_050.lamb_in1k"  # timm's hf_hub_id for NAME's default tag

@@ -9,7 +9,8 @@ from ray.train import Checkpoint
 
 from train.config import parse
 from train.data import DataError
-from train.loop import CHECKPOINT_FILE, run_local
+from train.checkpoint import CHECKPOINT_FILE
+from train.loop import run_local
 from train.session import check_complete, check_persisted
 
 

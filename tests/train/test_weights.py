@@ -21,7 +21,8 @@ import torch
 
 from tests.conftest import REPO
 from train.config import ModelConfig
-from train.model import ENV_WEIGHTS, build_model
+from train.model import build_model
+from train.pretrained import ENV_WEIGHTS
 from train.weights import FetchError, fetch, main, write_weights
 
 NAME = "mobilenetv3_small_100"

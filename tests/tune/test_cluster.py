@@ -85,7 +85,7 @@ def test_shipped_gpu_spaces_leave_no_gpu_of_the_aws_cluster_idle(space):
     from tune.space import load_search_file
     from tune.trial import idle_gpu_warnings
 
-    workers = load_search_file(REPO / "search_spaces" / f"{space}.yaml").trial_config({}).workers
+    workers = load_search_file(REPO / "search_spaces" / f"{space}.yaml").trial.workers
     capacity = capacity_from_config(AWS)
     per_worker = {"CPU": workers.cpus_per_worker, "GPU": workers.gpus_per_worker}
     assert all(idle_gpu_share(group.resources, per_worker, workers.num_workers) == 0 for group in capacity.groups)

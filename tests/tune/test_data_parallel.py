@@ -27,8 +27,8 @@ MAX_EPOCHS = 2
 def shape_of(space: str) -> dict:
     """The space's trial resources, scaled to this 2-CPU machine: workers and GPUs per worker as shipped, CPUs
     cut to 1 per trial, and as many logical GPUs as one trial needs (at least 1)."""
-    resources = yaml.safe_load((SPACES / f"{space}.yaml").read_text())["resources"]
-    workers, gpus = resources.get("workers_per_trial", 1), resources.get("gpus_per_worker", 0)
+    resources = yaml.safe_load((SPACES / f"{space}.yaml").read_text())["trial"].get("workers", {})
+    workers, gpus = resources.get("num_workers", 1), resources.get("gpus_per_worker", 0)
     return {"workers": workers, "cpus_per_worker": 1 / workers, "gpus_per_worker": gpus,
             "num_gpus": max(1, math.ceil(workers * gpus)) if gpus else 0}
 
@@ -43,14 +43,14 @@ def slots(shape: dict) -> int:
 def search_command(tiny_data: dict, tmp_path: Path, shape: dict, num_samples: int) -> list[str]:
     search_file = tmp_path / "search.yaml"
     search_file.write_text(yaml.safe_dump(fixed_model_smoke()))  # the small CNN: fast on 2 cores
-    data = [f"dataset.{key}={value}" for key, value in dotted(tiny_data)]
+    data = [f"trial.data.{key}={value}" for key, value in dotted(tiny_data)]
     return ["--config", str(search_file), "--storage", str(tmp_path / "runs"), "--address", "local",
             "--num-cpus", "2", "--num-gpus", str(shape["num_gpus"]),
             "--set", *data, "wandb.enabled=false", f"budget.num_samples={num_samples}",
-            f"budget.max_epochs={MAX_EPOCHS}", "budget.grace_period=1", "budget.reduction_factor=2",
-            f"resources.workers_per_trial={shape['workers']}", f"resources.cpus_per_worker={shape['cpus_per_worker']}",
-            f"resources.gpus_per_worker={shape['gpus_per_worker']}", "resources.fake_gpus=true",
-            "failure.stall_timeout_s=120", "train.model.cnn.blocks=2", "train.model.cnn.width=8"]
+            f"trial.epochs={MAX_EPOCHS}", "budget.grace_period=1", "budget.reduction_factor=2",
+            f"trial.workers.num_workers={shape['workers']}", f"trial.workers.cpus_per_worker={shape['cpus_per_worker']}",
+            f"trial.workers.gpus_per_worker={shape['gpus_per_worker']}", "trial.workers.fake_gpus=true",
+            "failure.stall_timeout_s=120", "trial.model.cnn.blocks=2", "trial.model.cnn.width=8"]
 
 
 def check_complete_search(summary: dict, num_samples: int) -> dict[str, list[int]]:

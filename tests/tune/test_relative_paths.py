@@ -34,13 +34,14 @@ def elsewhere(tmp_path) -> Path:
 def _search_file(folder: Path) -> Path:
     search = {
         "experiment": "paths",
-        "dataset": {"format": "synthetic", "root": "signs", "cache_dir": "cache", "image_size": 32,
-                    "val_fraction": 0.25, "synthetic": TINY_SYNTHETIC},
-        "train": {"model": {"name": MODEL, "pretrained": True, "weights": "weights"},
-                  "optim": {"batch_size": 32}, "workers": {"threads_per_worker": 1}},
+        "trial": {"data": {"format": "synthetic", "root": "signs", "cache_dir": "cache", "image_size": 32,
+                           "val_fraction": 0.25, "synthetic": TINY_SYNTHETIC},
+                  "model": {"name": MODEL, "pretrained": True, "weights": "weights"},
+                  "optim": {"batch_size": 32}, "workers": {"threads_per_worker": 1, "cpus_per_worker": 1},
+                  "epochs": 1},
         "space": {"optim.lr": {"type": "loguniform", "low": 1e-3, "high": 1e-2}},
-        "budget": {"num_samples": 2, "max_epochs": 1},
-        "resources": {"cpus_per_worker": 1, "max_concurrent_trials": 2},
+        "budget": {"num_samples": 2},
+        "max_concurrent_trials": 2,
         "wandb": {"enabled": False},
     }
     path = folder / "search.yaml"
@@ -74,9 +75,9 @@ def test_search_and_train_model_from_another_directory_use_the_users_paths(elsew
     assert summary_path.is_relative_to(elsewhere / "runs")
     assert summary["num_errors"] == 0 and summary["num_trials"] == 2
     recorded = yaml.safe_load((summary_path.parent / "search.yaml").read_text())
-    assert recorded["dataset"]["root"] == str(elsewhere / "signs")
-    assert recorded["dataset"]["cache_dir"] == str(elsewhere / "cache")
-    assert recorded["train"]["model"]["weights"] == str(elsewhere / "weights")
+    assert recorded["trial"]["data"]["root"] == str(elsewhere / "signs")
+    assert recorded["trial"]["data"]["cache_dir"] == str(elsewhere / "cache")
+    assert recorded["trial"]["model"]["weights"] == str(elsewhere / "weights")
     best = yaml.safe_load((summary_path.parent / "best_config.yaml").read_text())
     assert best["data"]["root"] == str(elsewhere / "signs") and best["model"]["weights"] == str(elsewhere / "weights")
     assert (elsewhere / "signs" / "synthetic.json").is_file()

@@ -26,7 +26,7 @@ RUN_SEARCH = REPO / "tune" / "run_search.py"
 
 def search_args(tiny_data: dict, storage: Path | str, *overrides: str) -> list[str]:
     """CLI arguments running the smoke space on the tiny synthetic set on a private 2-CPU Ray."""
-    data = [f"dataset.{key}={value}" for key, value in dotted(tiny_data)]
+    data = [f"trial.data.{key}={value}" for key, value in dotted(tiny_data)]
     return ["--config", str(SMOKE), "--storage", str(storage), "--address", "local", "--num-cpus", "2",
             "--set", *data, "wandb.enabled=false", *overrides]
 
@@ -46,7 +46,7 @@ def test_a_killed_trial_is_retried_from_its_last_checkpoint(tiny_data, tmp_path)
     """SIGKILL the trial's process while it is held after epoch 2's checkpoint: Tune retries the
     trial, which goes on at epoch 3."""
     storage, log, holds = tmp_path / "runs", tmp_path / "search.log", tmp_path / "hold"
-    args = search_args(tiny_data, storage, "budget.num_samples=1", "budget.max_epochs=4",
+    args = search_args(tiny_data, storage, "budget.num_samples=1", "trial.epochs=4",
                        "budget.early_stopping=false", "failure.max_failures=1")
     proc = start_search(args, log, **{hold.ENV: f"checkpoint:2:{holds}"})
     try:
@@ -84,8 +84,8 @@ def test_an_interrupted_search_resumes_without_rerunning_finished_trials(tiny_da
     storage, log, holds = tmp_path / "runs", tmp_path / "first.log", tmp_path / "hold"
     # Storage as a URI, as for s3://: Tune, Train and the summary all go through pyarrow filesystems.
     # One trial at a time, so the first has finished and the third not started when the second is held.
-    args = search_args(tiny_data, f"file://{storage}", "budget.num_samples=3", "budget.max_epochs=3",
-                       "budget.early_stopping=false", "resources.max_concurrent_trials=1")
+    args = search_args(tiny_data, f"file://{storage}", "budget.num_samples=3", "trial.epochs=3",
+                       "budget.early_stopping=false", "max_concurrent_trials=1")
     proc = start_search(args, log, **{hold.ENV: f"checkpoint:{held_epoch}:{holds}:2"})
     try:
         held = wait_held(proc, holds, log)
@@ -138,8 +138,8 @@ def test_ctrl_c_stops_honestly_and_resume_extends_the_search(tiny_data, tmp_path
     changed setting, then continues with a raised budget.num_samples: 3 trials; wall_s adds up.
     (No early stopping: ASHA could stop the 2nd trial at epoch 1, before the hold.)"""
     storage, log, holds = tmp_path / "runs", tmp_path / "first.log", tmp_path / "hold"
-    args = search_args(tiny_data, storage, "budget.num_samples=2", "budget.max_epochs=3",
-                       "budget.early_stopping=false", "resources.max_concurrent_trials=1")
+    args = search_args(tiny_data, storage, "budget.num_samples=2", "trial.epochs=3",
+                       "budget.early_stopping=false", "max_concurrent_trials=1")
     proc = start_search(args, log, **{hold.ENV: f"checkpoint:1:{holds}:2"})
     try:
         held = wait_held(proc, holds, log)
@@ -163,10 +163,10 @@ def test_ctrl_c_stops_honestly_and_resume_extends_the_search(tiny_data, tmp_path
 
     # A changed setting is refused before anything starts; the folder is untouched.
     changed = subprocess.run([sys.executable, str(RUN_SEARCH), "--config", str(experiment / "search.yaml"),
-                              "--resume", str(experiment), "--set", "budget.max_epochs=5"],
+                              "--resume", str(experiment), "--set", "trial.epochs=5"],
                              cwd=REPO, capture_output=True, text=True, timeout=120)
     assert changed.returncode == 2 and changed.stderr.strip() == (
-        "error: --resume: budget.max_epochs would change the search being continued; only budget.num_samples "
+        "error: --resume: trial.epochs would change the search being continued; only budget.num_samples "
         "can be raised (start a new search to change anything else)")
 
     resume_log = tmp_path / "resume.log"
@@ -191,7 +191,7 @@ def test_a_second_ctrl_c_stops_at_once(tiny_data, tmp_path):
     no temp file left, and the last lines still say how to continue."""
     storage, log = tmp_path / "runs", tmp_path / "search.log"
     trial_holds, driver_holds = tmp_path / "trial-hold", tmp_path / "driver-hold"
-    args = search_args(tiny_data, storage, "budget.num_samples=1", "budget.max_epochs=3")
+    args = search_args(tiny_data, storage, "budget.num_samples=1", "trial.epochs=3")
     proc = start_search(args, log, **{hold.ENV: f"checkpoint:1:{trial_holds},interrupt:1:{driver_holds}"})
     try:
         held = wait_held(proc, trial_holds, log)
@@ -227,13 +227,14 @@ def test_resume_refuses_a_folder_whose_search_state_was_never_saved(tmp_path):
 
 def test_resume_refuses_changed_data(tmp_path):
     from train.data import DataError
-    from tune.resume import RunRecord, check_same_data
-    from tune.storage import Experiment
+    from tune.experiment.records import RunRecord
+    from tune.experiment.storage import Experiment
+    from tune.resume import check_same_data
 
     experiment = Experiment.create(str(tmp_path), "smoke-1")
-    RunRecord("a" * 64, wall_s=12.5, sessions=1).write(experiment)
+    RunRecord(data_fingerprint="a" * 64, wall_s=12.5, sessions=1).write(experiment)
     record = RunRecord.read(experiment)
-    assert record == RunRecord("a" * 64, 12.5, 1)
+    assert record == RunRecord(data_fingerprint="a" * 64, wall_s=12.5, sessions=1)
     check_same_data(record, "a" * 64, experiment)
     with pytest.raises(DataError, match=r"the training data changed since the search started \(fingerprint "
                                          r"aaaaaaaaaaaa then, bbbbbbbbbbbb now\)"):

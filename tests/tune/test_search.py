@@ -24,7 +24,7 @@ SMOKE = REPO / "search_spaces" / "smoke.yaml"
 
 def _search_args(tiny_data: dict, storage: Path | str, *extra: str) -> list[str]:
     """CLI arguments running the smoke space on the tiny synthetic set (budget kept from smoke.yaml)."""
-    data = [f"dataset.{key}={value}" for key, value in dotted(tiny_data)]
+    data = [f"trial.data.{key}={value}" for key, value in dotted(tiny_data)]
     return ["--storage", str(storage), "--address", "local", "--num-cpus", "2", "--set", *data, *extra]
 
 
@@ -75,13 +75,13 @@ def test_make_search_runs_asha_tpe_with_wandb_and_dashboard(tiny_data, tmp_path)
         kill_group(proc)
     summary = json.loads(last_line_path(log).read_text())
     search = yaml.safe_load(SMOKE.read_text())
-    max_epochs = search["budget"]["max_epochs"]
+    trial_epochs = search["trial"]["epochs"]
     assert summary["num_trials"] == search["budget"]["num_samples"] >= 4
     assert summary["num_errors"] == 0
     epochs = [trial["epochs"] for trial in summary["trials"]]
-    assert min(epochs) < max_epochs, f"ASHA stopped no trial early: {epochs}"
-    assert max(epochs) == max_epochs
-    assert summary["total_epochs"] == sum(epochs) < len(epochs) * max_epochs
+    assert min(epochs) < trial_epochs, f"ASHA stopped no trial early: {epochs}"
+    assert max(epochs) == trial_epochs
+    assert summary["total_epochs"] == sum(epochs) < len(epochs) * trial_epochs
     assert summary["best"]["metrics"]["val_acc"] == max(t["metrics"]["val_acc"] for t in summary["trials"])
     assert set(summary["versions"]) >= {"ray", "torch", "timm", "kornia", "optuna", "wandb"}
     assert summary["data_fingerprint"]
@@ -113,12 +113,12 @@ def _check_compact_output(text: str, summary: dict, experiment: Path) -> None:
     assert "started with configuration" not in text and "data/cache_dir" not in text
     for trial in summary["trials"]:
         (line,) = [line for line in lines if f"] trial {trial['trial_id']} " in line]
-        assert ("stopped by ASHA" in line) == (trial["epochs"] < summary["max_epochs"]), line
+        assert ("stopped by ASHA" in line) == (trial["epochs"] < summary["epochs"]), line
         assert f"val_acc {trial['metrics']['val_acc']:.4f}" in line
     header = next(line for line in lines if line.startswith("| Trial name"))
     assert "optim.lr" in header and "model.name" in header and "optim.batch_size" not in header
     command = next(line for line in lines if line.startswith("Optuna study: optuna-dashboard sqlite:///"))
     study = optuna.load_study(study_name=experiment.name, storage=command.split("optuna-dashboard ", 1)[1])
     states = sorted(t.state.name for t in study.trials)
-    assert states == sorted("PRUNED" if t["epochs"] < summary["max_epochs"] else "COMPLETE"
+    assert states == sorted("PRUNED" if t["epochs"] < summary["epochs"] else "COMPLETE"
                             for t in summary["trials"])

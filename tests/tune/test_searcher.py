@@ -30,8 +30,8 @@ def _search(**searcher) -> SearchFile:
     return SearchFile(experiment="unit", space=SPACE, searcher={"seed": 0, "startup_trials": 2, **searcher})
 
 
-def _searcher(folder: Path, search: SearchFile, max_epochs: int = 4, concurrency: int = 1) -> StudySearcher:
-    return StudySearcher(search.space, search.searcher, metric="val_acc", mode="max", max_epochs=max_epochs,
+def _searcher(folder: Path, search: SearchFile, epochs: int = 4, concurrency: int = 1) -> StudySearcher:
+    return StudySearcher(search.space, search.searcher, metric="val_acc", mode="max", epochs=epochs,
                          storage_url=study_url(folder), study_name=folder.name, concurrency=concurrency)
 
 
@@ -105,7 +105,7 @@ def test_a_resumed_searcher_reattaches_to_the_study_and_fails_trials_tune_never_
     """What Tuner.restore does: unpickle the searcher as tuner.pkl holds it, then restore() its last state."""
     folder = tmp_path / "unit-20990101-000000"
     folder.mkdir()
-    first = _searcher(folder, _search(), max_epochs=3, concurrency=2)
+    first = _searcher(folder, _search(), epochs=3, concurrency=2)
     pickled_at_start = pickle.dumps(first)  # tuner.pkl is written before the first suggestion
     first.suggest("aaaa0001"), first.suggest("aaaa0002")
     for epoch in (1, 2):

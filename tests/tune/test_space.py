@@ -9,22 +9,27 @@ import pytest
 import yaml
 
 from train.config import ConfigError
+from tests.helpers import dotted as leaves
+from train.config import absolute_paths, parse
 from tune.space import define_by_run, load_search_file, sampled_params
 
 REPO = Path(__file__).resolve().parents[2]
-SHIPPED = sorted((REPO / "search_spaces").glob("*.yaml"))
+SHIPPED = sorted((REPO / "search_spaces").glob("*.yaml")) + sorted((REPO / "bench").glob("*.yaml"))
 
 
 def test_every_space_is_shipped():
     assert {p.stem for p in SHIPPED} >= {"smoke", "gtsrb", "asl"}
 
 
-@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_shipped_space_loads_and_samples(path):
     search = load_search_file(path)
     base = search.trial_config({})
-    assert base.epochs == search.budget.max_epochs
-    assert base.workers.num_workers == search.resources.workers_per_trial
+    # The trial section is a trial config as train/train_model.py reads one (paths made absolute on load).
+    raw = yaml.safe_load(path.read_text())["trial"]
+    assert base == parse(absolute_paths(raw, Path.cwd()))
+    assert not set(search.space) & {key for key, _ in leaves(raw)}, "a searched key is also fixed"
+    assert load_search_file(_dumped(path.parent, search)) == search  # search.yaml reads back the same
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(20):  # each sample must be a valid trial config
         trial = study.ask()
@@ -36,7 +41,7 @@ def test_shipped_space_loads_and_samples(path):
 
 def test_override_points_a_space_at_an_archive():
     search = load_search_file(REPO / "search_spaces/gtsrb.yaml",
-                              ["dataset.format=gtsrb_kaggle", "dataset.root=/data/gtsrb", "budget.num_samples=3"])
+                              ["trial.data.format=gtsrb_kaggle", "trial.data.root=/data/gtsrb", "budget.num_samples=3"])
     cfg = search.trial_config({})
     assert (cfg.data.format, cfg.data.root, search.budget.num_samples) == ("gtsrb_kaggle", "/data/gtsrb", 3)
 
@@ -61,12 +66,30 @@ def test_conditional_parameter_only_when_condition_holds():
 
 def test_sampled_params_reads_nested_config():
     search = load_search_file(REPO / "search_spaces/smoke.yaml")
-    config = search.trial_config({"optim.lr": 0.01, "model.cnn.width": 16}).to_dict()
+    config = search.trial_config({"model.name": "small_cnn", "optim.lr": 0.01, "model.cnn.width": 16}).to_dict()
     params = sampled_params(config, search.space)
     assert params["optim.lr"] == 0.01 and params["model.cnn.width"] == 16
     # A parameter whose `when` does not hold was not sampled: its config value is a default, not a choice.
     other = search.trial_config({"model.name": "mobilenetv3_small_050", "optim.lr": 0.01}).to_dict()
     assert "model.cnn.width" not in sampled_params(other, search.space)
+
+
+def _dumped(folder: Path, search) -> Path:
+    import tempfile
+
+    path = Path(tempfile.mkdtemp()) / "search.yaml"
+    path.write_text(search.dump())
+    return path
+
+
+def test_a_setting_both_fixed_and_searched_is_one_line():
+    with pytest.raises(ConfigError) as error:
+        load_search_file(REPO / "search_spaces/smoke.yaml", ["trial.model.name=notamodel"])
+    assert str(error.value) == (f"{REPO / 'search_spaces/smoke.yaml'}: trial.model.name is fixed ('notamodel') and "
+                                "searched by space.model.name: remove it from one of the two (from trial to search "
+                                "it, from space to fix it)")
+    with pytest.raises(ConfigError, match=r"trial\.model\.cnn\.width is fixed \(8\) and searched by space\.model\.cnn"):
+        load_search_file(REPO / "search_spaces/smoke.yaml", ["trial.model.cnn={width: 8}"])
 
 
 def _write(tmp_path, text_or_dict) -> Path:
@@ -91,8 +114,9 @@ def _write(tmp_path, text_or_dict) -> Path:
 _DELETE = object()
 
 BAD = {
-    "unknown top key": ({"budgets": {}}, "unknown key 'budgets' (allowed: experiment, dataset, train, space"),
-    "unknown budget key": ({"budget|max_epoch": 3}, "unknown key 'budget.max_epoch' (allowed: num_samples, max_epochs"),
+    "unknown top key": ({"budgets": {}}, "unknown key 'budgets' (allowed: experiment, trial, space, budget"),
+    "unknown budget key": ({"budget|max_epochs": 3}, "unknown key 'budget.max_epochs' (allowed: num_samples, "
+                                                     "grace_period"),
     "wrong type": ({"budget|num_samples": "many"}, "budget.num_samples: Input should be a valid integer"),
     "empty range": ({"space|optim.lr": {"type": "loguniform", "low": 0.1, "high": 0.01}},
                     "space.optim.lr: empty range: low (0.1) must be below high (0.01)"),
@@ -113,14 +137,20 @@ BAD = {
                                  "space.optim.lr.when: 'augment.geometric' must be a parameter listed earlier"),
     "warm start unknown": ({"searcher|warm_start": [{"optim.lrr": 0.1}]},
                            "searcher.warm_start[0]: unknown parameter(s) optim.lrr"),
-    "epochs in train": ({"train|epochs": 3}, "train.epochs: set budget.max_epochs instead"),
-    "dataset unknown key": ({"dataset|rooot": "x"}, "unknown key 'dataset.rooot'"),
-    "dataset bad format": ({"dataset|format": "coco"}, "dataset.format: Input should be 'auto'"),
-    "train bad value": ({"train|optim": {"lr": -1.0}}, "train.optim.lr: got -1.0, allowed: > 0"),
-    "grace beyond budget": ({"budget|grace_period": 99}, "grace_period (99) exceeds max_epochs ("),
+    "old section": ({"dataset": {"root": "x"}}, "unknown key 'dataset' (allowed: experiment, trial, space"),
+    "data unknown key": ({"trial|data|rooot": "x"}, "unknown key 'trial.data.rooot' (allowed: format, root,"),
+    "data bad format": ({"trial|data|format": "coco"}, "trial.data.format: Input should be 'auto'"),
+    "trial bad value": ({"trial|optim|batch_size": 0}, "trial.optim.batch_size: got 0, allowed: >= 1"),
+    "trial nested bad value": ({"trial|data|synthetic|num_classes": 1},
+                               "trial.data.synthetic.num_classes: got 1, allowed: 2..43"),
+    "trial bad epochs": ({"trial|epochs": 0}, "trial.epochs: got 0, allowed: >= 1"),
+    "trial several workers on a GPU fraction": ({"trial|workers": {"num_workers": 2, "gpus_per_worker": 0.5}},
+                                                "trial.workers.gpus_per_worker: got 0.5, allowed: 0 or >= 1"),
+    "fixed and searched": ({"trial|optim|lr": 0.01}, "trial.optim.lr is fixed (0.01) and searched by space.optim.lr"),
+    "grace beyond budget": ({"budget|grace_period": 99}, "budget.grace_period (99) exceeds trial.epochs (8)"),
     "bad experiment name": ({"experiment": "my search"}, "experiment: String should match pattern"),
     "missing experiment": ({"experiment": _DELETE}, "experiment: Field required"),
-    "concurrency zero": ({"resources|max_concurrent_trials": 0}, "max_concurrent_trials must be >= 1 or 'auto'"),
+    "concurrency zero": ({"max_concurrent_trials": 0}, "max_concurrent_trials must be >= 1 or 'auto'"),
 }
 
 

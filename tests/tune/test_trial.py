@@ -50,14 +50,14 @@ def test_every_trial_failing_on_a_config_error_fails_once_and_ends_the_search_wi
     (loading it means building the model); each trial fails on it once, not max_failures + 1 times."""
     weights = tmp_path / "mobilenetv3_small_050.safetensors"
     weights.write_bytes(b"not a safetensors file")
-    data = [f"dataset.{key}={value}" for key, value in dotted(tiny_data)]
+    data = [f"trial.data.{key}={value}" for key, value in dotted(tiny_data)]
     search_file = tmp_path / "search.yaml"
     search_file.write_text(yaml.safe_dump(fixed_model_smoke()))
     command = [sys.executable, str(REPO / "tune" / "run_search.py"),
                "--config", str(search_file), "--storage", str(tmp_path / "runs"),
                "--address", "local", "--num-cpus", "2", "--set", *data, "wandb.enabled=false",
-               "budget.num_samples=2", "failure.max_failures=2", "train.model.name=mobilenetv3_small_050",
-               "train.model.pretrained=true", f"train.model.weights={weights}",
+               "budget.num_samples=2", "failure.max_failures=2", "trial.model.name=mobilenetv3_small_050",
+               "trial.model.pretrained=true", f"trial.model.weights={weights}",
                "--verbose"]  # Ray's full output, trials' own lines included: none may hold a traceback
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("RAY_ADDRESS", None)

@@ -39,11 +39,11 @@ def test_wandb_key_stays_out_of_ray_logs_and_the_experiment(tiny_data, tmp_path)
     # Ray's socket paths must fit in 107 bytes, and the shared /tmp/ray holds other users' sessions.
     ray_tmp = Path(tempfile.mkdtemp(prefix="rk-", dir="/tmp"))
     storage = tmp_path / "runs"
-    data = [f"dataset.{key}={value}" for key, value in dotted(tiny_data)]
+    data = [f"trial.data.{key}={value}" for key, value in dotted(tiny_data)]
     command = [sys.executable, str(REPO / "tune" / "run_search.py"),
                "--config", str(REPO / "search_spaces" / "smoke.yaml"), "--storage", str(storage),
                "--address", "local", "--num-cpus", "2", "--verbose",  # everything on the console too
-               "--set", *data, "budget.num_samples=2", "budget.max_epochs=2", "wandb.enabled=true"]
+               "--set", *data, "budget.num_samples=2", "trial.epochs=2", "wandb.enabled=true"]
     env = {**os.environ, "WANDB_API_KEY": FAKE_KEY, "WANDB_MODE": "offline", "RAY_TMPDIR": str(ray_tmp)}
     env.pop("RAY_ADDRESS", None)
     log = tmp_path / "search.log"

@@ -6,7 +6,7 @@ import pickle
 import time
 from types import SimpleNamespace
 
-from tune.storage import Experiment
+from tune.experiment.storage import Experiment
 from tune.watch import STALL_FILE, StallGuard
 
 

@@ -24,13 +24,12 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from results import locations
-from results.report_data import Experiment
+from train.ray_compat import distribution_contains
+from results.report.data import SearchResults
 from tune.space import Choice, LogUniform, QUniform, RandInt, Uniform
-from tune.storage import Experiment as Storage
-from tune.storage import is_uri
+from tune.experiment.layout import STUDY_FILE
+from tune.experiment.storage import is_file, is_uri, local_copy
 
-STUDY_FILE = "study.db"
 
 
 @dataclass
@@ -43,19 +42,19 @@ class StudyView:
     """Trials of the copy that were PRUNED (or unfinished) in the search, now COMPLETE at their last value."""
 
 
-def find_study_db(experiment: Experiment, scratch: Path) -> Optional[Path]:
+def find_study_db(experiment: SearchResults, scratch: Path) -> Optional[Path]:
     """A local path of the experiment's study.db (copied from object storage when it lives there), or None."""
     inside = experiment.child(STUDY_FILE)
-    if locations.is_file(inside):
-        return locations.local_copy(inside, scratch)
+    if is_file(inside):
+        return local_copy(inside, scratch)
     if is_uri(experiment.location):  # contract: a URI search keeps its study in Experiment.local_dir()
-        local = Storage.at(experiment.location).local_dir() / STUDY_FILE
+        local = experiment.folder.local_dir() / STUDY_FILE
         if local.is_file():
             return local
     return None
 
 
-def load_study(experiment: Experiment, scratch: Path) -> tuple[optuna.Study, str]:
+def load_study(experiment: SearchResults, scratch: Path) -> tuple[optuna.Study, str]:
     """(study, source): the searcher's study.db when there is one, else the study rebuilt from the results."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     path = find_study_db(experiment, scratch)
@@ -85,15 +84,15 @@ def distribution(param) -> optuna.distributions.BaseDistribution:
     raise TypeError(f"unknown parameter type {type(param).__name__}")
 
 
-def rebuild(experiment: Experiment) -> optuna.Study:
+def rebuild(experiment: SearchResults) -> optuna.Study:
     """An in-memory study holding the experiment's trials as the searcher would have recorded them."""
     direction = "maximize" if experiment.mode == "max" else "minimize"
     study = optuna.create_study(study_name=experiment.name, direction=direction)
     distributions = {key: distribution(param) for key, param in experiment.space.items()}
     # In the order they started, so trial numbers read as in the search.
     for trial in sorted(experiment.trials, key=lambda t: min(t.done_at.values(), default=float("inf"))):
-        params = {k: v for k, v in trial.params.items() if k in distributions and _fits(distributions[k], v)}
-        outcome = trial.outcome(experiment.max_epochs)
+        params = {k: v for k, v in trial.params.items() if k in distributions and distribution_contains(distributions[k], v)}
+        outcome = trial.outcome(experiment.epochs)
         state = (TrialState.FAIL if outcome == "error" else
                  TrialState.COMPLETE if outcome == "complete" else TrialState.PRUNED)
         value = trial.value if state == TrialState.COMPLETE else None
@@ -101,16 +100,6 @@ def rebuild(experiment: Experiment) -> optuna.Study:
             state=state, value=value, params=params, distributions={k: distributions[k] for k in params},
             intermediate_values=dict(trial.curve), user_attrs={"ray_trial_id": trial.trial_id, "status": outcome}))
     return study
-
-
-def _fits(dist: optuna.distributions.BaseDistribution, value) -> bool:
-    """Whether ``value`` lies in ``dist``. A value outside it (a warm-start point beyond the range, a space
-    edited since) would make create_trial refuse the whole trial; such a parameter is left out instead.
-    ``_contains`` is private, but it is the exact check create_trial applies and has no public twin."""
-    try:
-        return dist._contains(dist.to_internal_repr(value))
-    except (ValueError, TypeError):
-        return False
 
 
 def with_pruned_as_complete(study: optuna.Study) -> StudyView:

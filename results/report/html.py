@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from results.report_plots import Figure, Plot, Skipped
+from results.report.plots import Figure, Plot, Skipped
 
 
 @dataclass

@@ -10,14 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
-from results.report_data import Experiment
-from results.report_plots import Figure, Plot
-from tune.storage import Experiment as Storage
+from results.report.data import SearchResults
+from results.report.plots import Figure, Plot
 from tune.wandb_logging import wandb_mode
 
 
-def enabled(exp: Experiment) -> bool:
-    return bool((exp.search.get("wandb") or {}).get("enabled", False))
+def enabled(exp: SearchResults) -> bool:
+    return exp.search.wandb.enabled
 
 
 def _column(values: list[Any]) -> list[Any]:
@@ -28,17 +27,17 @@ def _column(values: list[Any]) -> list[Any]:
     return ["" if v is None else str(v) for v in values]
 
 
-def log_report(exp: Experiment, columns: list[str], rows: list[list[Any]], figures: list[Figure], report_dir: Path,
+def log_report(exp: SearchResults, columns: list[str], rows: list[list[Any]], figures: list[Figure], report_dir: Path,
                evaluation: Optional[dict[str, Any]]) -> str:
     """Log the report to a new run in the experiment's W&B group; return a line saying where it went."""
     import wandb
 
-    settings = exp.search.get("wandb") or {}
+    settings = exp.search.wandb
     mode = wandb_mode()  # as the search's trial runs: offline without WANDB_API_KEY
-    local = Storage.at(exp.location).local_dir()  # where the search wrote its trial runs
+    local = exp.folder.local_dir()  # where the search wrote its trial runs
     local.mkdir(parents=True, exist_ok=True)
     best = exp.best
-    run = wandb.init(project=settings.get("project", "signsearch"), entity=settings.get("entity"),
+    run = wandb.init(project=settings.project, entity=settings.entity,
                      group=exp.name, job_type="report", name=f"{exp.name}-report", dir=str(local), mode=mode,
                      config={"experiment": exp.location, "metric": exp.metric, "mode": exp.mode,
                              "num_trials": len(exp.trials), "best_trial": best.trial_id},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tune.storage import Experiment, experiments, read_text
+from tune.experiment.storage import Experiment, experiments, read_text
 
 
 @pytest.mark.parametrize("as_uri", [False, True], ids=["path", "uri"])

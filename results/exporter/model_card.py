@@ -93,7 +93,7 @@ def model_json(cfg, state: dict[str, Any], source, classes: list[dict[str, Any]]
             "data": {"format": fmt, "root": cfg.data.root, "image_size": cfg.data.image_size,
                      "roi_crop": cropped},
             "search": {key: summary.get(key) for key in ("experiment", "metric", "mode", "num_trials",
-                                                         "total_epochs", "max_epochs", "wall_s")} if summary else None,
+                                                         "total_epochs", "epochs", "wall_s")} if summary else None,
             "sampled_params": (source.trial or {}).get("params"),
             "config": cfg.to_dict(),
         },
@@ -149,7 +149,7 @@ def model_card(meta: dict[str, Any], source) -> str:
     if src["search"]:
         s = src["search"]
         lines += [f"Experiment `{s['experiment']}` (`{src['experiment']}`): {s['num_trials']} trials, "
-                  f"{s['total_epochs']} epochs in all (at most {s['max_epochs']} each), {_fmt(s['wall_s'], 1)} s; "
+                  f"{s['total_epochs']} epochs in all (at most {s['epochs']} each), {_fmt(s['wall_s'], 1)} s; "
                   f"best by {s['mode']} `{s['metric']}`.", "",
                   f"Sampled parameters of this trial: `{json.dumps(src['sampled_params'])}`", ""]
         if source.search_yaml:

@@ -17,11 +17,11 @@ from matplotlib.colors import Normalize
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from results.confusion import plot_confusion
-from results.figures import pyplot, save
-from results.report_data import Experiment
+from results.report.confusion import plot_confusion
+from results.report.figures import pyplot, save
+from results.report.data import SearchResults
 from tune.space import LogUniform
-from results.report_study import StudyView
+from results.report.study import StudyView
 
 
 @dataclass
@@ -51,7 +51,7 @@ def _pruned_note(view: StudyView, metric: str) -> str:
             f"last {metric} (at the epoch they stopped), as Optuna's evaluators read finished trials only")
 
 
-def learning_curves(exp: Experiment, out: Path) -> Plot:
+def learning_curves(exp: SearchResults, out: Path) -> Plot:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 5), dpi=100, layout="constrained")
     best = exp.best.trial_id
@@ -60,7 +60,7 @@ def learning_curves(exp: Experiment, out: Path) -> Plot:
             continue
         epochs = sorted(trial.curve)
         values = [trial.curve[e] for e in epochs]
-        outcome = trial.outcome(exp.max_epochs)
+        outcome = trial.outcome(exp.epochs)
         if trial.trial_id == best:
             ax.plot(epochs, values, "-o", color="crimson", lw=2.5, ms=4, zorder=5)
         elif outcome == "complete":
@@ -71,7 +71,7 @@ def learning_curves(exp: Experiment, out: Path) -> Plot:
     for rung in exp.rungs():
         ax.axvline(rung, color="darkorange", ls=":", lw=1.5)
     handles = [Line2D([], [], color="crimson", lw=2.5, marker="o", label=f"best trial {best}"),
-               Line2D([], [], color="tab:blue", label="ran to max_epochs"),
+               Line2D([], [], color="tab:blue", label="ran all trial.epochs"),
                Line2D([], [], color="grey", marker="x", mec="black", label="stopped by ASHA (x)")]
     if exp.rungs():
         handles.append(Line2D([], [], color="darkorange", ls=":", label="ASHA rung"))
@@ -87,7 +87,7 @@ def learning_curves(exp: Experiment, out: Path) -> Plot:
                 "weaker ones there (x).")
 
 
-def best_so_far(exp: Experiment) -> tuple[list[int], list[float]]:
+def best_so_far(exp: SearchResults) -> tuple[list[int], list[float]]:
     """(epochs trained so far, best metric so far) after each trial-epoch, in completion order."""
     done = sorted((t.done_at[e], t.curve[e]) for t in exp.trials for e in t.curve if e in t.done_at)
     pick = max if exp.mode == "max" else min
@@ -98,7 +98,7 @@ def best_so_far(exp: Experiment) -> tuple[list[int], list[float]]:
     return counts, bests
 
 
-def efficiency(exp: Experiment, baselines: list[Experiment], out: Path) -> Plot:
+def efficiency(exp: SearchResults, baselines: list[SearchResults], out: Path) -> Plot:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 5), dpi=100, layout="constrained")
     colours = ["tab:gray", "tab:green", "tab:purple", "tab:brown"]
@@ -112,9 +112,9 @@ def efficiency(exp: Experiment, baselines: list[Experiment], out: Path) -> Plot:
     ax.legend(loc="lower right" if exp.mode == "max" else "upper right", fontsize=8)
     ax.set_title(f"Search efficiency: best {exp.metric} vs epochs spent", fontsize=11)
     save(fig, out / "efficiency.png")
-    full = len(exp.trials) * exp.max_epochs
+    full = len(exp.trials) * exp.epochs
     caption = (f"Best {exp.metric} found after each trial-epoch. This search trained {counts[-1] if counts else 0} "
-               f"epochs, where {len(exp.trials)} trials run to max_epochs would have trained {full}.")
+               f"epochs, where {len(exp.trials)} trials run to trial.epochs would have trained {full}.")
     if baselines:
         caption += " Compared with: " + "; ".join(f"{o.name} ({o.describe()}, {len(o.trials)} trials)"
                                                  for o in baselines) + "."
@@ -146,7 +146,7 @@ def _too_few(view: StudyView) -> Optional[str]:
     return None
 
 
-def importance(view: StudyView, exp: Experiment, out: Path) -> Figure:
+def importance(view: StudyView, exp: SearchResults, out: Path) -> Figure:
     from optuna.importance import FanovaImportanceEvaluator
     from optuna.visualization.matplotlib import plot_param_importances
 
@@ -175,7 +175,7 @@ def importance(view: StudyView, exp: Experiment, out: Path) -> Figure:
     return Plot("importance.png", title, caption)
 
 
-def parallel(view: StudyView, exp: Experiment, out: Path) -> Figure:
+def parallel(view: StudyView, exp: SearchResults, out: Path) -> Figure:
     from optuna.visualization.matplotlib import plot_parallel_coordinate
 
     title = "Parallel coordinates"
@@ -188,7 +188,7 @@ def parallel(view: StudyView, exp: Experiment, out: Path) -> Figure:
                                        f"({_pruned_note(view, exp.metric)}).")
 
 
-def numeric(exp: Experiment, out: Path) -> Figure:
+def numeric(exp: SearchResults, out: Path) -> Figure:
     """The metric against each numeric parameter (Optuna's slice plot, laid out in rows of three so that a
     space of ten parameters stays readable; its own plot_slice puts every parameter in one row)."""
     title = "Metric vs each numeric parameter"
@@ -205,7 +205,7 @@ def numeric(exp: Experiment, out: Path) -> Figure:
     for ax, key in zip(axes.flat, keys):
         for t in trials:
             if key in t.params:
-                complete = t.outcome(exp.max_epochs) == "complete"
+                complete = t.outcome(exp.epochs) == "complete"
                 ax.scatter(t.params[key], t.value, c=[order[t.trial_id]], cmap="viridis", vmin=0,
                            vmax=max(1, len(trials) - 1), marker="o" if complete else "x", s=30)
         if isinstance(exp.space[key], LogUniform):
@@ -218,7 +218,7 @@ def numeric(exp: Experiment, out: Path) -> Figure:
     bar = fig.colorbar(mappable, ax=axes, shrink=0.8, label="trial, in the order they started")
     bar.locator = MaxNLocator(integer=True)
     bar.update_ticks()
-    fig.suptitle(_wrap(f"{exp.metric} vs each parameter (o ran to max_epochs, x stopped by ASHA, at its last "
+    fig.suptitle(_wrap(f"{exp.metric} vs each parameter (o ran all trial.epochs, x stopped by ASHA, at its last "
                        "epoch)", fig), fontsize=10)
     save(fig, out / "params.png")
     return Plot("params.png", title, f"Each trial's last {exp.metric} against the values it drew; later trials "
@@ -231,7 +231,7 @@ def _label(key: str, value: Any) -> str:
     return str(value)
 
 
-def choices(exp: Experiment, out: Path) -> Figure:
+def choices(exp: SearchResults, out: Path) -> Figure:
     title = "Categorical choices vs metric"
     keys = exp.categorical()
     if not keys:
@@ -246,7 +246,7 @@ def choices(exp: Experiment, out: Path) -> Figure:
         for i, value in enumerate(values):
             trials = [t for t in exp.trials if t.value is not None and t.params.get(key) == value]
             for t in trials:
-                complete = t.outcome(exp.max_epochs) == "complete"
+                complete = t.outcome(exp.epochs) == "complete"
                 ax.plot(i + jitter.uniform(-0.15, 0.15), t.value, "o" if complete else "x",
                         color="tab:blue" if complete else "grey", ms=6)
             if trials:
@@ -256,14 +256,14 @@ def choices(exp: Experiment, out: Path) -> Figure:
         ax.set_xlim(-0.6, len(values) - 0.4)
         ax.set_title(key, fontsize=10)
         ax.set_ylabel(exp.metric)
-    fig.suptitle(_wrap(f"{exp.metric} by value (o ran to max_epochs, x stopped by ASHA at its last epoch; "
+    fig.suptitle(_wrap(f"{exp.metric} by value (o ran all trial.epochs, x stopped by ASHA at its last epoch; "
                        "red = best per value)", fig), fontsize=10)
     save(fig, out / "choices.png")
     return Plot("choices.png", title, f"Each trial's last {exp.metric} by the value it drew for "
                                       f"{', '.join(keys)}; stopped trials were judged at fewer epochs.")
 
 
-def confusion(evaluation: Optional[dict[str, Any]], exp: Experiment, out: Path, how: str) -> Figure:
+def confusion(evaluation: Optional[dict[str, Any]], exp: SearchResults, out: Path, how: str) -> Figure:
     title = "Best trial's confusion matrix on the test split"
     if evaluation is None:
         return Skipped(title, how)

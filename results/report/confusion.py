@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from results.figures import pyplot, save
+from results.report.figures import pyplot, save
 
 # Long GTSRB names ("No passing for vehicles over 3.5 metric tons") would push the matrix off the figure.
 MAX_LABEL_CHARS = 28

@@ -1,0 +1,69 @@
+"""Which checkpoint an export reads: the one given, or the best trial's of an experiment folder's summary.json.
+
+summary.json is read through the experiment contract (tune/experiment/records.py): each trial's ``path`` and
+``checkpoint`` are relative to the experiment folder, so a copied or moved experiment exports the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+
+class ExportError(ValueError):
+    """Bad input to the export (not a checkpoint, missing files): one line, exit 2."""
+
+
+@dataclass
+class Source:
+    """The checkpoint to export and, when known, the search it came from."""
+
+    checkpoint: Path
+    experiment: Optional[Path] = None
+    summary: Optional[dict[str, Any]] = None
+    trial: Optional[dict[str, Any]] = None
+    """The trial's summary.json entry."""
+    search_yaml: Optional[str] = None
+    """The experiment's search.yaml (the resolved search file), as text."""
+
+
+def _read_summary(experiment: Path) -> Optional[dict[str, Any]]:
+    """The experiment's summary (as JSON-ready dicts), None when ``experiment`` holds none."""
+    from tune.experiment.layout import SUMMARY_FILE
+    from tune.experiment.records import Summary
+
+    if not (experiment / SUMMARY_FILE).is_file():
+        return None
+    return Summary.read(str(experiment)).model_dump(mode="json")
+
+
+def locate(path: Path) -> Source:
+    """The checkpoint folder given, or the best trial's checkpoint of the experiment folder given."""
+    from results.evaluate import has_checkpoint
+    from train.checkpoint import CHECKPOINT_FILE
+    from tune.experiment.layout import SEARCH_FILE, SUMMARY_FILE
+
+    path = path.expanduser().absolute()
+    if has_checkpoint(str(path)):
+        experiment = path.parent.parent  # <experiment>/<trial>/<checkpoint> when it came from a search
+        summary = _read_summary(experiment)
+        trial = next((entry for entry in (summary or {}).get("trials", [])
+                      if entry["path"] and experiment / entry["path"] == path.parent), None)
+        source = Source(path, experiment if trial else None, summary if trial else None, trial)
+    else:
+        summary = _read_summary(path)
+        if summary is None:
+            raise ExportError(f"{path}: neither a checkpoint folder (no {CHECKPOINT_FILE}) nor an experiment "
+                              f"folder with a {SUMMARY_FILE}")
+        best = summary["best"] or {}
+        if not best.get("checkpoint"):
+            raise ExportError(f"{path / SUMMARY_FILE}: no finished trial with a checkpoint to export")
+        checkpoint = path / best["checkpoint"]
+        if not has_checkpoint(str(checkpoint)):
+            raise ExportError(f"{path / SUMMARY_FILE}: the best trial's checkpoint {checkpoint} is missing "
+                              f"(no {CHECKPOINT_FILE})")
+        source = Source(checkpoint, path, summary, best)
+    if source.experiment is not None and (source.experiment / SEARCH_FILE).is_file():
+        source.search_yaml = (source.experiment / SEARCH_FILE).read_text()
+    return source

@@ -1,0 +1,123 @@
+"""Every use of a private Ray or Optuna name, in one place, each with the reason no public API does it.
+
+An upgrade of Ray or Optuna that moves one of these breaks tests/train/test_ray_compat.py (one test per use,
+its message naming the function here to update), not a search at run time. Everything is imported inside
+the function that needs it, so importing this module costs nothing. (It lives in train/ because train/connect.py
+is one of its users and train/ never imports from tune/; tune/ and results/ import it from here.)
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+"""false makes Ray take 127.0.0.1 as the node's IP (its macOS/Windows default), so its servers bind to loopback;
+the processes Ray starts read it from the environment (ray._private.ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR)."""
+
+
+@contextmanager
+def loopback_node() -> Iterator[None]:
+    """While Ray starts here, make it take 127.0.0.1 as this node's IP (train/connect.py's embedded Ray).
+
+    Private because ray.init has no public option to bind a local node's servers to loopback. Ray reads the
+    switch when it is imported, so this process's copy (``ray_constants.ENABLE_RAY_CLUSTER``) is set for the
+    start as well as the environment; both are put back afterwards (a started Ray keeps its address).
+    """
+    from ray._private import ray_constants
+
+    saved_env, saved_constant = os.environ.get(LOCAL_ONLY_ENV), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[LOCAL_ONLY_ENV] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved_constant
+        if saved_env is None:
+            os.environ.pop(LOCAL_ONLY_ENV, None)
+        else:
+            os.environ[LOCAL_ONLY_ENV] = saved_env
+
+
+def cluster_config_tools() -> tuple[Callable, Callable, Callable, Callable]:
+    """(get_default_config, prepare_config, validate_config, fill_node_type_min_max_workers): what ``ray up``
+    runs on a cluster YAML (ray/autoscaler/_private/commands.py), for tune/cluster.py's check.
+
+    Private because Ray has no public call that checks a cluster YAML the way ``ray up`` does; using the very
+    functions ``ray up`` runs keeps the check in agreement with it.
+    """
+    from ray.autoscaler._private.providers import _get_default_config
+    from ray.autoscaler._private.util import fill_node_type_min_max_workers, prepare_config, validate_config
+
+    return _get_default_config, prepare_config, validate_config, fill_node_type_min_max_workers
+
+
+def replay_into_asha(scheduler: Any, trial: Any, rows: Iterator[dict[str, Any]]) -> None:
+    """Feed a restored trial's reported rows into its ASHA bracket (tune/resumable.py's ResumableASHA).
+
+    Private because Tune saves no scheduler state with an experiment and exposes no way to seed one:
+    ASHAScheduler keeps each trial's bracket, its time attribute, metric and sign in private attributes, and
+    replaying through the bracket's own on_result records exactly what a live result would have.
+    """
+    import math
+
+    bracket = scheduler._trial_info[trial.trial_id]
+    time_attr, metric, sign = scheduler._time_attr, scheduler._metric, scheduler._metric_op
+    for row in rows:
+        step, value = row.get(time_attr), row.get(metric)
+        if isinstance(step, (int, float)) and isinstance(value, (int, float)) and math.isfinite(value):
+            bracket.on_result(trial, step, sign * value)
+
+
+def raise_sample_budget(generator: Any, total: int) -> None:
+    """Give a restored SearchGenerator a larger sample budget (tune/resumable.py's ExtendableSearch).
+
+    Private because Tuner.restore takes no new TuneConfig, and SearchGenerator keeps its budget and its
+    "no more trials" flag in private attributes restored from the experiment.
+    """
+    if total > generator._total_samples:
+        generator._total_samples = total
+        generator._finished = False
+
+
+def status_table(reporter: Any, trials: list, done: bool, *extra: str) -> str:
+    """The status block and trial table a CLIReporter would print (tune/progress.py's compact display).
+
+    Private because CLIReporter's public report() prints the text itself; the compact display edits two of
+    its lines first (Ray's staging "Result logdir", its full-precision best line).
+    """
+    return reporter._progress_str(trials, done, *extra)
+
+
+def worker_exception(failure: BaseException) -> BaseException:
+    """The exception a Ray Train worker raised, behind Ray Train's wrapper (tune/trial.py).
+
+    Private because Ray Train wraps it (UserExceptionWithTraceback) with its traceback text and keeps the
+    original as ``__cause__`` or, in Ray 2.60, as ``_base_exc``; no public accessor exists.
+    """
+    return failure.__cause__ or getattr(failure, "_base_exc", failure)
+
+
+def session_dir() -> Path:
+    """This Ray session's folder (``<temp>/session_<time>/``), whose logs/train/ holds Ray Train's own
+    structured logs (bench/train_overhead.py reads its phase timings there).
+
+    Private because Ray exposes the session folder of the connected node only through its global worker.
+    """
+    import ray
+
+    return Path(ray._private.worker.global_worker.node.get_session_dir_path())
+
+
+def distribution_contains(distribution: Any, value: Any) -> bool:
+    """Whether ``value`` lies in an Optuna distribution (results/report/study.py's rebuilt study).
+
+    Private because ``_contains`` is exactly the check optuna.trial.create_trial applies and has no public
+    twin; a value outside (a warm-start point beyond the range) would make create_trial refuse the trial.
+    """
+    try:
+        return distribution._contains(distribution.to_internal_repr(value))
+    except (ValueError, TypeError):
+        return False
