@@ -145,7 +145,7 @@ BAD = {
                                "trial.data.synthetic.num_classes: got 1, allowed: 2..43"),
     "trial bad epochs": ({"trial|epochs": 0}, "trial.epochs: got 0, allowed: >= 1"),
     "trial several workers on a GPU fraction": ({"trial|workers": {"num_workers": 2, "gpus_per_worker": 0.5}},
-                                                "trial.workers.gpus_per_worker: got 0.5, allowed: 0 or >= 1"),
+                                                "trial.workers.gpus_per_worker: got 0.5, allowed: 0 or 1 with several workers"),
     "fixed and searched": ({"trial|optim|lr": 0.01}, "trial.optim.lr is fixed (0.01) and searched by space.optim.lr"),
     "grace beyond budget": ({"budget|grace_period": 99}, "budget.grace_period (99) exceeds trial.epochs (8)"),
     "bad experiment name": ({"experiment": "my search"}, "experiment: String should match pattern"),
