@@ -1,7 +1,7 @@
 """Search hyperparameters with Ray Tune (Optuna TPE + ASHA) over a search-space YAML.
 
     python tune/run_search.py --config search_spaces/gtsrb.yaml \
-        --set dataset.format=gtsrb dataset.root=/data/gtsrb [--storage PATH|s3://...] [--resume] [--verbose]
+        --set trial.data.format=gtsrb trial.data.root=/data/gtsrb [--storage PATH|s3://...] [--resume] [--verbose]
 
 The last line printed is the path of the experiment's summary.json. Exit codes: 0 done; 2 a
 configuration, data or storage problem (one line on stderr, found before Ray starts where it can be,
@@ -20,7 +20,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="search-space YAML (see search_spaces/)")
     parser.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                        help="override YAML keys by dotted path, e.g. dataset.root=/data/gtsrb budget.num_samples=32")
+                        help="override YAML keys by dotted path, e.g. trial.data.root=/data/gtsrb budget.num_samples=32")
     parser.add_argument("--storage", default="runs", help="results/checkpoints root: a path shared by all nodes, "
                                                           "or a URI such as s3://bucket/prefix (default: ./runs)")
     parser.add_argument("--resume", nargs="?", const="latest", default=None, metavar="EXPERIMENT_DIR",
