@@ -20,7 +20,7 @@ from tune.cluster import cluster_capacity
 from tune.interrupt import Interrupts
 from tune.progress import CompactReporter, use_compact_engine
 from tune.resumable import ExtendableSearch, ResumableASHA, raise_budget
-from tune.experiment.layout import SEARCH_FILE, SUMMARY_FILE, TRAIN_RUNS, trial_dirname
+from tune.experiment.layout import SEARCH_FILE, STALL_FILE, SUMMARY_FILE, TRAIN_RUNS, trial_dirname
 from tune.experiment.records import UNFINISHED, RunRecord, Summary
 from tune.experiment.storage import Experiment, experiments, normalise, read_text
 from tune.resume import check_same_data, continue_search, has_saved_state
