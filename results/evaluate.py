@@ -78,7 +78,7 @@ def resolve_checkpoint(path: Path) -> Path:
 def load_checkpoint(folder: Path):
     """(config, model in eval mode with the checkpoint's weights, class names)."""
     from train.config import parse
-    from train.loop import CONFIG_FILE
+    from train.checkpoint import CONFIG_FILE
     from train.model import build_model
 
     raw, state = read_checkpoint(folder)

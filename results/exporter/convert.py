@@ -19,7 +19,7 @@ def load_for_export(checkpoint: Path, data_root: Optional[str]):
     """(config, model in eval mode built with timm's exportable layers, checkpoint state)."""
     from results.evaluate import read_checkpoint
     from train.config import ConfigError, parse
-    from train.loop import CONFIG_FILE
+    from train.checkpoint import CONFIG_FILE
     from train.model import SMALL_CNN, build_model
 
     try:
