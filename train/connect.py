@@ -34,6 +34,15 @@ class RayConnection:
     """Port of an embedded Ray's dashboard. None: 8265, or the first free one of the 50 after it (Ray's own
     search). A port given here is taken as is: Ray fails if it is in use."""
 
+    def __post_init__(self) -> None:
+        # Checked here, before anything starts: Ray would take 70000 as far as a socket call deep in its
+        # start-up (an OverflowError traceback, with the experiment folder already made).
+        if self.dashboard_port is not None and not 1 <= self.dashboard_port <= 65535:
+            raise ConfigError(f"--dashboard-port {self.dashboard_port}: a TCP port is 1 to 65535 (or leave it out: "
+                              "8265, or the next free port)")
+        if self.num_cpus is not None and self.num_cpus < 1:
+            raise ConfigError(f"--num-cpus {self.num_cpus}: give 1 or more (or leave it out: all of this machine's)")
+
     def connect(self) -> Optional[str]:
         """Connect or start Ray; return the dashboard URL."""
         address = self.address or os.environ.get("RAY_ADDRESS")
