@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         # (<ray temp>/session_*/logs/worker-*) instead of the console; read before Ray is imported. Trial
         # failures still reach the console through Tune's error messages.
         os.environ.setdefault("RAY_LOG_TO_DRIVER", "0")
+    from tune.wandb_logging import take_key
+
+    take_key()  # WANDB_API_KEY out of the environment every Ray process and wandb-core inherit, into memory
     from train.config import ConfigError
     from train.connect import RayConnection
     from train.data import DataError
