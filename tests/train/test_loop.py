@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from tests.conftest import REPO
-from tests.helpers import kill_group, last_line_path, start_in_session, wait_held
+from tests.helpers import kill_group, last_line_path, start_in_session, stop_when_held, wait_held
 from train import hold
 from train.prepared import prepare
 from train.config import parse
@@ -169,12 +169,7 @@ def test_sigterm_stops_training_and_the_printed_command_resumes_it(tiny_data, tm
     storage, log, holds = tmp_path / "runs", tmp_path / "first.log", tmp_path / "hold"
     args = ["--config", str(config_file), "--storage", str(storage), "--address", "local", "--num-cpus", "2"]
     proc = start_in_session([sys.executable, str(TRAIN), *args], log, {**os.environ, hold.ENV: f"checkpoint:1:{holds}"})
-    try:
-        held = wait_held(proc, holds, log)
-        os.kill(proc.pid, signal.SIGTERM)
-        assert proc.wait(timeout=120) == 143, log.read_text()[-4000:]
-    finally:
-        kill_group(proc)
+    held = stop_when_held(proc, holds, log, lambda pid: os.kill(pid, signal.SIGTERM), 143, timeout=120)
     assert held["epoch"] == 1
     command = log.read_text().strip().splitlines()[-1].split()
     assert command[:2] == ["python", "train/train_model.py"] and command[command.index("--name") + 1] == held["run"]

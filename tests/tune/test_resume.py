@@ -17,7 +17,8 @@ import optuna
 import pytest
 
 from tests.conftest import REPO
-from tests.helpers import dotted, kill_group, last_line_path, result_rows, start_in_session, wait_held
+from tests.helpers import (dotted, kill_group, last_line_path, result_rows, start_in_session, stop_when_held,
+                           wait_held)
 from train import hold
 
 SMOKE = REPO / "search_spaces" / "smoke.yaml"
@@ -136,14 +137,9 @@ def test_ctrl_c_stops_honestly_and_resume_extends_the_search(tiny_data, tmp_path
     args = search_args(tiny_data, storage, "budget.num_samples=2", "trial.epochs=3",
                        "budget.early_stopping=false", "max_concurrent_trials=1")
     proc = start_search(args, log, **{hold.ENV: f"checkpoint:1:{holds}:2"})
-    try:
-        held = wait_held(proc, holds, log)
-        # What a terminal sends on Ctrl-C: SIGINT to the whole foreground group. The held trial is not
-        # released: Tune's graceful stop ends it where it is (after epoch 1), whatever the timing.
-        os.killpg(proc.pid, signal.SIGINT)
-        assert proc.wait(timeout=300) == 130, log.read_text()[-5000:]
-    finally:
-        kill_group(proc)
+    # What a terminal sends on Ctrl-C: SIGINT to the whole foreground group. The held trial is not
+    # released: Tune's graceful stop ends it where it is (after epoch 1), whatever the timing.
+    held = stop_when_held(proc, holds, log, lambda pid: os.killpg(pid, signal.SIGINT), 130)
     out = log.read_text().strip().splitlines()
     experiment = Path(held["experiment_dir"])
     assert out[-2:] == ["interrupted; finished trials are kept, unfinished ones continue from their checkpoints. "
@@ -244,12 +240,7 @@ def test_sigterm_stops_like_ctrl_c_and_resume_continues(tiny_data, tmp_path):
     storage, log, holds = tmp_path / "runs", tmp_path / "first.log", tmp_path / "hold"
     args = search_args(tiny_data, storage, "budget.num_samples=1", "trial.epochs=2", "budget.early_stopping=false")
     proc = start_search(args, log, **{hold.ENV: f"checkpoint:1:{holds}"})
-    try:
-        held = wait_held(proc, holds, log)
-        os.kill(proc.pid, signal.SIGTERM)
-        assert proc.wait(timeout=300) == 143, log.read_text()[-5000:]
-    finally:
-        kill_group(proc)
+    held = stop_when_held(proc, holds, log, lambda pid: os.kill(pid, signal.SIGTERM), 143)
     text = log.read_text()
     out = text.strip().splitlines()
     experiment = Path(held["experiment_dir"])
