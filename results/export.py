@@ -11,6 +11,14 @@ images of the data set (max |logit difference| within --atol, same top-1 unless 
 inside the tolerance); the folder is written under a temp name and renamed, so it is complete or
 absent. The last line printed is MODEL_DIR.
 
+An existing --out is replaced only when it holds nothing but an earlier export's four files: anything else in
+it (your notes, a sub-folder) makes the export refuse with one line, so it never deletes a file it did not
+write. --force writes the four files into such a folder anyway, one by one, leaving everything else there.
+
+A model from a search that was interrupted (summary.json ``interrupted``) is exported with a warning line on
+stderr, and model.json (``source.search.search_interrupted``, ``trial_epochs`` of ``epochs``) and MODEL_CARD.md
+say so: its trial may have trained fewer epochs than the search meant.
+
 ONNX comes from torch's ``torch.export``-based exporter (``dynamo=True``), torch's default since 2.9:
 the TorchScript-based one is deprecated (a DeprecationWarning on every call) and gets no fixes. timm
 models are built with ``set_layer_config(exportable=True, scriptable=True, no_jit=True)``, which picks
@@ -21,6 +29,8 @@ opset 14) instead of custom-autograd ones.
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -28,13 +38,54 @@ from results.exporter.convert import OPSET
 from results.exporter.parity import ATOL, ParityError
 from results.exporter.source import ExportError, locate
 from results.exporter.write import CHECK_IMAGES, export
-from results.model_dir import FORMAT_VERSION, MODEL_JSON
+from results.model_dir import CARD_FILE, FORMAT_VERSION, MODEL_JSON, ONNX_FILE, TORCHSCRIPT_FILE
+
+EXPORT_FILES = (ONNX_FILE, TORCHSCRIPT_FILE, MODEL_JSON, CARD_FILE)
+"""What the exporter writes into MODEL_DIR: the only files it may replace."""
+
+
+def others_in(out: Path) -> list[str]:
+    """Names in ``out`` the exporter did not write (sorted); ExportError when ``out`` is not a folder."""
+    if not out.exists():
+        return []
+    if not out.is_dir():
+        raise ExportError(f"--out {out} exists and is not a folder; give a new folder")
+    return sorted(entry.name for entry in out.iterdir() if entry.name not in EXPORT_FILES)
+
+
+def export_beside(source, out: Path, *args) -> dict:
+    """--force into a folder holding other files: build the export whole in a temp folder beside it, then move
+    its files in one by one (each rename atomic), leaving the rest of the folder as it is."""
+    from train.files import temp_dir_beside
+
+    staging = temp_dir_beside(out, "force")
+    try:
+        meta = export(source, staging / "model", *args)
+        for name in EXPORT_FILES:
+            os.replace(staging / "model" / name, out / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return meta
+
+
+def interrupted_warning(source) -> str | None:
+    """The warning line for a model whose search was interrupted, else None."""
+    summary, trial = source.summary or {}, source.trial or {}
+    if not summary.get("interrupted"):
+        return None
+    return (f"warning: {source.experiment} is an interrupted search: trial {trial.get('trial_id')} "
+            f"({trial.get('status')}) trained {trial.get('epochs')} of {summary.get('epochs')} epochs; model.json and "
+            f"MODEL_CARD.md record it (continue the search with --resume, then export again)")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("path", type=Path, help="experiment folder (exports its best trial) or checkpoint folder")
-    parser.add_argument("--out", type=Path, required=True, help="MODEL_DIR to write (replaced if it holds an export)")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="MODEL_DIR to write (replaced if it holds an earlier export and nothing else)")
+    parser.add_argument("--force", action="store_true",
+                        help="write into an --out that holds other files too: the export's four files are replaced, "
+                             "everything else is left there")
     parser.add_argument("--data-root", help="the data set's root on this machine, when it moved since training")
     parser.add_argument("--check-images", type=int, default=CHECK_IMAGES, help="real test images in the parity check")
     parser.add_argument("--atol", type=float, default=ATOL, help="largest accepted |logit difference| vs torch")
@@ -44,11 +95,17 @@ def main(argv: list[str] | None = None) -> int:
 
     out = args.out.expanduser().absolute()
     try:
-        if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MODEL_JSON).is_file())):
-            raise ExportError(f"--out {out} exists and is not an exported model folder; refusing to replace it "
-                              f"(give a new folder)")
+        others = others_in(out)
+        if others and not args.force:
+            shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+            raise ExportError(f"--out {out} holds files the exporter did not write ({shown}); refusing to replace "
+                              "it: give a new folder, or --force to write the export's files beside them")
         source = locate(args.path)
-        meta = export(source, out, args.data_root, max(1, args.check_images), args.atol)
+        warning = interrupted_warning(source)
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
+        settings = (args.data_root, max(1, args.check_images), args.atol)
+        meta = export_beside(source, out, *settings) if others else export(source, out, *settings)
     except (ExportError, ConfigError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

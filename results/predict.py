@@ -9,7 +9,10 @@ classes with probabilities; ``--json`` prints one JSON object per image per line
 ``{"path": ..., "top": [{"index": i, "class": name, "probability": p}, ...]}``.
 
 Every image is read before any is classified: a path that does not exist, a folder without images,
-a file that is not a readable image or an unusable model folder stops with one line, exit 2.
+a file that is not a readable image or an unusable model folder stops with one line, exit 2. This is on
+purpose: a script reading the output never gets a partial answer it could take for a whole one (N lines
+for N+1 images), and the one line names the file to fix or leave out. Pixel modes are read as in training
+(16-bit grey scaled to 8 bits; floating-point images refused: results/preprocess.py to_rgb).
 """
 
 from __future__ import annotations

@@ -43,6 +43,40 @@ class ImageRejected(ValueError):
         self.status = status
 
 
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+"""Pillow's 16-bit grayscale modes (16-bit PNG, PGM and TIFF); 32-bit ``I`` holds the same values in older Pillows."""
+
+
+def to_rgb(image: Image.Image, name: str = "image") -> Image.Image:
+    """8-bit RGB of a decoded image: the one conversion training (``train.data.load_image``), ``predict.py``
+    and the server share, so a mode is read the same way everywhere.
+
+    Pillow's ``convert("RGB")`` clips 16- and 32-bit grayscale values to 0..255 instead of scaling them: a
+    16-bit PNG (mode ``I;16``, values up to 65535) becomes a white square, silently. Here 16-bit values are
+    scaled to 8 bits (v * 255 / 65535, rounded); 32-bit integer pixels (``I``) are taken as 16-bit when they
+    fit 0..65535 (what older Pillows make of a 16-bit PNG) and refused otherwise, as are floating-point
+    pixels (``F``): neither has an 8-bit scale to go by. Every other mode Pillow reads (1, L, LA, P, PA, RGB,
+    RGBA, CMYK, YCbCr, HSV, ...) goes through ``convert("RGB")`` as before (alpha dropped); a mode it cannot
+    convert is refused. Refusals are :class:`ImageRejected`, one line.
+    """
+    mode = image.mode
+    if mode in SIXTEEN_BIT_MODES or mode == "I":
+        values = np.asarray(image)  # uint16 in the file's byte order (I;16*), or int32 (I)
+        if mode == "I" and values.size and (int(values.min()) < 0 or int(values.max()) > 65535):
+            raise ImageRejected(f"{name}: 32-bit integer pixels (mode I) outside 0..65535 have no 8-bit scale; "
+                                "save it as an 8- or 16-bit image")
+        gray = ((values.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+        return Image.fromarray(gray).convert("RGB")  # 2-D uint8: mode L
+    if mode == "F":
+        raise ImageRejected(f"{name}: floating-point pixels (mode F) have no 8-bit scale; save it as an 8- or "
+                            "16-bit image")
+    try:
+        return image.convert("RGB")
+    except ValueError:  # Pillow names modes it cannot convert to RGB this way (e.g. LAB)
+        raise ImageRejected(f"{name}: Pillow cannot convert its pixel mode {mode} to RGB; save it as RGB or "
+                            "grayscale") from None
+
+
 @dataclass(frozen=True)
 class Preprocessing:
     """How pixels become the model's input (the ``input`` section of model.json)."""
@@ -97,8 +131,10 @@ class Preprocessing:
             try:
                 if self.jpeg_draft:
                     image.draft("RGB", (self.width, self.height))
-                rgb = image.convert("RGB")
+                rgb = to_rgb(image, name)
                 resized = rgb.resize((self.width, self.height), RESAMPLING[self.resize])
+            except ImageRejected:
+                raise
             except DECODE_ERRORS as error:
                 detail = " ".join(str(error).split()) or type(error).__name__
                 raise ImageRejected(f"{name}: truncated or corrupt {image.format or ''} image ({detail})") from None

@@ -111,3 +111,15 @@ def fixed_model_smoke() -> dict:
     raw["searcher"]["warm_start"] = []
     raw["trial"]["model"]["name"] = "small_cnn"
     return raw
+
+
+def stop_when_held(proc: subprocess.Popen, folder: Path, log: Path, send, expected: int, timeout: float = 300) -> dict:
+    """Wait until ``proc`` holds at ``folder``, call ``send(pid)`` (the fault: a signal to it or its group), then
+    assert it exits with ``expected``; whatever happens, stop everything it started. The hold marker."""
+    try:
+        held = wait_held(proc, folder, log)
+        send(proc.pid)
+        assert proc.wait(timeout=timeout) == expected, log.read_text()[-5000:]
+    finally:
+        kill_group(proc)
+    return held

@@ -22,10 +22,33 @@ from filelock import FileLock
 T = TypeVar("T")
 
 
+def umask() -> int:
+    """This process's umask. Read from /proc on Linux: the portable way (set it, then set it back) leaves a
+    window in which a file another thread creates gets umask 0."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def new_file_mode() -> int:
+    """The mode a plain new file gets here: 0o666 less the umask. Every file the project writes has it (one
+    policy: teammates sharing an experiment folder can read what the search wrote), including the ones written
+    through ``tempfile.mkstemp``, which makes them owner-only (0600) whatever the umask."""
+    return 0o666 & ~umask()
+
+
 def write_atomic(path: Path, content: str | bytes) -> None:
-    """Write to a temp file beside ``path``, then rename it into place (atomic on POSIX)."""
+    """Write to a temp file beside ``path``, then rename it into place (atomic on POSIX); the file honours the
+    umask like any other (:func:`new_file_mode`)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        os.fchmod(fd, new_file_mode())
         with os.fdopen(fd, "wb" if isinstance(content, bytes) else "w") as handle:
             handle.write(content)
         os.replace(tmp, path)

@@ -10,13 +10,46 @@ import yaml
 from train.config import ConfigError
 
 
+class DuplicateKey(yaml.YAMLError):
+    """A mapping that names one key twice; its message is one line naming the key and both lines."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping. PyYAML (like the YAML 1.1 it
+    implements) silently keeps the last value, so ``num_samples`` written twice under ``budget:`` would run
+    a search nobody asked for; YAML 1.2 says keys must be unique."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # "<<: *anchor" merges; it may repeat
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.setdefault(key, line)
+            except TypeError:  # an unhashable key: SafeLoader's own error follows
+                continue
+            if first != line:
+                raise DuplicateKey(f"key {key!r} appears twice in one mapping (lines {first} and {line}): keep one")
+        return super().construct_mapping(node, deep=deep)
+
+
+def safe_load(text: str) -> Any:
+    """``yaml.safe_load`` that refuses duplicate keys (:class:`DuplicateKey`, a ``yaml.YAMLError``): every YAML
+    file the project reads goes through here."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """A YAML mapping from ``path``; a missing file or bad YAML is one ConfigError line."""
+    """A YAML mapping from ``path``; a missing file, bad YAML or a duplicate key is one ConfigError line."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
     try:
-        loaded = yaml.safe_load(path.read_text())
+        loaded = safe_load(path.read_text())
+    except DuplicateKey as error:
+        raise ConfigError(f"{path}: {error}") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -45,7 +78,9 @@ def apply_overrides(config: dict[str, Any], assignments: Iterable[str]) -> dict[
         if not sep or not key:
             raise ConfigError(f"--set {assignment!r}: expected dotted.key=value, e.g. optim.lr=3e-4")
         try:
-            value = yaml.safe_load(text) if text else None
+            value = safe_load(text) if text else None
+        except DuplicateKey as error:
+            raise ConfigError(f"--set {assignment!r}: {error}") from None
         except yaml.YAMLError:
             raise ConfigError(f"--set {assignment!r}: the value is not valid YAML (quote strings with spaces)") from None
         try:

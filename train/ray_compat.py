@@ -121,3 +121,29 @@ def distribution_contains(distribution: Any, value: Any) -> bool:
         return distribution._contains(distribution.to_internal_repr(value))
     except (ValueError, TypeError):
         return False
+
+
+def auto_address() -> tuple[str | None, str]:
+    """The GCS address to join when no address is given, and where it was found: (None, "") when none.
+
+    Private because Ray has no public way to ask which cluster "auto" means without connecting, and
+    connecting to a dead GCS (a ``ray_current_cluster`` file left by a Ray that was killed, not stopped)
+    retries for minutes. The ``ray_current_cluster`` file in Ray's temp folder (``$RAY_TMPDIR``/ray, else
+    /tmp/ray), which ``ray start`` writes, comes first; else Ray's own "auto" lookup (a GCS process among this
+    machine's processes). Ray's "auto" would prefer a lone GCS process over the file; train/connect.py joins
+    the address found here instead, so that what it checked is what it joins.
+    """
+    from ray._common.utils import get_ray_address_file
+    from ray._private.services import get_ray_address_from_environment
+
+    cluster_file = get_ray_address_file(None)
+    try:
+        named = Path(cluster_file).read_text().strip()
+    except OSError:  # no file: no cluster was started here with `ray start`, or it was stopped
+        named = ""
+    if named:
+        return named, cluster_file
+    try:
+        return get_ray_address_from_environment("auto", None), "a running GCS process"
+    except ConnectionError:  # no GCS process either: nothing to join
+        return None, ""

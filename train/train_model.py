@@ -6,12 +6,15 @@
 --config takes a trial config (e.g. a search's best_config.yaml) or a search-space file, whose ``trial``
 section (the trial config every trial starts from) is trained and whose space is ignored. --set takes
 dotted keys as the file writes them: optim.lr=... for a trial config, trial.optim.lr=... for a search file.
-The last line printed is the path of the final checkpoint.
+The last line printed is the path of the final checkpoint. Exit codes: 0 done, 2 a configuration or data
+problem (one line), 130 Ctrl-C, 143 SIGTERM: both keep the last committed checkpoint, and the last line is the
+command that continues the run from it (the same --name and --storage).
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -50,17 +53,19 @@ def load_trial_config(path: str, overrides: list[str]):
 
 
 def train(args: argparse.Namespace) -> str:
-    """Run the TorchTrainer; return the final checkpoint's path."""
+    """Run the TorchTrainer (named ``args.name``); return the final checkpoint's path."""
     import ray
 
     from train.prepared import prepare
     from train.connect import RayConnection
     from train.launch import torch_trainer
+    from train.signals import terminate_like_ctrl_c
 
     cfg = load_trial_config(args.config, args.overrides)
     data = prepare(cfg.data)  # fail fast on bad data, and build the cache once before the workers start
     print(f"Ray dashboard: {RayConnection(args.address, args.num_cpus).connect()}", flush=True)
-    name = args.name or f"train-{datetime.now():%Y%m%d-%H%M%S}"
+    terminate_like_ctrl_c()  # again: ray.init replaced the handler with its crash dump
+    name = args.name
     result = torch_trainer(cfg, name=name, storage_path=str(Path(args.storage).resolve()),
                            data_key=data.cache_key).fit()
     ray.shutdown()  # flushes the workers' forwarded logs, so the checkpoint path really is the last line
@@ -72,12 +77,28 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from train.config import ConfigError
     from train.data import DataError
+    from train.signals import stopped_code, terminate_like_ctrl_c
 
+    terminate_like_ctrl_c()
+    # Named here, so that an interrupted run can say which name continues it.
+    args.name = args.name or f"train-{datetime.now():%Y%m%d-%H%M%S}"
     try:
         print(train(args))
     except (ConfigError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (train/signals.py)
+        import ray
+
+        ray.shutdown()
+        command = ["python", "train/train_model.py", "--config", args.config, "--storage", args.storage,
+                   "--name", args.name]
+        command += ["--set", *args.overrides] if args.overrides else []
+        command += ["--address", args.address] if args.address else []
+        command += ["--num-cpus", str(args.num_cpus)] if args.num_cpus else []
+        print("interrupted; the run continues from its last committed checkpoint with:\n  " + shlex.join(command),
+              flush=True)
+        return stopped_code(stop)
     return 0
 
 

@@ -29,6 +29,7 @@ from typing import Optional
 import torch
 
 from train.config import ConfigError
+from train.files import new_file_mode
 from train.model import SMALL_CNN
 # The same weight lookup and hub probe that build_model uses (one copy of that logic, in train.pretrained).
 from train.pretrained import ENV_WEIGHTS, create_from_file, hub_cached_file, hub_unreachable_reason, pretrained_cfg
@@ -109,6 +110,7 @@ def write_weights(name: str, state_dict: dict[str, torch.Tensor], directory: Pat
         info["source"] = source
     final = directory / f"{name}{SUFFIX}"
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{final.name}.", suffix=".tmp")
+    os.fchmod(fd, new_file_mode())  # staged weights are for the whole cluster, not owner-only as mkstemp makes them
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=info)

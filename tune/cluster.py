@@ -197,12 +197,13 @@ def validate_cluster_config(path: str | Path) -> dict[str, Any]:
     Ray's schema (``validate_config``); the autoscaler of a ``fake_multinode`` cluster validates the
     file as written (Ray's wheel lacks that provider's defaults file). Errors become one line.
     """
+    from train.overrides import safe_load
     from train.ray_compat import cluster_config_tools
 
     _get_default_config, prepare_config, validate_config, fill_node_type_min_max_workers = cluster_config_tools()
 
     try:
-        config = yaml.safe_load(Path(path).read_text())
+        config = safe_load(Path(path).read_text())  # duplicate keys refused (train/overrides.py)
     except (OSError, yaml.YAMLError) as error:
         raise ClusterConfigError(f"{path}: {str(error).splitlines()[0]}") from None
     if not isinstance(config, dict):

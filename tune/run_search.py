@@ -6,7 +6,9 @@
 The last line printed is the path of the experiment's summary.json. Exit codes: 0 done; 2 a
 configuration, data or storage problem (one line on stderr, found before Ray starts where it can be,
 or every trial failed on it); 1 no trial reported the metric for other reasons; 130 interrupted
-(Ctrl-C): the last lines say how to continue with --resume.
+(Ctrl-C, SIGINT) or 143 stopped (SIGTERM, what timeout, systemd, Kubernetes and Slurm send): both stop
+the same way (trials stop, the search state is saved, summary.json says "interrupted") and the last
+lines say how to continue with --resume; a second signal stops at once.
 """
 
 from __future__ import annotations
@@ -41,11 +43,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from train.signals import stopped_code, terminate_like_ctrl_c
+
+    terminate_like_ctrl_c()  # until Ray starts; the search then handles SIGTERM itself (tune/interrupt.py)
     if not args.verbose:
         # The trials' own output (a line per epoch, Ray Train's checkpoint notes) stays in Ray's log files
         # (<ray temp>/session_*/logs/worker-*) instead of the console; read before Ray is imported. Trial
         # failures still reach the console through Tune's error messages.
         os.environ.setdefault("RAY_LOG_TO_DRIVER", "0")
+    from tune.wandb_logging import take_key
+
+    take_key()  # WANDB_API_KEY out of the environment every Ray process and wandb-core inherit, into memory
     from train.config import ConfigError
     from train.connect import RayConnection
     from train.data import DataError
@@ -56,9 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # With --resume the search continues as saved in its folder; --config only names the
         # experiment to look for, and the overrides are checked against the saved search.
-        search = load_search_file(args.config, [] if args.resume else overrides)
         connection = RayConnection(address=args.address, num_cpus=args.num_cpus, num_gpus=args.num_gpus,
                                    dashboard_host=args.dashboard_host, dashboard_port=args.dashboard_port)
+        search = load_search_file(args.config, [] if args.resume else overrides)
         summary = search_run.run(search, storage=args.storage, resume=args.resume, ray_connection=connection,
                                   source=args.config, overrides=overrides, verbose=args.verbose)
     except (ConfigError, DataError) as error:
@@ -71,10 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         if stop.summary:
             print(stop.summary)
         print("\n".join(stop.lines()), flush=True)
-        return 130
-    except KeyboardInterrupt:  # before the search (or its Ray) started
+        return stop.code
+    except KeyboardInterrupt as stop:  # before the search (or its Ray) started
         print("interrupted before the search started: nothing to continue", flush=True)
-        return 130
+        return stopped_code(stop)
     print(search_run.summary_line(summary))
     print(summary)
     return 0

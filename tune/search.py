@@ -17,6 +17,7 @@ from train.config import ConfigError
 from train.connect import RayConnection
 from tune import preflight
 from tune.cluster import cluster_capacity
+from train.signals import stopped_code
 from tune.interrupt import Interrupts
 from tune.progress import CompactReporter, use_compact_engine
 from tune.resumable import ExtendableSearch, ResumableASHA, raise_budget
@@ -33,12 +34,14 @@ from tune.watch import ErrorFiles, ReleaseTrainResources, SearchStalled, StallGu
 
 
 class SearchInterrupted(Exception):
-    """Ctrl-C: the search stopped; ``summary`` is its summary.json (None when stopped at once)."""
+    """Ctrl-C or SIGTERM: the search stopped; ``summary`` is its summary.json (None when stopped at once);
+    ``code`` the exit code (130 Ctrl-C, 143 SIGTERM)."""
 
-    def __init__(self, experiment: Optional[Experiment], summary: Optional[str]):
+    def __init__(self, experiment: Optional[Experiment], summary: Optional[str], code: int = 130):
         super().__init__("interrupted")
         self.experiment = experiment
         self.summary = summary
+        self.code = code
 
     def lines(self) -> list[str]:
         if self.experiment is None:
@@ -208,19 +211,22 @@ def run(search: SearchFile, *, storage: str, resume: Optional[str] = None,
         record = RunRecord(data_fingerprint=data.fingerprint)
     record.sessions += 1
     record.write(experiment)
+    interrupts = Interrupts()
     try:
         dashboard = ray_connection.connect()
-        print(f"Ray dashboard: {dashboard}", flush=True)
-        tuner = build_tuner(search, experiment, resume=bool(resume), data_key=data.cache_key, verbose=verbose,
-                            dashboard=dashboard)
-        with Interrupts() as interrupts, record.clock(experiment, started):
-            results = tuner.fit()
-    except KeyboardInterrupt:
+        # From here on, after ray.init (which replaces any SIGTERM handler set before it): Ctrl-C and SIGTERM.
+        with interrupts:
+            print(f"Ray dashboard: {dashboard}", flush=True)
+            tuner = build_tuner(search, experiment, resume=bool(resume), data_key=data.cache_key,
+                                verbose=verbose, dashboard=dashboard)
+            with record.clock(experiment, started):
+                results = tuner.fit()
+    except KeyboardInterrupt as stop:
         ray.shutdown()
         if not resume and not has_saved_state(experiment):
             experiment.remove()  # nothing of the search was saved: leave no folder to resume from
-            raise SearchInterrupted(None, None) from None
-        raise SearchInterrupted(experiment, None) from None
+            raise SearchInterrupted(None, None, stopped_code(stop)) from None
+        raise SearchInterrupted(experiment, None, stopped_code(stop)) from None
     except BaseException:
         if not resume and not has_saved_state(experiment):
             experiment.remove()
@@ -238,7 +244,7 @@ def run(search: SearchFile, *, storage: str, resume: Optional[str] = None,
     if stalled is not None:
         raise SearchStalled(stalled)
     if summary.interrupted:
-        raise SearchInterrupted(experiment, path)
+        raise SearchInterrupted(experiment, path, interrupts.exit_code)
     if summary.best is None:
         permanent = [r.metrics[TRIAL_ERROR] for r in results if (r.metrics or {}).get(TRIAL_ERROR)]
         if permanent and len(permanent) == summary.num_trials:

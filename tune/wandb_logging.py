@@ -4,9 +4,11 @@ Ray's ``WandbLoggerCallback`` starts a logging actor per trial, each with its ow
 (20 of 36 s of an 8-trial search on 2 cores went there), and hands the API key to those actors through
 ``runtime_env`` env vars, which Ray writes into its logs. This Tune callback logs every trial from the
 driver instead: ``wandb.init(reinit="create_new")`` opens one run per trial in this process, and all of
-them share the process's single W&B service (wandb-core). The key is never touched here: W&B reads
-``WANDB_API_KEY`` (or ``wandb login``'s credentials) from the driver's own environment, and nothing
-holding it is pickled into the experiment or passed to Ray.
+them share the process's single W&B service (wandb-core). ``WANDB_API_KEY`` is taken out of the driver's
+environment before Ray starts (:func:`take_key`) and handed to W&B in its settings: every process Ray starts
+(GCS, raylet, dashboard, trial workers) and W&B's own service inherit the driver's environment, and would all
+hold the key otherwise. Nothing holding it is pickled into the experiment or passed to Ray. Without it, W&B
+uses ``wandb login``'s credentials (~/.netrc) as usual.
 
 Runs: id = trial id, group = the experiment folder's name, config = the trial's whole config, one
 history row per epoch (step = epoch). Without ``WANDB_API_KEY`` (and no ``WANDB_MODE``) runs are
@@ -36,9 +38,28 @@ _NOT_LOGGED = {"done", "should_checkpoint", "timestamp", "pid", "first_step_at",
                "iterations_since_restore", "timesteps_since_restore"}
 
 
+KEY_ENV = "WANDB_API_KEY"
+_key: Optional[str] = None
+"""The key :func:`take_key` took out of the environment: in this process's memory only."""
+
+
+def take_key() -> None:
+    """Move ``$WANDB_API_KEY`` from this process's environment into memory. Call before Ray starts (and before
+    any W&B call): the processes started afterwards inherit an environment without it."""
+    global _key
+    key = os.environ.pop(KEY_ENV, None)
+    if key:
+        _key = key
+
+
+def api_key() -> Optional[str]:
+    """The W&B key: the one taken from the environment, else ``$WANDB_API_KEY`` (None: W&B's own login)."""
+    return _key or os.environ.get(KEY_ENV) or None
+
+
 def wandb_mode() -> str:
-    """``$WANDB_MODE`` when set, else online with a key in the environment and offline without one."""
-    return os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
+    """``$WANDB_MODE`` when set, else online with a key and offline without one."""
+    return os.environ.get("WANDB_MODE") or ("online" if api_key() else "offline")
 
 
 class WandbTrialLogger(Callback):
@@ -133,7 +154,8 @@ class WandbTrialLogger(Callback):
             silent=True,            # no per-run banners or summary blocks on the search's console
             console="off",          # the driver's output is not a trial's output
             x_disable_stats=True,   # system metrics would sample the driver, not the trial
-            save_code=False, disable_git=True, x_save_requirements=False)
+            save_code=False, disable_git=True, x_save_requirements=False,
+            api_key=api_key())      # from memory: the environment no longer holds it (take_key)
         return wandb.init(project=self.project, entity=self.entity, group=self.group, id=trial_id,
                           name=trial_id, config=config, dir=str(self.directory), mode=wandb_mode(),
                           reinit="create_new", resume="allow", settings=settings)

@@ -92,8 +92,12 @@ def model_json(cfg, state: dict[str, Any], source, classes: list[dict[str, Any]]
             "data_fingerprint": state.get("data_fingerprint"),
             "data": {"format": fmt, "root": cfg.data.root, "image_size": cfg.data.image_size,
                      "roi_crop": cropped},
-            "search": {key: summary.get(key) for key in ("experiment", "metric", "mode", "num_trials",
-                                                         "total_epochs", "epochs", "wall_s")} if summary else None,
+            "search": {**{key: summary.get(key) for key in ("experiment", "metric", "mode", "num_trials",
+                                                            "total_epochs", "epochs", "wall_s")},
+                       # An interrupted search's best trial may have stopped early: say so where the model goes.
+                       "search_interrupted": bool(summary.get("interrupted")),
+                       "trial_epochs": (source.trial or {}).get("epochs"),
+                       "trial_status": (source.trial or {}).get("status")} if summary else None,
             "sampled_params": (source.trial or {}).get("params"),
             "config": cfg.to_dict(),
         },
@@ -150,8 +154,12 @@ def model_card(meta: dict[str, Any], source) -> str:
         s = src["search"]
         lines += [f"Experiment `{s['experiment']}` (`{src['experiment']}`): {s['num_trials']} trials, "
                   f"{s['total_epochs']} epochs in all (at most {s['epochs']} each), {_fmt(s['wall_s'], 1)} s; "
-                  f"best by {s['mode']} `{s['metric']}`.", "",
-                  f"Sampled parameters of this trial: `{json.dumps(src['sampled_params'])}`", ""]
+                  f"best by {s['mode']} `{s['metric']}`.", ""]
+        if s.get("search_interrupted"):
+            lines += [f"**The search was interrupted**: this trial ({s['trial_status']}) trained {s['trial_epochs']} "
+                      f"of {s['epochs']} epochs, and trials that would have finished are missing from the ranking. "
+                      "Continue it with `--resume` and export again for the search's real result.", ""]
+        lines += [f"Sampled parameters of this trial: `{json.dumps(src['sampled_params'])}`", ""]
         if source.search_yaml:
             lines += ["Search file (`search.yaml`):", "", "```yaml", source.search_yaml.rstrip(), "```", ""]
     else:

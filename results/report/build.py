@@ -4,7 +4,6 @@ report.html (and the W&B report run); :func:`build` is all of results/analyze.py
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from tune.experiment.layout import BEST_CONFIG_FILE, SEARCH_FILE
@@ -53,7 +52,6 @@ def build(args: argparse.Namespace, scratch: Path) -> tuple[str, list[str]]:
     from results.report.evaluation import best_test_evaluation
     from results.report import to_wandb as report_wandb
     from results.report.data import leaderboard, load
-    from results.report.figures import readable_mode
     from results.report.html import Report, terminal_table, to_html, to_markdown
     from results.report.study import load_study, with_pruned_as_complete
     from train.files import write_atomic
@@ -84,8 +82,6 @@ def build(args: argparse.Namespace, scratch: Path) -> tuple[str, list[str]]:
                     commands(exp, study_source))
     write_atomic(out / "report.md", to_markdown(report))
     write_atomic(out / "report.html", to_html(report, out))
-    for name in ("report.md", "report.html"):
-        os.chmod(out / name, readable_mode())  # write_atomic's temp file is owner-only
     html_path = str(out / "report.html")
     if remote:
         for path in sorted(out.iterdir()):

@@ -6,6 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from train.files import new_file_mode
+
 
 def pyplot():
     """matplotlib.pyplot on the Agg backend: report and evaluation run on headless machines."""
@@ -17,13 +19,6 @@ def pyplot():
     return plt
 
 
-def readable_mode() -> int:
-    """The mode a plain new file gets here (0o666 less the umask)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def save(fig, path: Path) -> Path:
     """``fig`` as PNG at ``path`` (temp name beside it, then rename), then closed."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -31,7 +26,7 @@ def save(fig, path: Path) -> Path:
     os.close(fd)
     try:
         fig.savefig(tmp, format="png", dpi=fig.dpi)
-        os.chmod(tmp, readable_mode())  # mkstemp makes it owner-only; a report is for sharing
+        os.chmod(tmp, new_file_mode())  # mkstemp makes it owner-only; a report is for sharing
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

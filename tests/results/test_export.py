@@ -137,5 +137,56 @@ def test_bad_input_is_one_line_and_exit_2(small_experiment, tmp_path, capsys):
     occupied.mkdir()
     (occupied / "notes.txt").write_text("mine")
     assert export_cli.main([str(small_experiment), "--out", str(occupied)]) == 2
-    assert "is not an exported model folder; refusing to replace it" in _one_error_line(capsys)
+    assert f"--out {occupied} holds files the exporter did not write (notes.txt); refusing to replace it" \
+        in _one_error_line(capsys)
     assert (occupied / "notes.txt").read_text() == "mine" and not Path(out).exists()
+
+
+def test_an_earlier_export_with_the_users_files_is_never_deleted(small_experiment, small_model, tmp_path, capsys):
+    """Was: an --out holding an earlier export and the user's notes.txt and sub/ was replaced whole, exit 0."""
+    import shutil
+
+    out = tmp_path / "models"
+    shutil.copytree(small_model, out)
+    (out / "notes.txt").write_text("mine")
+    (out / "sub").mkdir()
+    (out / "sub" / "eval.csv").write_text("a,b\n")
+    before = (out / "model.json").read_text()
+    assert export_cli.main([str(small_experiment), "--out", str(out)]) == 2
+    assert _one_error_line(capsys) == (f"error: --out {out} holds files the exporter did not write (notes.txt, sub); "
+                                       "refusing to replace it: give a new folder, or --force to write the export's "
+                                       "files beside them")
+    assert (out / "model.json").read_text() == before
+    assert export_cli.main([str(small_experiment), "--out", str(out), "--force"]) == 0
+    assert (out / "notes.txt").read_text() == "mine" and (out / "sub" / "eval.csv").read_text() == "a,b\n"
+    assert (out / "model.json").read_text() != before  # a new export (its created time)
+    assert sorted(p.name for p in out.iterdir()) == sorted(export_cli.EXPORT_FILES + ("notes.txt", "sub"))
+    assert [p.name for p in tmp_path.iterdir()] == ["models"]  # no temp folder left
+    capsys.readouterr()
+    assert export_cli.main([str(small_experiment), "--out", str(tmp_path / "models-2")]) == 0  # a fresh folder
+
+
+def test_an_interrupted_search_is_exported_with_a_warning_and_recorded(small_experiment, tmp_path, capsys):
+    """Was: exit 0 and an unfinished 1-epoch trial shipped without a word."""
+    import shutil
+
+    experiment = tmp_path / "interrupted"
+    shutil.copytree(small_experiment, experiment)
+    summary = json.loads((experiment / "summary.json").read_text())
+    summary["interrupted"] = True
+    summary["epochs"] = summary["best"]["epochs"] + 5  # the search meant 5 more epochs than the trial trained
+    for trial in [summary["best"], *summary["trials"]]:
+        trial["status"] = "UNFINISHED"
+    (experiment / "summary.json").write_text(json.dumps(summary))
+    out = tmp_path / "model"
+    assert export_cli.main([str(experiment), "--out", str(out)]) == 0
+    trained, meant = summary["best"]["epochs"], summary["epochs"]
+    warning = capsys.readouterr().err.strip().splitlines()
+    assert warning == [f"warning: {experiment} is an interrupted search: trial {summary['best']['trial_id']} "
+                       f"(UNFINISHED) trained {trained} of {meant} epochs; model.json and MODEL_CARD.md record it "
+                       "(continue the search with --resume, then export again)"]
+    search = json.loads((out / "model.json").read_text())["source"]["search"]
+    assert (search["search_interrupted"], search["trial_epochs"], search["epochs"], search["trial_status"]) == \
+        (True, trained, meant, "UNFINISHED")
+    assert f"**The search was interrupted**: this trial (UNFINISHED) trained {trained} of {meant} epochs" \
+        in (out / "MODEL_CARD.md").read_text()

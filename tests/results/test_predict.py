@@ -141,3 +141,19 @@ def test_bad_images_are_one_line(model_dir, signs, tmp_path):
         assert result.returncode == 2 and result.stdout == "", path
         error, = result.stderr.strip().splitlines()
         assert error.startswith(f"error: {path}") and message in error, error
+
+
+def test_a_16_bit_png_predicts_as_its_8_bit_twin(model_dir, signs, tmp_path):
+    """A 16-bit grey PNG (mode I;16) is scaled to 8 bits, not clipped to a white square: predict.py gives it
+    exactly the answer of the same picture saved as 8-bit grey."""
+    with Image.open(signs[0][0]) as image:
+        grey = np.asarray(image.convert("L"))
+    eight, sixteen = tmp_path / "grey8.png", tmp_path / "grey16.png"
+    Image.fromarray(grey).save(eight)
+    Image.fromarray(grey.astype(np.uint16) * 257).save(sixteen)  # v * 257: exactly v again in 8 bits
+    with Image.open(sixteen) as image:
+        assert image.mode.startswith("I")  # really read back as 16-bit
+    results = [predict(model_dir, path, "--json") for path in (eight, sixteen)]
+    assert [r.returncode for r in results] == [0, 0], results[1].stderr
+    tops = [json.loads(r.stdout)["top"] for r in results]
+    assert tops[0] == tops[1]

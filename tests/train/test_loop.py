@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 import torch
 
 from tests.conftest import REPO
-from tests.helpers import kill_group, last_line_path, start_in_session, wait_held
+from tests.helpers import kill_group, last_line_path, start_in_session, stop_when_held, wait_held
 from train import hold
 from train.prepared import prepare
 from train.config import parse
@@ -173,3 +174,27 @@ def test_bad_config_is_one_line(tmp_path):
                             cwd=REPO, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "unknown key 'optim.lrr'" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.timeout(400)
+def test_sigterm_stops_training_and_the_printed_command_resumes_it(tiny_data, tmp_path):
+    """SIGTERM to train_model.py while rank 0 is held after epoch 1's committed checkpoint: no Ray crash dump
+    (exit 134) but exit 143 and, last, the command that continues the run; it resumes at epoch 2."""
+    import yaml
+
+    config_file = tmp_path / "trial.yaml"
+    config_file.write_text(yaml.safe_dump(_config(tiny_data, epochs=2)))
+    storage, log, holds = tmp_path / "runs", tmp_path / "first.log", tmp_path / "hold"
+    args = ["--config", str(config_file), "--storage", str(storage), "--address", "local", "--num-cpus", "2"]
+    proc = start_in_session([sys.executable, str(TRAIN), *args], log, {**os.environ, hold.ENV: f"checkpoint:1:{holds}"})
+    held = stop_when_held(proc, holds, log, lambda pid: os.kill(pid, signal.SIGTERM), 143, timeout=120)
+    assert held["epoch"] == 1
+    command = log.read_text().strip().splitlines()[-1].split()
+    assert command[:2] == ["python", "train/train_model.py"] and command[command.index("--name") + 1] == held["run"]
+    resumed_log = tmp_path / "resumed.log"
+    proc = _train_cli(command[2:], resumed_log)
+    try:
+        assert proc.wait(timeout=240) == 0, resumed_log.read_text()[-4000:]
+    finally:
+        kill_group(proc)
+    assert [epoch for epoch, _, _ in _epochs(resumed_log)] == [2], resumed_log.read_text()[-3000:]

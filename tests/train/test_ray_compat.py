@@ -98,3 +98,16 @@ def test_session_dir():
         assert ray_compat.session_dir().name.startswith("session_"), _moved("session_dir", "global_worker.node")
     finally:
         ray.shutdown()
+
+
+def test_auto_address_reads_rays_cluster_file(tmp_path, monkeypatch):
+    """Ray's own lookup of the cluster "auto" means, read without connecting (train/connect.py checks it answers)."""
+    (tmp_path / "ray").mkdir()
+    (tmp_path / "ray" / "ray_current_cluster").write_text("127.0.0.1:1\n")
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    try:
+        found = ray_compat.auto_address()
+    except (ImportError, AttributeError, TypeError) as error:
+        raise AssertionError(_moved("auto_address", f"ray's cluster-file lookup ({error})")) from None
+    assert found == ("127.0.0.1:1", str(tmp_path / "ray" / "ray_current_cluster"))

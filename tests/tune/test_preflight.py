@@ -86,6 +86,38 @@ def test_a_search_that_cannot_work_is_one_line_before_ray(case, tmp_path, tiny_d
     print(f"{case}: {time.monotonic() - started:.1f} s: {line}")
 
 
+@pytest.mark.parametrize("flag, value, expected", [
+    ("--dashboard-port", "70000", "error: --dashboard-port 70000: a TCP port is 1 to 65535 (or leave it out: 8265, "
+                                  "or the next free port)"),
+    ("--dashboard-port", "0", "error: --dashboard-port 0: a TCP port is 1 to 65535"),
+])
+def test_a_port_out_of_range_is_one_line_before_anything_starts(flag, value, expected, tmp_path, tiny_data):
+    """Was an OverflowError traceback from deep in Ray's start-up, exit 1, an empty experiment folder left."""
+    line = _one_error_line(_run(tmp_path, tiny_data, SMOKE, flag, value))
+    assert line.startswith(expected), line
+    assert not (tmp_path / "runs").exists(), "an experiment folder was created"
+
+
+def test_duplicate_keys_are_one_line_naming_the_key_and_both_lines(tmp_path, tiny_data):
+    """PyYAML keeps the last of two equal keys without a word: a search nobody asked for."""
+    text = SMOKE.read_text()
+    budget = text.replace("  num_samples: 8\n", "  num_samples: 8\n  num_samples: 2\n", 1)
+    assert budget != text
+    twice = tmp_path / "twice.yaml"
+    twice.write_text(budget)
+    line_no = text.splitlines().index("  num_samples: 8") + 1
+    assert _one_error_line(_run(tmp_path, tiny_data, twice)) == (
+        f"error: {twice}: key 'num_samples' appears twice in one mapping (lines {line_no} and {line_no + 1}): "
+        "keep one")
+    # Across lines, at the top level.
+    twice.write_text(text + "experiment: other\n")
+    first = next(i for i, line in enumerate(text.splitlines(), 1) if line.startswith("experiment:"))
+    assert _one_error_line(_run(tmp_path, tiny_data, twice)) == (
+        f"error: {twice}: key 'experiment' appears twice in one mapping (lines {first} and "
+        f"{len(text.splitlines()) + 1}): keep one")
+    assert not (tmp_path / "runs").exists(), "an experiment folder was created"
+
+
 def test_unwritable_storage_and_cache_are_one_line(tmp_path, tiny_data):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")

@@ -17,7 +17,8 @@ import optuna
 import pytest
 
 from tests.conftest import REPO
-from tests.helpers import dotted, kill_group, last_line_path, result_rows, start_in_session, wait_held
+from tests.helpers import (dotted, kill_group, last_line_path, result_rows, start_in_session, stop_when_held,
+                           wait_held)
 from train import hold
 
 SMOKE = REPO / "search_spaces" / "smoke.yaml"
@@ -141,14 +142,9 @@ def test_ctrl_c_stops_honestly_and_resume_extends_the_search(tiny_data, tmp_path
     args = search_args(tiny_data, storage, "budget.num_samples=2", "trial.epochs=3",
                        "budget.early_stopping=false", "max_concurrent_trials=1")
     proc = start_search(args, log, **{hold.ENV: f"checkpoint:1:{holds}:2"})
-    try:
-        held = wait_held(proc, holds, log)
-        # What a terminal sends on Ctrl-C: SIGINT to the whole foreground group. The held trial is not
-        # released: Tune's graceful stop ends it where it is (after epoch 1), whatever the timing.
-        os.killpg(proc.pid, signal.SIGINT)
-        assert proc.wait(timeout=300) == 130, log.read_text()[-5000:]
-    finally:
-        kill_group(proc)
+    # What a terminal sends on Ctrl-C: SIGINT to the whole foreground group. The held trial is not
+    # released: Tune's graceful stop ends it where it is (after epoch 1), whatever the timing.
+    held = stop_when_held(proc, holds, log, lambda pid: os.killpg(pid, signal.SIGINT), 130)
     out = log.read_text().strip().splitlines()
     experiment = Path(held["experiment_dir"])
     assert out[-2:] == ["interrupted; finished trials are kept, unfinished ones continue from their checkpoints. "
@@ -239,3 +235,33 @@ def test_resume_refuses_changed_data(tmp_path):
     with pytest.raises(DataError, match=r"the training data changed since the search started \(fingerprint "
                                          r"aaaaaaaaaaaa then, bbbbbbbbbbbb now\)"):
         check_same_data(record, "b" * 64, experiment)
+
+
+@pytest.mark.timeout(600)
+def test_sigterm_stops_like_ctrl_c_and_resume_continues(tiny_data, tmp_path):
+    """SIGTERM (what timeout, systemd, Kubernetes and Slurm send) to the driver alone while its trial is held
+    after epoch 1: not Ray's crash dump (exit 134) but the Ctrl-C stop: exit 143, summary "interrupted" with
+    the trial UNFINISHED at epoch 1, the resume command last; --resume continues it from epoch 2."""
+    storage, log, holds = tmp_path / "runs", tmp_path / "first.log", tmp_path / "hold"
+    args = search_args(tiny_data, storage, "budget.num_samples=1", "trial.epochs=2", "budget.early_stopping=false")
+    proc = start_search(args, log, **{hold.ENV: f"checkpoint:1:{holds}"})
+    held = stop_when_held(proc, holds, log, lambda pid: os.kill(pid, signal.SIGTERM), 143)
+    text = log.read_text()
+    out = text.strip().splitlines()
+    experiment = Path(held["experiment_dir"])
+    assert "SIGTERM: stopping the search" in text and "crash" not in text.lower(), text[-3000:]
+    assert out[-1] == f"  python tune/run_search.py --config {experiment}/search.yaml --resume {experiment}"
+    summary = json.loads((experiment / "summary.json").read_text())
+    assert summary["interrupted"] is True
+    assert [(t["status"], t["epochs"]) for t in summary["trials"]] == [("UNFINISHED", 1)]
+
+    resume_log = tmp_path / "resume.log"
+    proc = start_search([*out[-1].split()[2:], "--address", "local", "--num-cpus", "2"], resume_log)
+    try:
+        assert proc.wait(timeout=300) == 0, resume_log.read_text()[-5000:]
+    finally:
+        kill_group(proc)
+    resumed = json.loads((experiment / "summary.json").read_text())
+    assert resumed["interrupted"] is False
+    assert [(t["status"], t["epochs"]) for t in resumed["trials"]] == [("TERMINATED", 2)]
+    assert epochs_of(experiment / f"trial_{held['trial_id']}") == [1, 2]

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tests.helpers import dotted, kill_group, last_line_path, start_in_session
+from tests.helpers import descendants, dotted, kill_group, last_line_path, start_in_session, wait_held
+from train import hold
 from tests.tune.wandb_records import read_offline_run
 
 FAKE_KEY = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c"  # 40 hex digits, the shape of a real W&B key
@@ -33,6 +34,13 @@ def _files_holding(root: Path, needle: bytes) -> list[str]:
     return found
 
 
+def _environ(pid: int) -> bytes:
+    try:
+        return (Path("/proc") / str(pid) / "environ").read_bytes()
+    except OSError:  # gone since it was listed
+        return b""
+
+
 @pytest.mark.timeout(400)
 def test_wandb_key_stays_out_of_ray_logs_and_the_experiment(tiny_data, tmp_path):
     # Ray's whole temp dir for this search (sessions, logs, runtime envs): a short path of our own, since
@@ -44,11 +52,23 @@ def test_wandb_key_stays_out_of_ray_logs_and_the_experiment(tiny_data, tmp_path)
                "--config", str(REPO / "search_spaces" / "smoke.yaml"), "--storage", str(storage),
                "--address", "local", "--num-cpus", "2", "--verbose",  # everything on the console too
                "--set", *data, "budget.num_samples=2", "trial.epochs=2", "wandb.enabled=true"]
-    env = {**os.environ, "WANDB_API_KEY": FAKE_KEY, "WANDB_MODE": "offline", "RAY_TMPDIR": str(ray_tmp)}
+    holds = tmp_path / "hold"
+    env = {**os.environ, "WANDB_API_KEY": FAKE_KEY, "WANDB_MODE": "offline", "RAY_TMPDIR": str(ray_tmp),
+           hold.ENV: f"checkpoint:1:{holds}"}
     env.pop("RAY_ADDRESS", None)
     log = tmp_path / "search.log"
     proc = start_in_session(command, log, env)
     try:
+        # While a trial is held after its first epoch (W&B has logged it, every Ray process is up): the
+        # environment of every process the driver started, Ray's and W&B's service alike, lacks the key. (The
+        # driver's own /proc/<pid>/environ is its environment at exec; it is the one process that holds the key.)
+        wait_held(proc, holds, log)
+        below = descendants(proc.pid)
+        names = " ".join(command for _, command in below)
+        assert "gcs_server" in names and "raylet" in names and "wandb-core" in names, names
+        holding = [command for pid, command in below if FAKE_KEY.encode() in _environ(pid)]
+        assert holding == [], f"processes started with the W&B key in their environment: {holding}"
+        hold.release(holds)
         assert proc.wait(timeout=360) == 0, log.read_text()[-5000:]
     finally:
         kill_group(proc)

@@ -9,6 +9,9 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image
 
+# The conversion to RGB that predict.py and the server use too (16-bit scaled, not clipped); numpy + Pillow only.
+from results.preprocess import to_rgb
+
 # Errors PIL raises for unreadable, truncated or corrupt files; anything else is a bug and propagates.
 IMAGE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, Image.DecompressionBombError)
 
@@ -17,14 +20,15 @@ def load_image(path: Path, roi: Optional[Sequence[int]], size: int, roi_crop: bo
     """Decode ``path`` to (size, size, 3) uint8 RGB: optionally cropped to ``roi``, then resized.
 
     The resize is PIL bilinear, which widens its filter when shrinking (antialiased). Raises one of
-    :data:`IMAGE_ERRORS` for an unreadable file or a box outside the image.
+    :data:`IMAGE_ERRORS` for an unreadable file, a pixel mode with no 8-bit scale (``results.preprocess.to_rgb``)
+    or a box outside the image.
     """
     with Image.open(path) as image:
         if not (roi_crop and roi is not None):
             # JPEG can decode at 1/2, 1/4, 1/8 scale directly: much faster for large photos, and
             # draft never goes below the requested size, so the bilinear resize still does the rest.
             image.draft("RGB", (size, size))
-        image = image.convert("RGB")
+        image = to_rgb(image, str(path))  # ImageRejected is a ValueError, one of IMAGE_ERRORS
         if roi_crop and roi is not None:
             image = image.crop(_crop_box(roi, image.size))
         image = image.resize((size, size), Image.Resampling.BILINEAR)

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from train.config import ConfigError, TrialConfig
 from train.config_errors import one_line
+from train.overrides import safe_load
 from tune.experiment import layout
 from tune.experiment.storage import Experiment, is_dir, normalise, read_text
 from tune.space import SearchFile
@@ -132,7 +133,7 @@ def open_experiment(location: str) -> Experiment:
 
 def read_search(experiment: Experiment) -> SearchFile:
     """The search.yaml the experiment was searched with."""
-    return _parse(SearchFile, experiment.child(layout.SEARCH_FILE), yaml.safe_load, "YAML")
+    return _parse(SearchFile, experiment.child(layout.SEARCH_FILE), safe_load, "YAML")
 
 
 def _parse(model: type[BaseModel], location: str, decode, what: str):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import pytest
 import yaml
@@ -62,3 +64,23 @@ def test_what_is_not_an_experiment_of_this_version_is_one_line(tmp_path):
     experiment.write_text(layout.SUMMARY_FILE, '{"experiment": ')
     with pytest.raises(ExperimentError, match=r"summary.json: not valid JSON \(.*\); cut off while written\?$"):
         Summary.read(experiment.uri)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_the_experiments_files_honour_the_umask(tmp_path, umask):
+    """One policy: summary.json, best_config.yaml, search.yaml and run.json get 0o666 less the umask like every
+    other file (they were 0600, from mkstemp, while study.db and the checkpoints were 0644): teammates on shared
+    storage can analyse and export a search."""
+    from tune.experiment.records import RunRecord
+
+    previous = os.umask(umask)
+    try:
+        experiment = Experiment.create(str(tmp_path), "smoke-1")
+        experiment.write_text(layout.SEARCH_FILE, load_search_file(REPO / "search_spaces" / "smoke.yaml").dump())
+        _summary(experiment).write(experiment)
+        RunRecord(data_fingerprint="f" * 64).write(experiment)
+        written = {path.name: stat.S_IMODE(path.stat().st_mode) for path in (tmp_path / "smoke-1").iterdir()}
+    finally:
+        os.umask(previous)
+    assert set(written) >= {layout.SEARCH_FILE, layout.SUMMARY_FILE, layout.BEST_CONFIG_FILE, layout.RUN_FILE}
+    assert written == dict.fromkeys(written, 0o666 & ~umask)
