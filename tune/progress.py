@@ -50,6 +50,7 @@ class CompactReporter(CLIReporter):
             metric_columns={"epoch": "epoch", **{key: key for key in metrics}},
             metric=metric, mode=mode, sort_by_metric=True, print_intermediate_tables=True,
             max_report_frequency=table_every_s)
+        self._params = list(params)
         self._epochs = epochs
         self._target, self._mode = metric, mode
         self._experiment_uri = experiment_uri
@@ -82,7 +83,8 @@ class CompactReporter(CLIReporter):
         """Ray's status block and table, with the search's links and a short best line instead of Ray's
         staging "Result logdir" (a temp folder, not the experiment) and its full-precision best line."""
         lines = []
-        for line in status_table(self, trials, done, *sys_info, *self._links).splitlines():
+        views = [SampledView(trial, self._params) for trial in trials]
+        for line in status_table(self, views, done, *sys_info, *self._links).splitlines():
             if line.startswith("Result logdir:"):
                 continue
             if line.startswith("Current best trial:"):
@@ -123,6 +125,30 @@ class CompactReporter(CLIReporter):
         elapsed = time.monotonic() - self._started
         return (f"[{elapsed:5.0f} s] trial {trial.trial_id} {what}: {score}"
                 f" | {_params_text(trial.evaluated_params)}{best_text}")
+
+
+class SampledView:
+    """A trial as Ray's status table reads it, but with a config of only what the searcher sampled for it and
+    "-" in every other parameter column: Ray looks columns up in the whole trial config, where a parameter a
+    trial never sampled (``model.cnn.blocks`` of a MobileNet trial, whose ``when`` did not hold) shows its
+    default as if it had been searched."""
+
+    def __init__(self, trial: Any, params: list[str]):
+        self._trial = trial
+        sampled = {key.replace("/", "."): value for key, value in (trial.evaluated_params or {}).items()}
+        self.config: dict[str, Any] = {}
+        for key in params:
+            node = self.config
+            *parents, leaf = key.split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = sampled.get(key, "-")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._trial, name)
+
+    def __str__(self) -> str:
+        return str(self._trial)
 
 
 def _params_text(evaluated: dict[str, Any]) -> str:

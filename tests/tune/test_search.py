@@ -117,6 +117,18 @@ def _check_compact_output(text: str, summary: dict, experiment: Path) -> None:
         assert f"val_acc {trial['metrics']['val_acc']:.4f}" in line
     header = next(line for line in lines if line.startswith("| Trial name"))
     assert "optim.lr" in header and "model.name" in header and "optim.batch_size" not in header
+    # The last table: a parameter a trial never sampled (model.cnn.* of a MobileNetV3: its `when` did not hold)
+    # is "-", not the config's default shown as if it had been searched.
+    columns = [cell.strip() for cell in header.split("|")]
+    last_rows = {}
+    for line in lines:
+        if line.startswith("| run_trial_"):
+            cells = [cell.strip() for cell in line.split("|")]
+            last_rows[cells[1]] = dict(zip(columns, cells))
+    for trial in summary["trials"]:
+        row = last_rows[f"run_trial_{trial['trial_id']}"]
+        sampled = trial["config"]["model"]["name"] == "small_cnn"
+        assert (row["model.cnn.blocks"] == "-") != sampled, (trial["params"], row)
     command = next(line for line in lines if line.startswith("Optuna study: optuna-dashboard sqlite:///"))
     study = optuna.load_study(study_name=experiment.name, storage=command.split("optuna-dashboard ", 1)[1])
     states = sorted(t.state.name for t in study.trials)
