@@ -87,7 +87,8 @@ class Summary(BaseModel):
     epochs: int
     """trial.epochs: what a trial that ASHA never stops trains."""
     wall_s: float
-    """Seconds over every session of the search (--resume included)."""
+    """Seconds the search's trials ran: Tune's ``fit()`` of every session (--resume included), without Ray's
+    start, data preparation or the summary; a session killed with -9 counts to its last clock tick."""
     interrupted: bool
     """Ctrl-C or the stall guard stopped it: UNFINISHED trials continue with --resume."""
     stalled: Optional[str] = None
@@ -149,9 +150,9 @@ def _parse(model: type[BaseModel], location: str, decode, what: str):
                               "experiments of earlier versions cannot be read: search again") from None
 
 
-CLOCK_S = 30.0
-"""How often (seconds) run.json's wall time is brought up to date while a session runs: what a killed
-session's time is counted to."""
+CLOCK_S = 5.0
+"""How often (seconds) run.json's wall time is brought up to date while a session's trials run: a session
+killed with -9 is counted to its last tick, so at most this much of it is lost."""
 
 
 class RunRecord(BaseModel):
@@ -161,7 +162,7 @@ class RunRecord(BaseModel):
     data_fingerprint: str
     """Fingerprint of the training data the search started on (train.cache)."""
     wall_s: float = 0.0
-    """Seconds spent in the sessions before this one (up to CLOCK_S short for a killed one)."""
+    """Seconds Tune's ``fit()`` ran in the sessions before this one (up to CLOCK_S short for a killed one)."""
     sessions: int = 0
     """Sessions started: 1 for a search never resumed."""
 
