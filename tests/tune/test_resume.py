@@ -116,6 +116,18 @@ def test_an_interrupted_search_resumes_without_rerunning_finished_trials(tiny_da
     # The finished trial was kept, not trained again; the held one went on at epoch K+1, none twice.
     assert (experiment / f"trial_{finished[0]}" / "result.json").read_text() == before
     assert epochs_of(experiment / f"trial_{held['trial_id']}") == [1, 2, 3]
+    if held_epoch == 1:
+        # --resume of the finished search has nothing to run: wall_s, the trials' time (Tune's fit() of every
+        # session), grows by the few seconds fit() takes to see that, not by Ray's start (~20 s here).
+        noop_log = tmp_path / "noop.log"
+        proc = start_search(search_args(tiny_data, f"file://{storage}") + ["--resume"], noop_log)
+        try:
+            assert proc.wait(timeout=300) == 0, noop_log.read_text()[-5000:]
+        finally:
+            kill_group(proc)
+        again = json.loads((experiment / "summary.json").read_text())
+        assert again["num_trials"] == 3 and 0 <= again["wall_s"] - summary["wall_s"] < 8, (again["wall_s"], summary["wall_s"])
+
     # The Optuna study came back whole: the resumed search reattached to study.db (for this file://
     # storage it lives in ./runs/<experiment>/ of the directory the search ran in, the repository), so
     # every Tune trial is one Optuna trial holding its per-epoch values, before and after the resume.
@@ -130,17 +142,6 @@ def test_an_interrupted_search_resumes_without_rerunning_finished_trials(tiny_da
     for trial in summary["trials"]:
         assert done[trial["trial_id"]].value == pytest.approx(trial["metrics"]["val_acc"])
         assert sorted(done[trial["trial_id"]].intermediate_values) == [1, 2, 3]
-    if held_epoch == 1:
-        # --resume of the finished search has nothing to run: wall_s, the trials' time (Tune's fit() of every
-        # session), grows by the few seconds fit() takes to see that, not by Ray's start (~20 s here).
-        noop_log = tmp_path / "noop.log"
-        proc = start_search(search_args(tiny_data, f"file://{storage}") + ["--resume"], noop_log)
-        try:
-            assert proc.wait(timeout=300) == 0, noop_log.read_text()[-5000:]
-        finally:
-            kill_group(proc)
-        again = json.loads((experiment / "summary.json").read_text())
-        assert again["num_trials"] == 3 and 0 <= again["wall_s"] - summary["wall_s"] < 8, (again["wall_s"], summary["wall_s"])
 
 
 @pytest.mark.timeout(600)
