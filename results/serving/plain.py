@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from pathlib import Path
 
@@ -58,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"http://{args.host}:{args.port}", flush=True)
         await serving
 
+    # uvicorn stops gracefully on SIGINT / SIGTERM, then puts back the handlers it found and raises the signal
+    # again; finding these no-ops, that second delivery changes nothing, and the server exits 0.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: None)
     asyncio.run(run())
     if not server.started:
         return 1
