@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 import urllib.request
@@ -29,6 +30,8 @@ from results.serving.ingress import INGRESSES, haproxy_environment
 from results.serving.options import node_cpus
 from results.serving.processes import descendants, reap
 from results.serving.stopping import StopSignals, Stopped
+from train import hold
+from train.config import ConfigError
 
 READY_TIMEOUT_S = 120.0
 """How long the HTTP proxy may take to answer /healthz after the application is deployed."""
@@ -110,9 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     from results.runtime import OnnxClassifier
 
     local = args.address == "local"  # a private Ray: this run starts Serve, so host, port and CPUs are its own
-    try:
+    try:  # cheap checks first: flags, the model folder and the port, before Ray or Serve is even imported
         if args.num_cpus is not None and args.num_cpus < 1:
-            raise ValueError(f"--num-cpus: got {args.num_cpus}, allowed: >= 1")  # cheap checks first: flags, the model folder and the port, before Ray or Serve is even imported
+            raise ValueError(f"--num-cpus: got {args.num_cpus}, allowed: >= 1")
         check_port(args.port)
         check_host(args.host)
         spec = load_model_dir(args.model_dir.expanduser().absolute())
@@ -142,17 +145,21 @@ def main(argv: list[str] | None = None) -> int:
 
 def serve_until_stopped(args: argparse.Namespace, options, spec, signals: StopSignals) -> int:
     """Start (or join) Ray, deploy, print the URL, wait for a signal; always clean up what this run started."""
-    import ray
-    from ray import serve
-
-    from results.serving.deployment import build
-    from train.config import ConfigError
-    from train.connect import RayConnection
-
     ray_processes: set = set()
     serve_was_running = True  # until known otherwise: never shut down a Serve this run did not start
     try:
-        dashboard = RayConnection(address=args.address, num_cpus=args.num_cpus).connect()
+        import ray
+        from ray import serve
+
+        from results.serving.deployment import build
+        from train.connect import RayConnection
+
+        try:
+            dashboard = RayConnection(address=args.address, num_cpus=args.num_cpus).connect()
+        except SystemExit as exit_:  # SIGTERM inside ray.init, whose own handler exits with the signal's number
+            if exit_.code != signal.SIGTERM:
+                raise
+            raise Stopped("SIGTERM") from None
         signals.install()  # ray.init replaced the SIGTERM handler with its own
         ray_processes = descendants(os.getpid())  # empty when this run joined a cluster
         if ray_processes and args.address != "local":  # no cluster was found, so this run started one
@@ -160,8 +167,9 @@ def serve_until_stopped(args: argparse.Namespace, options, spec, signals: StopSi
             check_fits(options, float(ray.cluster_resources().get("CPU", 0)), "this machine's Ray")
         status = serve.status()
         serve_was_running = bool(status.proxies or status.applications)
-        if not serve_was_running and not ray_processes:
+        if not serve_was_running and args.address != "local":  # --address local checked it before Ray started
             check_port_free(args.host, args.port)
+        hold.at_serve_step(1)  # test-only: Ray up, nothing of Serve started yet
         url = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}"
         # HeadOnly: one ingress, on the node this runs on (the head, or the only node), at the URL printed below.
         serve.start(proxy_location="HeadOnly", http_options={"host": args.host, "port": args.port},
@@ -187,7 +195,12 @@ def serve_until_stopped(args: argparse.Namespace, options, spec, signals: StopSi
     finally:
         signals.ignore_further()
         print("stopping", flush=True)
-        if ray.is_initialized():
+        ray = sys.modules.get("ray")
+        if ray is not None and ray.is_initialized():
+            if ray_processes:  # what the Ray this run started added since (Serve's actors, HAProxy, replicas)
+                ray_processes |= descendants(os.getpid())
+            from ray import serve
+
             if serve_was_running:
                 serve.delete(args.name)
             else:
