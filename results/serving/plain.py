@@ -6,7 +6,7 @@ against (bench/serve_load.py), and the deployment to pick for one machine that n
 
 Each request's image is decoded, preprocessed and run through onnxruntime on its own (no batching), in a thread,
 so the event loop keeps parsing the next requests meanwhile. Prints the URL once it listens; SIGINT or SIGTERM
-stops it (uvicorn's own handling: in-flight requests finish), exit 0.
+stops it (uvicorn's own handling: in-flight requests finish), exit 0. A bad --port or --host: one line, exit 2.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import signal
 import sys
 from pathlib import Path
 
+from results.serving.checks import check_host, check_port
 from results.serving.model_service import Answer, ModelService
 from results.serving.options import ServeOptions, node_cpus
 
@@ -39,6 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     from results.serving.api import build_api
 
     args = parse_args(argv)
+    try:
+        check_port(args.port)
+        check_host(args.host)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     options = ServeOptions(model_dir=str(args.model_dir.absolute()), max_batch_size=1, threads_per_replica=args.threads,
                            cpus_per_replica=args.threads, max_bytes=args.max_bytes, max_pixels=args.max_pixels,
                            top_k=args.top_k)

@@ -27,7 +27,8 @@ MAX_PIXELS = 250_000
 BATCH = 8
 BATCH_WAIT_MS = 200  # long, so that concurrent test requests surely meet in one batch window
 STOP_S = 30
-"""serve.py must be gone, with every process of its Ray, this long after a signal (~5 s here; room for a loaded machine)."""
+"""serve.py must be gone, with every process of its Ray, this long after a signal (~5 s here; the rest is
+room for a loaded machine)."""
 
 
 def _png(pixels: np.ndarray) -> bytes:

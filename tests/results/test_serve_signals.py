@@ -20,7 +20,8 @@ from tests.results.serve_process import running, start
 from train.hold import ENV as HOLD_ENV, wait_held
 
 STOP_S = 30
-"""serve.py must be gone, with every process of its Ray, this long after the signal (~5 s here; room for a loaded machine)."""
+"""serve.py must be gone, with every process of its Ray, this long after the signal (~5 s here; the rest is
+room for a loaded machine)."""
 
 
 @pytest.fixture(scope="module")
