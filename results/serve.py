@@ -69,7 +69,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def options_from(args: argparse.Namespace, local: bool):
-    """ServeOptions from the flags; pydantic's first complaint as one ValueError line."""
+    """ServeOptions from the flags; pydantic's first complaint as one ValueError line. ``local``: for a Ray this
+    run starts, whose CPUs are all the replica's by default and whose replicas bind --host; on a cluster the
+    replicas keep Serve's own binding, so that the other nodes reach them."""
     import pydantic
 
     from results.serving.options import ServeOptions
@@ -86,7 +88,7 @@ def options_from(args: argparse.Namespace, local: bool):
                             cpus_per_replica=cpus, threads_per_replica=args.threads_per_replica,
                             max_bytes=args.max_bytes, max_pixels=args.max_pixels, top_k=args.top_k,
                             access_log=args.access_log,
-                            bind_host=None if args.host in WILDCARDS else args.host)
+                            bind_host=args.host if local and args.host not in WILDCARDS else None)
     except pydantic.ValidationError as error:
         first = error.errors()[0]
         if not first["loc"]:  # a check across fields
