@@ -1,15 +1,18 @@
-"""Serve an exported model over HTTP with Ray Serve, until Ctrl-C.
+"""Serve an exported model over HTTP with Ray Serve, until SIGINT (Ctrl-C) or SIGTERM.
 
     python results/serve.py models/smoke [--host 127.0.0.1] [--port 8000] [--replicas N|auto]
-                            [--max-batch-size 32] [--batch-wait-ms 5] [--address ADDRESS|local]
+                            [--max-batch-size 32] [--batch-wait-ms 5] [--ingress haproxy|proxy]
+                            [--address ADDRESS|local]
 
-Routes (results/serve_app.py): ``POST /predict`` (raw ``image/*`` body or multipart field ``file``;
-``?top_k=``), ``GET /healthz``, ``GET /metadata``, ``GET /stats``. Binds to loopback unless --host says
-otherwise. Ray is found like the search finds it (train/connect.py): ``--address``, else $RAY_ADDRESS,
-else a cluster running on this machine, else a private one started here (``--address local`` always
-does that). Prints the URL once the application answers; Ctrl-C (or SIGTERM) then deletes the
-application, shuts Serve down if this run started it, and stops a Ray it started.
-Bad options or an unusable model folder stop with one line, exit 2.
+Routes (results/serving/api.py): ``POST /predict`` (raw ``image/*`` body or multipart field ``file``;
+``?top_k=``), ``GET /healthz``, ``GET /metadata``, ``GET /stats``. Ray is found like the search finds it
+(train/connect.py): ``--address``, else $RAY_ADDRESS, else a cluster running on this machine, else a private
+one started here (``--address local`` always does that). A Ray started here runs Serve's HAProxy ingress
+(results/serving/ingress.py) with every listening socket on --host (loopback unless it says otherwise) and one
+replica holding all its CPUs. Prints the URL once the application answers. SIGINT and SIGTERM, at any moment,
+delete the application (and shut Serve down if this run started it), shut Ray down, wait for (or kill) every
+process of a Ray this run started, print "stopped" and exit 0. Bad flags or an unusable model folder stop
+before Ray starts, with one line, exit 2.
 """
 
 from __future__ import annotations
