@@ -13,11 +13,16 @@ from results.model_dir import INPUT_NAME, OUTPUT_NAME, ModelDirError, ModelSpec
 class OnnxClassifier:
     """One onnxruntime CPU session of MODEL_DIR's model.onnx."""
 
-    def __init__(self, spec: ModelSpec, threads: int = 0) -> None:
-        """``threads``: onnxruntime intra-op threads; 0 lets onnxruntime use every core (one process alone)."""
+    def __init__(self, spec: ModelSpec, threads: int = 0, spin: bool = True) -> None:
+        """``threads``: onnxruntime intra-op threads; 0 lets onnxruntime use every core (one process alone).
+        ``spin``: idle intra-op threads busy-wait for the next call (onnxruntime's default: lowest latency for a
+        batch job alone on its cores); a server turns it off, as its request path needs those cores between
+        calls."""
         self.spec = spec
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
+        if not spin:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.inter_op_num_threads = 1  # a CNN is one chain of ops: nothing to run side by side
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         try:

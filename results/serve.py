@@ -1,32 +1,45 @@
-"""Serve an exported model over HTTP with Ray Serve, until Ctrl-C.
+"""Serve an exported model over HTTP with Ray Serve, until SIGINT (Ctrl-C) or SIGTERM.
 
     python results/serve.py models/smoke [--host 127.0.0.1] [--port 8000] [--replicas N|auto]
-                            [--max-batch-size 32] [--batch-wait-ms 5] [--address ADDRESS|local]
+                            [--max-batch-size 32] [--batch-wait-ms 5] [--ingress haproxy|proxy]
+                            [--address ADDRESS|local]
 
-Routes (results/serve_app.py): ``POST /predict`` (raw ``image/*`` body or multipart field ``file``;
-``?top_k=``), ``GET /healthz``, ``GET /metadata``, ``GET /stats``. Binds to loopback unless --host says
-otherwise. Ray is found like the search finds it (train/connect.py): ``--address``, else $RAY_ADDRESS,
-else a cluster running on this machine, else a private one started here (``--address local`` always
-does that). Prints the URL once the application answers; Ctrl-C (or SIGTERM) then deletes the
-application, shuts Serve down if this run started it, and stops a Ray it started.
-Bad options or an unusable model folder stop with one line, exit 2.
+Routes (results/serving/api.py): ``POST /predict`` (raw ``image/*`` body or multipart field ``file``;
+``?top_k=``), ``GET /healthz``, ``GET /metadata``, ``GET /stats``. Ray is found like the search finds it
+(train/connect.py): ``--address``, else $RAY_ADDRESS, else a cluster running on this machine, else a private
+one started here (``--address local`` always does that). A Ray started here runs Serve's HAProxy ingress
+(results/serving/ingress.py) with every listening socket on --host (loopback unless it says otherwise) and one
+replica holding all its CPUs. Prints the URL once the application answers. SIGINT and SIGTERM, at any moment,
+delete the application (and shut Serve down if this run started it), shut Ray down, wait for (or kill) every
+process of a Ray this run started, print "stopped" and exit 0. Bad flags or an unusable model folder stop
+before Ray starts, with one line, exit 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import signal
-import socket
 import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
 from typing import Optional
 
+from results.serving.checks import WILDCARDS, check_fits, check_host, check_port, check_port_free
+from results.serving.ingress import INGRESSES, haproxy_environment
+from results.serving.options import node_cpus
+from results.serving.processes import descendants, reap
+from results.serving.stopping import StopSignals, Stopped
+from train import hold
+from train.config import ConfigError
+
 READY_TIMEOUT_S = 120.0
 """How long the HTTP proxy may take to answer /healthz after the application is deployed."""
+STOP_GRACE_S = 3.0
+"""After ray.shutdown, how long the processes of the Ray this run started get to exit before they are killed."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -41,8 +54,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-wait-ms", type=float, default=5.0, help="wait for a batch to fill, milliseconds")
     parser.add_argument("--max-ongoing-requests", type=int,
                         help="requests a replica holds at once (default: max(2 x --max-batch-size, 32))")
-    parser.add_argument("--cpus-per-replica", type=float, default=0.5, help="logical CPUs Ray reserves per replica")
-    parser.add_argument("--threads-per-replica", type=int, default=1, help="onnxruntime threads per replica")
+    parser.add_argument("--cpus-per-replica", type=float,
+                        help="logical CPUs Ray reserves per replica (default: every CPU of a Ray started here, so "
+                             "one replica per node; 1 on a cluster)")
+    parser.add_argument("--threads-per-replica", type=int,
+                        help="onnxruntime threads per replica (default: --cpus-per-replica, rounded)")
+    parser.add_argument("--ingress", choices=INGRESSES, default="haproxy",
+                        help="HTTP ingress of a Ray started here: Serve's HAProxy (default, fast) or its Python proxy")
     parser.add_argument("--max-bytes", type=int, default=5 * 2**20, help="largest encoded image accepted (bytes)")
     parser.add_argument("--max-pixels", type=int, default=40_000_000, help="largest decoded image accepted (w x h)")
     parser.add_argument("--top-k", type=int, default=5, help="classes returned when a request gives no ?top_k=")
@@ -53,12 +71,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def options_from(args: argparse.Namespace):
-    """ServeOptions from the flags; pydantic's first complaint as one ValueError line."""
+def options_from(args: argparse.Namespace, local: bool):
+    """ServeOptions from the flags; pydantic's first complaint as one ValueError line. ``local``: for a Ray this
+    run starts, whose CPUs are all the replica's by default and whose replicas bind --host; on a cluster the
+    replicas keep Serve's own binding, so that the other nodes reach them."""
     import pydantic
 
-    from results.serve_app import ServeOptions
+    from results.serving.options import ServeOptions
 
+    cpus = args.cpus_per_replica or (float(args.num_cpus or node_cpus()) if local else 1.0)
     replicas = args.replicas if args.replicas == "auto" else (int(args.replicas) if args.replicas.isdigit() else -1)
     if replicas != "auto" and replicas < 1:
         raise ValueError(f"--replicas: got {args.replicas!r}, allowed: a count >= 1 or 'auto'")
@@ -67,24 +88,16 @@ def options_from(args: argparse.Namespace):
                             min_replicas=args.min_replicas, max_replicas=args.max_replicas,
                             max_batch_size=args.max_batch_size, batch_wait_ms=args.batch_wait_ms,
                             max_ongoing_requests=args.max_ongoing_requests,
-                            cpus_per_replica=args.cpus_per_replica, threads_per_replica=args.threads_per_replica,
+                            cpus_per_replica=cpus, threads_per_replica=args.threads_per_replica,
                             max_bytes=args.max_bytes, max_pixels=args.max_pixels, top_k=args.top_k,
-                            access_log=args.access_log)
+                            access_log=args.access_log,
+                            bind_host=args.host if local and args.host not in WILDCARDS else None)
     except pydantic.ValidationError as error:
         first = error.errors()[0]
         if not first["loc"]:  # a check across fields
             raise ValueError(first["msg"].removeprefix("Value error, ")) from None
         flag = "--" + str(first["loc"][0]).replace("_", "-")
         raise ValueError(f"{flag}: got {first.get('input')!r}, {first['msg']}") from None
-
-
-def check_port_free(host: str, port: int) -> None:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError as error:
-            raise ValueError(f"cannot listen on {host}:{port} ({error.strerror}): give another --port "
-                             f"(or --host)") from None
 
 
 def wait_until_answering(url: str, timeout_s: float) -> Optional[dict]:
@@ -104,39 +117,66 @@ def main(argv: list[str] | None = None) -> int:
     from results.model_dir import ModelDirError, load_model_dir
     from results.runtime import OnnxClassifier
 
-    try:  # cheap checks first: the model folder and the port are checked before Ray or Serve is even imported
+    local = args.address == "local"  # a private Ray: this run starts Serve, so host, port and CPUs are its own
+    try:  # cheap checks first: flags, the model folder and the port, before Ray or Serve is even imported
+        if args.num_cpus is not None and args.num_cpus < 1:
+            raise ValueError(f"--num-cpus: got {args.num_cpus}, allowed: >= 1")
+        check_port(args.port)
+        check_host(args.host)
         spec = load_model_dir(args.model_dir.expanduser().absolute())
         OnnxClassifier(spec, threads=1)  # a broken model.onnx stops here, not in every replica
-        if args.address == "local":  # a private Ray, so this run starts Serve: a taken port stops it before Ray starts
+        options = options_from(args, local)
+        if local:
+            check_fits(options, args.num_cpus or node_cpus(), "this machine's Ray")
             check_port_free(args.host, args.port)
-        options = options_from(args)
     except (ValueError, ModelDirError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    import ray
-    from ray import serve
-
-    from results.serve_app import build
-    from train.config import ConfigError
-    from train.connect import RayConnection
-
+    signals = StopSignals()
+    signals.install()
+    haproxy_files = None
+    if args.ingress == "haproxy":  # read by a Ray this process starts (a cluster keeps its own setting)
+        env, haproxy_files = haproxy_environment(args.host)
+        os.environ.update(env)
     try:
-        dashboard = RayConnection(address=args.address, num_cpus=args.num_cpus).connect()
+        return serve_until_stopped(args, options, spec, signals)
+    except Stopped:
+        return 0
+    finally:
+        if haproxy_files is not None:
+            shutil.rmtree(haproxy_files, ignore_errors=True)
+
+
+def serve_until_stopped(args: argparse.Namespace, options, spec, signals: StopSignals) -> int:
+    """Start (or join) Ray, deploy, print the URL, wait for a signal; always clean up what this run started."""
+    ray_processes: set = set()
+    serve_was_running = True  # until known otherwise: never shut down a Serve this run did not start
+    try:
+        import ray
+        from ray import serve
+
+        from results.serving.deployment import build
+        from train.connect import RayConnection
+
+        try:
+            dashboard = RayConnection(address=args.address, num_cpus=args.num_cpus).connect()
+        except SystemExit as exit_:  # SIGTERM inside ray.init, whose own handler exits with the signal's number
+            if exit_.code != signal.SIGTERM:
+                raise
+            raise Stopped("SIGTERM") from None
+        signals.install()  # ray.init replaced the SIGTERM handler with its own
+        ray_processes = descendants(os.getpid())  # empty when this run joined a cluster
+        if ray_processes and args.address != "local":  # no cluster was found, so this run started one
+            options = options_from(args, local=True)
+            check_fits(options, float(ray.cluster_resources().get("CPU", 0)), "this machine's Ray")
         status = serve.status()
         serve_was_running = bool(status.proxies or status.applications)
-        if not serve_was_running and args.address != "local":
+        if not serve_was_running and args.address != "local":  # --address local checked it before Ray started
             check_port_free(args.host, args.port)
-    except (ConfigError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        ray.shutdown()
-        return 2
-    url = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}"
-    try:
-        # HeadOnly: one proxy, on the node this runs on (the head, or the only node), at the URL printed below.
+        hold.at_serve_step(1)  # test-only: Ray up, nothing of Serve started yet
+        url = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}"
+        # HeadOnly: one ingress, on the node this runs on (the head, or the only node), at the URL printed below.
         serve.start(proxy_location="HeadOnly", http_options={"host": args.host, "port": args.port},
                     logging_config={"enable_access_log": options.access_log})
         serve.run(build(options), name=args.name, route_prefix="/")
@@ -145,22 +185,34 @@ def main(argv: list[str] | None = None) -> int:
                   f"on this cluster keeps the host and port it started with)", file=sys.stderr)
             return 1
         replicas = "auto" if options.replicas == "auto" else options.replicas
+        ingress = args.ingress if ray_processes else "the cluster's"
         print(f"serving {spec.meta['model']['name']} ({len(spec.class_names)} classes) from {spec.folder}: "
-              f"{replicas} replica(s), batches of up to {options.max_batch_size} within {options.batch_wait_ms:g} ms; "
-              f"Ray dashboard {dashboard}", flush=True)
+              f"{replicas} replica(s) x {options.cpus_per_replica:g} CPUs, {options.threads} onnxruntime thread(s) "
+              f"each, batches of up to {options.max_batch_size} within {options.batch_wait_ms:g} ms, {ingress} "
+              f"ingress; Ray dashboard {dashboard}", flush=True)
         print(f"POST {url}/predict  GET {url}/healthz {url}/metadata {url}/stats  (Ctrl-C stops)", flush=True)
         print(url, flush=True)
-        while not stop.wait(0.5):
-            pass
+        while True:
+            time.sleep(3600)  # until a signal raises Stopped
+    except (ConfigError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     finally:
+        signals.ignore_further()
         print("stopping", flush=True)
-        if serve_was_running:
-            serve.delete(args.name)
-        else:
-            serve.shutdown()
-        ray.shutdown()
-    print("stopped", flush=True)
-    return 0
+        ray = sys.modules.get("ray")
+        if ray is not None and ray.is_initialized():
+            if ray_processes:  # what the Ray this run started added since (Serve's actors, HAProxy, replicas)
+                ray_processes |= descendants(os.getpid())
+            from ray import serve
+
+            if serve_was_running:
+                serve.delete(args.name)
+            else:
+                serve.shutdown()
+            ray.shutdown()
+        reap(ray_processes, STOP_GRACE_S)
+        print("stopped", flush=True)
 
 
 if __name__ == "__main__":

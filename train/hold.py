@@ -2,6 +2,7 @@
 
     SIGNSEARCH_HOLD="checkpoint:<epoch>:<dir>[:<nth>]"    (training processes)
     SIGNSEARCH_HOLD="interrupt:<count>:<dir>"              (the search driver)
+    SIGNSEARCH_HOLD="serve:<step>:<dir>"                   (results/serve.py)
 
 ``checkpoint``: rank 0 of a run pauses right after its epoch-``<epoch>`` checkpoint (1-based, the reported
 ``epoch``) is *committed*, writes ``<dir>/held.json`` and waits until ``<dir>/release`` exists. With
@@ -48,7 +49,7 @@ from typing import Any, Optional
 from train.files import write_atomic
 
 ENV = "SIGNSEARCH_HOLD"
-POINTS = ("checkpoint", "interrupt")
+POINTS = ("checkpoint", "interrupt", "serve")
 MARKER = "held.json"
 RELEASE = "release"
 POLL_S = 0.05
@@ -90,6 +91,13 @@ def after_interrupt(count: int) -> None:
     for wanted in specs():
         if wanted.point == "interrupt" and wanted.epoch == count:
             _pause(wanted, {"epoch": count})
+
+
+def at_serve_step(step: int) -> None:
+    """Called by results/serve.py at step 1: its Ray is up, nothing of Serve is started yet."""
+    for wanted in specs():
+        if wanted.point == "serve" and wanted.epoch == step:
+            _pause(wanted, {"epoch": step})
 
 
 def _pause(wanted: HoldSpec, where: dict[str, Any]) -> None:

