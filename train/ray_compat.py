@@ -147,3 +147,32 @@ def auto_address() -> tuple[str | None, str]:
         return get_ray_address_from_environment("auto", None), "a running GCS process"
     except ConnectionError:  # no GCS process either: nothing to join
         return None, ""
+
+
+def replica_grpc_binder() -> tuple[Any, str]:
+    """(the module, the name) of the helper with which a Ray Serve replica binds its inter-deployment gRPC server
+    (results/serving/loopback.py swaps it inside each replica).
+
+    Why private: Serve 2.60 binds that server on ``[::]:0`` (every interface) after the replica's constructor,
+    with no public setting for its address; a service told to stay on loopback must not listen beyond it.
+    """
+    from ray.serve._private import replica
+
+    return replica, "add_port_to_grpc_server"
+
+
+SERVE_HAPROXY_SETTINGS = (
+    "RAY_SERVE_ENABLE_HA_PROXY", "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "RAY_SERVE_HAPROXY_BINARY_PATH",
+    "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC", "RAY_SERVE_HAPROXY_SOCKET_PATH", "RAY_SERVE_HAPROXY_SERVER_STATE_BASE",
+    "RAY_SERVE_HAPROXY_SERVER_STATE_FILE", "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH", "RAY_SERVE_HAPROXY_STATS_PORT",
+    "RAY_SERVE_HAPROXY_METRICS_PORT")
+"""Environment settings of Ray Serve's HAProxy ingress that results/serving/ingress.py sets before Ray starts.
+Why: Ray Serve 2.60 documents no API for its HAProxy ingress; it reads these names in its private constants
+module (ray/serve/_private/constants.py), which a test checks still names each of them."""
+
+
+def serve_constants_source() -> str:
+    """The text of Ray Serve's private constants module, where it reads SERVE_HAPROXY_SETTINGS (for the test)."""
+    from ray.serve._private import constants
+
+    return Path(constants.__file__).read_text()

@@ -47,7 +47,7 @@ def haproxy_environment(host: str) -> tuple[dict[str, str], Path]:
     # takes socket paths of at most 97 characters.
     base = tempfile.gettempdir()
     folder = Path(tempfile.mkdtemp(prefix="hap-", dir=base if len(base) <= MAX_BASE else "/tmp"))
-    env = {
+    env = {  # Ray Serve's own settings (train/ray_compat.py SERVE_HAPROXY_SETTINGS: a test checks it reads them)
         "RAY_SERVE_ENABLE_HA_PROXY": "1",
         "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": DRAIN_S,
         "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(folder / "haproxy.cfg"),

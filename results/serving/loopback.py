@@ -4,7 +4,7 @@ Each Ray Serve replica starts an inter-deployment gRPC server after its construc
 random port on every interface, whatever ``http_options.host`` says (ray/serve/_private/replica.py,
 ``_on_initialized``). A service told to stay on loopback must not listen beyond it. Serve 2.60 has no public
 option for that address, so the replica's constructor swaps the module-level helper that binds it
-(``ray.serve._private.replica.add_port_to_grpc_server``, private) for one that puts the given host in place of
+(``ray.serve._private.replica.add_port_to_grpc_server``, private: train/ray_compat.py) for one that puts the given host in place of
 the wildcard. Callers reach the replica at its node's IP, which is 127.0.0.1 for the loopback Ray serve.py
 starts (train/connect.py), so nothing else changes.
 """
@@ -16,9 +16,11 @@ WILDCARDS = ("[::]", "0.0.0.0")
 
 def bind_replica_servers(host: str) -> None:
     """Make this replica process bind its Serve gRPC server(s) to ``host`` instead of every interface."""
-    from ray.serve._private import replica  # private: see the module docstring
+    from train.ray_compat import replica_grpc_binder  # private: see the module docstring
 
-    original = getattr(replica.add_port_to_grpc_server, "__wrapped__", replica.add_port_to_grpc_server)
+    module, name = replica_grpc_binder()
+    current = getattr(module, name)
+    original = getattr(current, "__wrapped__", current)
     bracketed = f"[{host}]" if ":" in host else host
 
     def add_port(server, address: str) -> int:
@@ -26,4 +28,4 @@ def bind_replica_servers(host: str) -> None:
         return original(server, f"{bracketed}:{port}" if where in WILDCARDS else address)
 
     add_port.__wrapped__ = original  # type: ignore[attr-defined]
-    replica.add_port_to_grpc_server = add_port
+    setattr(module, name, add_port)

@@ -111,3 +111,24 @@ def test_auto_address_reads_rays_cluster_file(tmp_path, monkeypatch):
     except (ImportError, AttributeError, TypeError) as error:
         raise AssertionError(_moved("auto_address", f"ray's cluster-file lookup ({error})")) from None
     assert found == ("127.0.0.1:1", str(tmp_path / "ray" / "ray_current_cluster"))
+
+
+def test_replica_grpc_binder():
+    module, name = ray_compat.replica_grpc_binder()
+    assert callable(getattr(module, name, None)), _moved("replica_grpc_binder", f"ray.serve._private.replica.{name}")
+
+
+def test_serve_haproxy_settings_are_read_by_ray_serve():
+    source = ray_compat.serve_constants_source()
+    missing = [name for name in ray_compat.SERVE_HAPROXY_SETTINGS if f'"{name}"' not in source]
+    assert not missing, _moved("SERVE_HAPROXY_SETTINGS", f"Ray Serve no longer reads {', '.join(missing)}")
+
+
+def test_the_serve_ingress_sets_only_settings_ray_serve_reads():
+    import shutil
+
+    from results.serving.ingress import haproxy_environment
+
+    env, folder = haproxy_environment("127.0.0.1")
+    shutil.rmtree(folder)
+    assert {name for name in env if name.startswith("RAY_")} <= set(ray_compat.SERVE_HAPROXY_SETTINGS)
