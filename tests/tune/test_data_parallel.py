@@ -72,8 +72,9 @@ def check_complete_search(summary: dict, num_samples: int) -> dict[str, list[int
 
 
 @pytest.mark.timeout(420)
-@pytest.mark.parametrize("space", ["smoke", "gtsrb", "asl"])
+@pytest.mark.parametrize("space", ["gtsrb", "asl"])
 def test_a_shipped_trial_shape_runs_a_whole_search(space, tiny_data, tmp_path):
+    """(smoke.yaml's shape, 1 worker x 1 CPU, is tests/tune/test_search.py's search: 8 trials on 2 slots, ASHA.)"""
     shape = shape_of(space)
     num_samples = slots(shape) + 2  # every slot is used by at least two trials in turn
     log = tmp_path / "search.log"
