@@ -38,6 +38,15 @@ def start_search(args: list[str], log: Path, **env: str) -> subprocess.Popen:
     return start_in_session([sys.executable, str(RUN_SEARCH), *args], log, environ)
 
 
+def search_to_the_end(args: list[str], log: Path, timeout: float) -> None:
+    """Run a search (or a --resume) in a session of its own and require exit 0; nothing of it is left running."""
+    proc = start_search(args, log)
+    try:
+        assert proc.wait(timeout=timeout) == 0, log.read_text()[-5000:]
+    finally:
+        kill_group(proc)
+
+
 def epochs_of(trial_dir: Path) -> list[int]:
     return [row["epoch"] for row in result_rows(trial_dir)]
 
@@ -103,11 +112,7 @@ def test_an_interrupted_search_resumes_without_rerunning_finished_trials(tiny_da
     assert [json.loads(line)["epoch"] for line in before.splitlines()] == [1, 2, 3]
 
     resume_log = tmp_path / "resume.log"
-    proc = start_search(search_args(tiny_data, f"file://{storage}") + ["--resume"], resume_log)
-    try:
-        assert proc.wait(timeout=480) == 0, resume_log.read_text()[-5000:]
-    finally:
-        kill_group(proc)
+    search_to_the_end(search_args(tiny_data, f"file://{storage}") + ["--resume"], resume_log, timeout=480)
     assert resume_log.read_text().strip().splitlines()[-1] == f"file://{experiment}/summary.json"
     summary = json.loads((experiment / "summary.json").read_text())
     assert summary["num_trials"] == 3 and summary["num_errors"] == 0, summary
@@ -119,12 +124,7 @@ def test_an_interrupted_search_resumes_without_rerunning_finished_trials(tiny_da
     if held_epoch == 1:
         # --resume of the finished search has nothing to run: wall_s, the trials' time (Tune's fit() of every
         # session), grows by the few seconds fit() takes to see that, not by Ray's start (~20 s here).
-        noop_log = tmp_path / "noop.log"
-        proc = start_search(search_args(tiny_data, f"file://{storage}") + ["--resume"], noop_log)
-        try:
-            assert proc.wait(timeout=300) == 0, noop_log.read_text()[-5000:]
-        finally:
-            kill_group(proc)
+        search_to_the_end(search_args(tiny_data, f"file://{storage}") + ["--resume"], tmp_path / "noop.log", timeout=300)
         again = json.loads((experiment / "summary.json").read_text())
         assert again["num_trials"] == 3 and 0 <= again["wall_s"] - summary["wall_s"] < 8, (again["wall_s"], summary["wall_s"])
 
