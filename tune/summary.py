@@ -7,7 +7,6 @@ The schema (and the writing of summary.json and best_config.yaml) is the experim
 from __future__ import annotations
 
 import math
-import posixpath
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Optional
@@ -18,7 +17,7 @@ from train.metrics import REPORTED_METRICS
 from tune.experiment.records import ERROR, TERMINATED, UNFINISHED, Summary, TrialRecord
 from tune.experiment.storage import Experiment
 from tune.space import SearchFile, sampled_params
-from tune.experiment.layout import ERROR_FILE, trial_dirname
+from tune.experiment import layout
 from tune.trial import TRIAL_ERROR
 
 KEY_PACKAGES = ("ray", "torch", "torchvision", "timm", "kornia", "optuna", "wandb", "numpy", "pydantic")
@@ -68,7 +67,7 @@ def _trial_record(result, search: SearchFile, experiment: Experiment, status: Op
 def _error_file(result, experiment: Experiment) -> Optional[str]:
     """The failed trial's error text kept in the experiment (tune/watch.py), relative to it; None for a
     permanent error, which the trial reported as its one line without raising."""
-    name = posixpath.join(trial_dirname(_trial_id(result)), ERROR_FILE)
+    name = layout.error_file(_trial_id(result))
     return name if experiment.has(name) else None
 
 

@@ -32,13 +32,14 @@ from ray.tune import Callback
 from ray.tune.stopper import Stopper
 
 from train.worker import TRAIN_PLACEMENT_GROUP
-from tune.experiment.layout import ERROR_FILE, STALL_FILE, trial_dirname
+from tune.experiment import layout
+from tune.experiment.layout import STALL_FILE
 from tune.experiment.storage import Experiment
 
 
 def error_file(experiment_uri: str, trial_id: str) -> str:
     """Where a failed trial's error text is kept in the experiment (a path, or a URI for remote storage)."""
-    return posixpath.join(experiment_uri, trial_dirname(trial_id), ERROR_FILE)
+    return posixpath.join(experiment_uri, layout.error_file(trial_id))
 
 
 class ErrorFiles(Callback):
@@ -59,7 +60,7 @@ class ErrorFiles(Callback):
             return
         with open(staged, encoding="utf-8", errors="replace") as handle:
             text = handle.read()  # every failure of this trial so far
-        Experiment.at(self.experiment_uri).write_text(posixpath.join(trial_dirname(trial.trial_id), ERROR_FILE), text)
+        Experiment.at(self.experiment_uri).write_text(layout.error_file(trial.trial_id), text)
 
 
 class ReleaseTrainResources(Callback):

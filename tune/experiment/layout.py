@@ -37,3 +37,8 @@ WANDB_DIR = "wandb"
 def trial_dirname(trial_id: str) -> str:
     """A trial's folder in the experiment (Tune's trial_dirname_creator)."""
     return f"trial_{trial_id}"
+
+
+def error_file(trial_id: str) -> str:
+    """A failed trial's error text, relative to the experiment folder (``trial_<id>/error.txt``)."""
+    return f"{trial_dirname(trial_id)}/{ERROR_FILE}"
