@@ -249,11 +249,12 @@ def test_resume_refuses_changed_data(tmp_path):
         check_same_data(record, "b" * 64, experiment)
 
 
-@pytest.mark.timeout(600)
-def test_sigterm_stops_like_ctrl_c_and_resume_continues(tiny_data, tmp_path):
+@pytest.mark.timeout(300)
+def test_sigterm_stops_like_ctrl_c(tiny_data, tmp_path):
     """SIGTERM (what timeout, systemd, Kubernetes and Slurm send) to the driver alone while its trial is held
     after epoch 1: not Ray's crash dump (exit 134) but the Ctrl-C stop: exit 143, summary "interrupted" with
-    the trial UNFINISHED at epoch 1, the resume command last; --resume continues it from epoch 2."""
+    the trial UNFINISHED at epoch 1, the resume command last. (What --resume then does is the Ctrl-C test's:
+    both signals leave the same state behind.)"""
     storage, log, holds = tmp_path / "runs", tmp_path / "first.log", tmp_path / "hold"
     args = search_args(tiny_data, storage, "budget.num_samples=1", "trial.epochs=2", "budget.early_stopping=false")
     proc = start_search(args, log, **{hold.ENV: f"checkpoint:1:{holds}"})
@@ -266,14 +267,3 @@ def test_sigterm_stops_like_ctrl_c_and_resume_continues(tiny_data, tmp_path):
     summary = json.loads((experiment / "summary.json").read_text())
     assert summary["interrupted"] is True
     assert [(t["status"], t["epochs"]) for t in summary["trials"]] == [("UNFINISHED", 1)]
-
-    resume_log = tmp_path / "resume.log"
-    proc = start_search([*out[-1].split()[2:], "--address", "local", "--num-cpus", "2"], resume_log)
-    try:
-        assert proc.wait(timeout=300) == 0, resume_log.read_text()[-5000:]
-    finally:
-        kill_group(proc)
-    resumed = json.loads((experiment / "summary.json").read_text())
-    assert resumed["interrupted"] is False
-    assert [(t["status"], t["epochs"]) for t in resumed["trials"]] == [("TERMINATED", 2)]
-    assert epochs_of(experiment / f"trial_{held['trial_id']}") == [1, 2]
