@@ -103,7 +103,11 @@ def engine_config(search: SearchFile) -> dict[str, Any]:
 
 
 def sweeps_module():
-    """The sweeps package, imported without its pydantic-v1 config warning (noise on every CLI call)."""
+    """The sweeps package, imported without its pydantic-v1 config warning (noise on every CLI call).
+
+    That warning matters in one way: under pydantic 2, SweepRun's ``allow_population_by_field_name`` is ignored, so
+    its aliased fields must be given by alias: ``sampledHistory=`` (``history=`` is silently dropped, and hyperband
+    and bayes would see runs without a metric)."""
     import warnings
 
     with warnings.catch_warnings():

@@ -79,6 +79,6 @@ class WandbHyperband(FIFOScheduler):
     def _stop_runs(self) -> list:
         sweeps = sweeps_module()
         runs = [sweeps.SweepRun(name=trial_id, state=self._ended.get(trial_id, "running"),
-                                history=[{self.metric_name: value} for _, value in sorted(history.items())])
+                                sampledHistory=[{self.metric_name: value} for _, value in sorted(history.items())])
                 for trial_id, history in self._history.items()]
         return sweeps.stop_runs(self.sweep_config, runs)

@@ -86,7 +86,7 @@ def sweep_runs(trials: list, space: dict, metric: str) -> list:
             continue  # WAITING: not started
         values = trial.user_attrs.get(SWEEP_ATTR) or dict(trial.params)
         history = [{metric: value} for _, value in sorted(trial.intermediate_values.items())]
-        runs.append(sweeps.SweepRun(name=str(trial.number), state=state_of[trial.state], history=history,
+        runs.append(sweeps.SweepRun(name=str(trial.number), state=state_of[trial.state], sampledHistory=history,
                                     config={key: {"value": value} for key, value in values.items() if key in space}))
     return runs
 
