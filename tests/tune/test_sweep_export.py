@@ -61,7 +61,7 @@ def test_each_distribution_maps_to_its_wandb_twin(tmp_path):
         "model.cnn.blocks": {"distribution": "int_uniform", "min": 2, "max": 4},  # randint's high is exclusive
         "optim.optimizer": {"values": ["adamw", "sgd"]}}
     assert config["method"] == "random" and config["run_cap"] == 5 and "early_terminate" not in config
-    assert config["command"][-3:] == ["--set", "budget.num_samples=5", "${args_json_file}"]
+    assert config["command"][-2:] == ["--set=budget.num_samples=5", "${args_json_file}"]
 
 
 def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path):

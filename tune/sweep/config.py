@@ -77,7 +77,8 @@ def sweep_config(search: SearchFile, method: str = "bayes", *, space_file: Optio
 
 def agent_command(space_file: str, overrides: tuple[str, ...] | list[str] = ()) -> list[str]:
     """The ``command`` W&B's agent expands (wandb/wandb_agent.py: ${env} ${interpreter} ${program} ...)."""
-    sets = ["--set", *overrides] if overrides else []
+    # One --set=KEY=VALUE per override: a bare --set list would swallow the agent's arguments after it.
+    sets = [f"--set={assignment}" for assignment in overrides]
     return ["${env}", "${interpreter}", "${program}", "agent-trial", "--space", space_file, *sets, "${args_json_file}"]
 
 
