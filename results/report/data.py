@@ -36,6 +36,8 @@ class Trial:
     error: Optional[str] = None
     checkpoint: Optional[str] = None
     """Its last checkpoint, resolved under the experiment's current location."""
+    started: Optional[float] = None
+    """When it started (s, the clock of done_at); None without result.json rows."""
 
     def outcome(self, epochs: int) -> str:
         """complete / stopped by ASHA at epoch k / error / the status of an interrupted search."""
@@ -146,6 +148,7 @@ def _trial(folder: Experiment, record: TrialRecord, metric: str) -> Trial:
         # Tune's timestamp is whole seconds: pin the trial's start as tightly as its rows allow (as
         # bench/search_efficiency.py does), then each epoch finished at start + time_total_s.
         start = max(row["timestamp"] - row["time_total_s"] for row in rows)
+        trial.started = start
         for row in rows:
             epoch = int(row.get("epoch") or row.get("training_iteration"))
             trial.curve[epoch] = float(row[metric])
