@@ -102,9 +102,11 @@ class SearchResults:
         """Epochs at which ASHA compared trials (grace_period * reduction_factor^k below trial.epochs)."""
         if not self.budget.early_stopping:
             return []
+        # W&B's hyperband judges band b once a run has more than b rows: at epoch b + 1 (tune/sweep/hyperband.py).
+        shift = 1 if self.budget.scheduler == "wandb_hyperband" else 0
         rungs, rung = [], self.budget.grace_period
-        while rung < self.epochs:
-            rungs.append(rung)
+        while rung + shift < self.epochs:
+            rungs.append(rung + shift)
             rung *= self.budget.reduction_factor
         return rungs
 
@@ -116,7 +118,12 @@ class SearchResults:
     def describe(self) -> str:
         """e.g. 'tpe + ASHA' or 'random, no early stopping' (for plot legends)."""
         algorithm = self.search.searcher.algorithm
-        return f"{algorithm} + ASHA" if self.budget.early_stopping else f"{algorithm}, no early stopping"
+        return f"{algorithm} + {self.stopper}" if self.budget.early_stopping else f"{algorithm}, no early stopping"
+
+    @property
+    def stopper(self) -> str:
+        """Who stopped trials early: ASHA, or W&B hyperband (budget.scheduler: wandb_hyperband)."""
+        return "W&B hyperband" if self.budget.scheduler == "wandb_hyperband" else "ASHA"
 
     def child(self, *parts: str) -> str:
         return self.folder.child(*parts)
