@@ -4,7 +4,9 @@ that search with a TPE + ASHA search of the same space and data (tests/results/s
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -21,6 +23,13 @@ from tests.tune.wandb_records import read_offline_run
 from train import hold
 
 ENGINE = ["searcher.algorithm=wandb_bayes", "budget.scheduler=wandb_hyperband"]
+
+
+def table_rows(page: str) -> list[list[list[str]]]:
+    """The body rows of every table of an HTML page, as the text of their cells."""
+    tables = re.findall(r"<tbody>(.*?)</tbody>", page, flags=re.S)
+    return [[[html.unescape(text) for text in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+             for row in re.findall(r"<tr>(.*?)</tr>", body, flags=re.S)] for body in tables]
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +110,7 @@ def test_compare_a_tpe_and_a_wandb_search(engine_search, tiny_data, tmp_path_fac
     from results.comparison.build import reach_rows, summary_rows
     from results.comparison.facts import entry
     from results.report.data import load
+    from results.report.html import cell
 
     tpe = tiny_search(tmp_path_factory, tiny_data)
     engine = engine_search["experiment"]
@@ -121,19 +131,27 @@ def test_compare_a_tpe_and_a_wandb_search(engine_search, tiny_data, tmp_path_fac
         exp = load(str(folder))
         entries.append(entry(exp, evaluation["accuracy"]))
         engine_name = {"tpe": "tpe+asha", "wandb_bayes": "wandb_bayes+wandb_hyperband"}[exp.search.searcher.algorithm]
-        cells = [folder.name, engine_name, str(summary["num_trials"]), str(summary["total_epochs"]),
-                 f"{round(summary['wall_s'], 1):.4g}", f"{best['metrics']['val_acc']:.4g}", best["trial_id"],
-                 f"{evaluation['accuracy']:.4g}"]
-        assert "".join(f">{cell}</td>" for cell in cells) in page.replace('<td class="num">', "<td>").replace(
-            "<td>", ">").replace(">>", ">"), cells
+        cells = [folder.name, engine_name, summary["num_trials"], summary["total_epochs"], round(summary["wall_s"], 1),
+                 best["metrics"]["val_acc"], best["trial_id"], evaluation["accuracy"]]
+        assert [cell(value) for value in cells] in table_rows(page)[0], cells
         rows = [row for path in folder.glob("trial_*/result.json") for row in result_rows(path.parent)]
         assert entries[-1].epochs[-1] == len(rows) == summary["total_epochs"]
         assert entries[-1].best[-1] == pytest.approx(max(row["val_acc"] for row in rows))
     assert summary_rows(entries)[1][0][1] == "tpe+asha"
-    # Each search reaches its own best at the epoch its curve first gets there; the table says so.
-    for row, own in zip(reach_rows(entries)[1], entries):
-        first = next(i for i, best in enumerate(own.best) if best >= own.best_value)
-        assert row[1 + entries.index(own)] == f"{own.epochs[first]} / {own.seconds[first]:.0f}"
+    assert table_rows(page)[1] == [[cell(v) for v in row] for row in reach_rows(entries)[1]]
+    # Epochs each needed to reach the other's best, recounted from the trials' result.json rows in completion order.
+    bests = [json.loads((folder / "summary.json").read_text())["best"]["metrics"]["val_acc"] for folder in (tpe, engine)]
+    for i, folder in enumerate((tpe, engine)):
+        done = []
+        for path in folder.glob("trial_*/result.json"):
+            rows = result_rows(path.parent)
+            start = max(row["timestamp"] - row["time_total_s"] for row in rows)
+            done += [(start + row["time_total_s"], row["val_acc"]) for row in rows]
+        done.sort()
+        for j, target in enumerate(bests):
+            count = next((n for n, (_, value) in enumerate(done, start=1) if value >= target), None)
+            shown = table_rows(page)[1][i][1 + j]
+            assert shown == "-" if count is None else shown.startswith(f"{count} / "), (i, j, shown, count)
 
     # Experiments of other data do not compare: one line, exit 2, nothing written.
     other = tmp_path / "other" / engine.name
