@@ -32,7 +32,7 @@ def best_so_far(entries: list[Entry], out: Path, axis: str) -> Plot:
         file, title = "best_vs_time.png", f"Best {metric} against wall time"
         caption = (f"Best {metric} found against the time each epoch finished. For a resumed search the pause between "
                    "its sessions is on this axis too (the table's wall time leaves it out).")
-    ax.legend(loc="lower right" if mode == "max" else "upper right", fontsize=8)
+    ax.legend(loc="best", fontsize=8)
     ax.set_title(title, fontsize=11)
     save(fig, out / file)
     return Plot(file, title, caption)

@@ -18,8 +18,29 @@ SPACES = sorted((REPO / "search_spaces").glob("*.yaml"))
 
 
 def export(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tune.sweep", "export", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=60)
+    """``python -m tune.sweep export ARGS`` from the repository root, in this process (its main, as the CLI runs it)."""
+    import contextlib
+    import io
+    import os
+
+    from tune.sweep.__main__ import main
+
+    out, err, cwd = io.StringIO(), io.StringIO(), os.getcwd()
+    os.chdir(REPO)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(["export", *args])
+    finally:
+        os.chdir(cwd)
+    return subprocess.CompletedProcess(["python", "-m", "tune.sweep", "export", *args], code, out.getvalue(),
+                                       err.getvalue())
+
+
+def test_the_cli_runs_as_a_module():
+    result = subprocess.run([sys.executable, "-m", "tune.sweep", "export", "search_spaces/smoke.yaml"], cwd=REPO,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert yaml.safe_load(result.stdout)["name"] == "smoke"
 
 
 @pytest.mark.parametrize("space", SPACES, ids=[p.stem for p in SPACES])

@@ -25,6 +25,19 @@ from train import hold
 ENGINE = ["searcher.algorithm=wandb_bayes", "budget.scheduler=wandb_hyperband"]
 
 
+def compare(*args: str) -> subprocess.CompletedProcess:
+    """``python results/compare.py ARGS``, run by its main in this process (the search's imports are paid already)."""
+    import contextlib
+    import io
+
+    from results.compare import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return subprocess.CompletedProcess(["results/compare.py", *args], code, out.getvalue(), err.getvalue())
+
+
 def table_rows(page: str) -> list[list[list[str]]]:
     """The body rows of every table of an HTML page, as the text of their cells."""
     tables = re.findall(r"<tbody>(.*?)</tbody>", page, flags=re.S)
@@ -99,9 +112,9 @@ def test_a_wandb_engine_search_resumes_exactly_after_a_kill(engine_search):
         assert run.config["engine"] == "wandb_bayes+wandb_hyperband" and run.tags == ["wandb_bayes+wandb_hyperband"]
 
     # The report works on it as on a TPE search (names the engine, reads the study).
-    report = subprocess.run([sys.executable, "results/analyze.py", str(experiment), "--no-wandb", "--no-evaluate",
-                             "--out", str(experiment / "report")], cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert report.returncode == 0, report.stderr[-3000:]
+    from results.analyze import main as analyze
+
+    assert analyze([str(experiment), "--no-wandb", "--no-evaluate", "--out", str(experiment / "report")]) == 0
     assert "wandb_bayes + W&B hyperband" in (experiment / "report" / "report.md").read_text()
 
 
@@ -115,8 +128,7 @@ def test_compare_a_tpe_and_a_wandb_search(engine_search, tiny_data, tmp_path_fac
     tpe = tiny_search(tmp_path_factory, tiny_data)
     engine = engine_search["experiment"]
     out = tmp_path / "compare"
-    result = subprocess.run([sys.executable, "results/compare.py", str(tpe), str(engine), "--out", str(out)],
-                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    result = compare(str(tpe), str(engine), "--out", str(out))
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == str(out / "compare.html")
     page = (out / "compare.html").read_text()
@@ -159,8 +171,7 @@ def test_compare_a_tpe_and_a_wandb_search(engine_search, tiny_data, tmp_path_fac
     changed = json.loads((other / "summary.json").read_text())
     changed["data_fingerprint"] = "f" * 64
     (other / "summary.json").write_text(json.dumps(changed))
-    refused = subprocess.run([sys.executable, "results/compare.py", str(tpe), str(other), "--out",
-                              str(tmp_path / "refused")], cwd=REPO, capture_output=True, text=True, timeout=120)
+    refused = compare(str(tpe), str(other), "--out", str(tmp_path / "refused"))
     assert refused.returncode == 2 and refused.stdout == ""
     assert refused.stderr.strip().splitlines() == [
         f"error: {other}: searched other data than {tpe} (fingerprint ffffffffffff against "
