@@ -146,9 +146,8 @@ def test_hyperband_schedules_as_wandb_would():
 
     from tune.sweep.hyperband import WandbHyperband
 
-    search = load_search_file(REPO / "search_spaces" / "smoke.yaml",
-                              ["searcher.algorithm=wandb_bayes", "budget.scheduler=wandb_hyperband"])
-    config = engine_config(search)
+    search = load_search_file(REPO / "search_spaces" / "smoke.yaml", ["budget.scheduler=wandb_hyperband"])
+    config = engine_config(search)  # W&B's hyperband under Optuna's TPE: the scheduler alone
     scheduler = WandbHyperband(config, metric="val_acc", mode="max", epochs=3)
 
     class Trial:  # what the scheduler reads of a Tune trial

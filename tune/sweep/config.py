@@ -94,7 +94,9 @@ def validate(config: dict[str, Any]) -> None:
 def engine_config(search: SearchFile) -> dict[str, Any]:
     """The sweep config the in-Ray engine runs (tune/sweep/searcher.py, tune/sweep/hyperband.py): the same
     mapping, method from searcher.algorithm (wandb_bayes -> bayes, wandb_random -> random)."""
-    method = search.searcher.algorithm.removeprefix("wandb_")
+    algorithm = search.searcher.algorithm
+    # The scheduler alone (budget.scheduler: wandb_hyperband under TPE) runs no proposals: any method validates.
+    method = algorithm.removeprefix("wandb_") if algorithm.startswith("wandb_") else "random"
     config = sweep_config(search, method)
     config.pop("run_cap")  # Tune's budget counts the trials
     if "early_terminate" not in config:  # the scheduler needs it even when the space turns early stopping off
