@@ -140,7 +140,8 @@ def _reporter(search: SearchFile, verbose: bool, links: list[str], experiment_ur
         return None
     use_compact_engine()
     return CompactReporter(list(search.space), metric=search.metric, mode=search.mode,
-                           epochs=search.trial.epochs, links=links, experiment_uri=experiment_uri)
+                           epochs=search.trial.epochs, links=links, experiment_uri=experiment_uri,
+                           stopper="W&B hyperband" if search.budget.scheduler == "wandb_hyperband" else "ASHA")
 
 
 def build_tuner(search: SearchFile, experiment: Experiment, resume: bool, data_key: str, *, verbose: bool = False,
