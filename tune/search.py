@@ -93,9 +93,9 @@ def _callbacks(search: SearchFile, experiment: Experiment, stall_guard: StallGua
         return callbacks
     from tune.wandb_logging import WandbTrialLogger
 
-    # One run per trial, all from this process (one W&B service); offline without WANDB_API_KEY.
     from tune.sweep.engine import engine_name
 
+    # One run per trial, all from this process (one W&B service); offline without WANDB_API_KEY.
     return callbacks + [WandbTrialLogger(project=search.wandb.project, entity=search.wandb.entity,
                                          group=experiment.name, directory=experiment.local_dir(),
                                          engine=engine_name(search))]
@@ -138,10 +138,12 @@ def _reporter(search: SearchFile, verbose: bool, links: list[str], experiment_ur
     """The compact display (tune/progress.py), unless --verbose asks for Ray's own output."""
     if verbose:
         return None
+    from tune.sweep.engine import stopper_name
+
     use_compact_engine()
     return CompactReporter(list(search.space), metric=search.metric, mode=search.mode,
                            epochs=search.trial.epochs, links=links, experiment_uri=experiment_uri,
-                           stopper="W&B hyperband" if search.budget.scheduler == "wandb_hyperband" else "ASHA")
+                           stopper=stopper_name(search.budget))
 
 
 def build_tuner(search: SearchFile, experiment: Experiment, resume: bool, data_key: str, *, verbose: bool = False,

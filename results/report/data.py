@@ -123,7 +123,9 @@ class SearchResults:
     @property
     def stopper(self) -> str:
         """Who stopped trials early: ASHA, or W&B hyperband (budget.scheduler: wandb_hyperband)."""
-        return "W&B hyperband" if self.budget.scheduler == "wandb_hyperband" else "ASHA"
+        from tune.sweep.engine import stopper_name
+
+        return stopper_name(self.budget)
 
     def child(self, *parts: str) -> str:
         return self.folder.child(*parts)
