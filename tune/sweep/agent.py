@@ -16,6 +16,7 @@ Checkpoints are kept in the W&B run's folder (``files/checkpoints``).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -65,7 +66,10 @@ def run_agent_trial(search: SearchFile, values: dict[str, Any], engine: str = "w
     terminate_like_ctrl_c()  # the agent's stop (SIGTERM) ends the loop where Ctrl-C would
     settings = wandb.Settings(silent=True, save_code=False, disable_git=True, x_save_requirements=False,
                               api_key=api_key())
-    run_ = wandb.init(project=search.wandb.project, entity=search.wandb.entity, group=search.experiment,
+    # Under an agent (WANDB_SWEEP_ID set) the sweep's project and entity are the agent's (its environment): a
+    # different project here would put the run outside its sweep.
+    where = {} if os.environ.get("WANDB_SWEEP_ID") else {"project": search.wandb.project, "entity": search.wandb.entity}
+    run_ = wandb.init(**where, group=search.experiment,
                       config={**cfg.to_dict(), "params": params, "engine": engine}, mode=wandb_mode(),
                       tags=[engine], settings=settings)
     metric = search.metric
