@@ -9,6 +9,9 @@ from typing import Any
 from results.report.html import _STYLE, _embedded, _number, cell
 from results.report.plots import Plot
 
+# The report's style bolds a leaderboard's first row; here the first row is just the first experiment given.
+_NO_WINNER = "tr:first-child td { font-weight: normal; }\n"
+
 
 def table(columns: list[str], rows: list[list[Any]]) -> list[str]:
     esc = html.escape
@@ -25,7 +28,7 @@ def to_html(title: str, notes: list[str], tables: list[tuple[str, list[str], lis
     esc = html.escape
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            '<meta name="viewport" content="width=device-width, initial-scale=1">',
-           f"<title>{esc(title)}</title><style>{_STYLE}</style></head><body>", f"<h1>{esc(title)}</h1>",
+           f"<title>{esc(title)}</title><style>{_STYLE}{_NO_WINNER}</style></head><body>", f"<h1>{esc(title)}</h1>",
            '<ul class="facts">', *(f"<li>{esc(note)}</li>" for note in notes), "</ul>"]
     for heading, columns, rows, note in tables:
         out += [f"<h2>{esc(heading)}</h2>", *table(columns, rows), f'<p class="note">{esc(note)}</p>']
