@@ -31,6 +31,8 @@ epochs). Given for the 1-worker trials of the random search (fresh trial process
 extra search with 2-worker trials (a trial driver running a TorchTrainer; fresh vs reused driver).
 
     python bench/search_efficiency.py [--trials 24] [--epochs 9] [--seeds 0 [1 ...]] [--two-worker-trials 2]
+    python bench/search_efficiency.py --engines random tpe+asha wandb_bayes+wandb_hyperband wandb_bayes+asha \
+        --seeds 0 1 2        # the engines side by side instead (bench/search_engines.py)
 
 Ray is always a new local one (``RayConnection(address="local")``: never someone else's cluster on this machine);
 everything is written to a temp folder that is deleted afterwards (``--keep`` keeps it).
@@ -192,7 +194,13 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE",
                         help="overrides of efficiency_space.yaml for both searches, e.g. budget.reduction_factor=2")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (result.json rows, summaries)")
+    parser.add_argument("--engines", nargs="+", metavar="ENGINE",
+                        help="compare search engines instead (bench/search_engines.py): any of random, tpe+asha, "
+                             "wandb_bayes+wandb_hyperband, wandb_bayes+asha; same task, budget and --seeds each")
     args = parser.parse_args()
+    if args.engines:
+        engines_main(args)
+        return
 
     from train.prepared import prepare
 
@@ -240,6 +248,30 @@ def main() -> None:
     load["end"] = load_average()
     out["load_average"] = load
     report(out)
+
+
+def engines_main(args: argparse.Namespace) -> None:
+    """--engines: every engine on the fixed task, per seed (bench/search_engines.py)."""
+    from search_engines import ENGINES, report_engines, run_engines
+
+    unknown = sorted(set(args.engines) - set(ENGINES))
+    if unknown:
+        print(f"error: --engines: unknown {', '.join(unknown)} (allowed: {', '.join(ENGINES)})", file=sys.stderr)
+        sys.exit(2)
+    info, root = machine(), Path(tempfile.mkdtemp(prefix="signsearch-bench-engines-"))
+    out: dict[str, Any] = {"benchmark": "search_efficiency --engines", "machine": info, "trials": args.trials,
+                           "epochs": args.epochs, "seeds": args.seeds, "overrides": args.overrides,
+                           "load_average": {"start": load_average()}}
+    try:
+        out["runs"] = run_engines(args, root, search_file, run_search, epochs_to_reach)
+    finally:
+        drop_scratch(root, args.keep)
+    out["load_average"]["end"] = load_average()
+    print(machine_line(out))
+    print(f"Task: efficiency_space.yaml, {' '.join(TASK)} {' '.join(args.overrides)}; {args.trials} trials x up to "
+          f"{args.epochs} epochs per search; target = random search's best of the same seed")
+    report_engines(out["runs"])
+    print(json.dumps(out, default=str))
 
 
 def report(out: dict[str, Any]) -> None:

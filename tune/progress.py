@@ -41,8 +41,10 @@ class CompactReporter(CLIReporter):
 
     def __init__(self, params: list[str], *, metric: str, mode: str, epochs: int,
                  links: Optional[list[str]] = None, table_every_s: float = TABLE_EVERY_S,
-                 experiment_uri: str = ""):
-        """``experiment_uri``: the experiment folder, where a failed trial's error text is kept (tune/watch.py)."""
+                 experiment_uri: str = "", stopper: str = "ASHA"):
+        """``experiment_uri``: the experiment folder, where a failed trial's error text is kept (tune/watch.py);
+        ``stopper``: who stops trials early (ASHA, or W&B hyperband: budget.scheduler)."""
+        self._stopper = stopper
         metrics = [metric] + [key for key in ("val_acc", "val_loss") if key != metric]
         super().__init__(
             # Tune looks parameters up by "/"-separated path; the header shows the dotted key.
@@ -113,7 +115,8 @@ class CompactReporter(CLIReporter):
         if trial.status == "ERROR":
             what = f"failed after {epochs} epoch(s) (error: {error_file(self._experiment_uri, trial.trial_id)})"
         elif epochs < self._epochs:
-            what = f"stopped by ASHA at epoch {epochs}/{self._epochs}"
+            # getattr: a reporter pickled with a search before stoppers were named has none
+            what = f"stopped by {getattr(self, '_stopper', 'ASHA')} at epoch {epochs}/{self._epochs}"
         else:
             what = f"finished {epochs}/{self._epochs} epochs"
         value = result.get(self._target)

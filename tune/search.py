@@ -74,9 +74,15 @@ def _searcher(search: SearchFile, experiment: Experiment, concurrency: int) -> S
     """Optuna over the study in study.db (contract B); created here, so the dashboard has it from the start."""
     folder = experiment.local_dir()  # SQLite needs a local file: for s3:// storage, ./runs/<name>
     folder.mkdir(parents=True, exist_ok=True)
-    searcher = StudySearcher(search.space, search.searcher, metric=search.metric, mode=search.mode,
-                             epochs=search.trial.epochs, storage_url=study_url(folder),
-                             study_name=experiment.name, concurrency=concurrency)
+    searcher_class, engine = StudySearcher, ()
+    if search.searcher.algorithm.startswith("wandb_"):  # W&B's sweep engine proposes (tune/sweep/searcher.py)
+        from tune.sweep.config import engine_config
+        from tune.sweep.searcher import SweepSearcher
+
+        searcher_class, engine = SweepSearcher, (engine_config(search),)
+    searcher = searcher_class(*engine, search.space, search.searcher, metric=search.metric, mode=search.mode,
+                              epochs=search.trial.epochs, storage_url=study_url(folder),
+                              study_name=experiment.name, concurrency=concurrency)
     searcher.open()  # study.db exists (and the warm-start points are queued) before Tune starts
     return searcher
 
@@ -87,9 +93,12 @@ def _callbacks(search: SearchFile, experiment: Experiment, stall_guard: StallGua
         return callbacks
     from tune.wandb_logging import WandbTrialLogger
 
+    from tune.sweep.engine import engine_name
+
     # One run per trial, all from this process (one W&B service); offline without WANDB_API_KEY.
     return callbacks + [WandbTrialLogger(project=search.wandb.project, entity=search.wandb.entity,
-                                         group=experiment.name, directory=experiment.local_dir())]
+                                         group=experiment.name, directory=experiment.local_dir(),
+                                         engine=engine_name(search))]
 
 
 def _stall_guard(search: SearchFile, experiment: Experiment) -> StallGuard:
@@ -108,6 +117,12 @@ def _scheduler(search: SearchFile):
     budget = search.budget
     if not budget.early_stopping:
         return tune.schedulers.FIFOScheduler()
+    if budget.scheduler == "wandb_hyperband":  # W&B's hyperband stops trials (tune/sweep/hyperband.py)
+        from tune.sweep.config import engine_config
+        from tune.sweep.hyperband import WandbHyperband
+
+        return WandbHyperband(engine_config(search), metric=search.metric, mode=search.mode,
+                              epochs=search.trial.epochs)
     # "epoch" (not training_iteration): a retried multi-worker trial restarts Tune's iteration count
     # at 1 while its TorchTrainer resumes from the checkpoint's epoch.
     return ResumableASHA(metric=search.metric, mode=search.mode, time_attr="epoch",
@@ -123,9 +138,12 @@ def _reporter(search: SearchFile, verbose: bool, links: list[str], experiment_ur
     """The compact display (tune/progress.py), unless --verbose asks for Ray's own output."""
     if verbose:
         return None
+    from tune.sweep.engine import stopper_name
+
     use_compact_engine()
     return CompactReporter(list(search.space), metric=search.metric, mode=search.mode,
-                           epochs=search.trial.epochs, links=links, experiment_uri=experiment_uri)
+                           epochs=search.trial.epochs, links=links, experiment_uri=experiment_uri,
+                           stopper=stopper_name(search.budget))
 
 
 def build_tuner(search: SearchFile, experiment: Experiment, resume: bool, data_key: str, *, verbose: bool = False,

@@ -105,6 +105,9 @@ class Budget(BaseModel):
     """ASHA keeps the top 1/reduction_factor of trials at each rung."""
     early_stopping: bool = True
     """ASHA early stopping; false runs every trial to trial.epochs (a baseline for comparisons)."""
+    scheduler: Literal["asha", "wandb_hyperband"] = "asha"
+    """Who stops trials early (when early_stopping is on): asha (Ray Tune's ASHA), or wandb_hyperband (W&B Sweeps'
+    own hyperband, sweeps.stop_runs, with min_iter = grace_period and eta = reduction_factor; tune/sweep/)."""
 
 
 class Searcher(BaseModel):
@@ -115,8 +118,10 @@ class Searcher(BaseModel):
     """Seed of the TPE sampler (and of random search); a resumed search continues from seed + trials so far."""
     startup_trials: int = Field(4, ge=1)
     """Random trials before TPE starts modelling."""
-    algorithm: Literal["tpe", "random"] = "tpe"
-    """tpe: Optuna TPE; random: Optuna's random sampler (the baseline)."""
+    algorithm: Literal["tpe", "random", "wandb_bayes", "wandb_random"] = "tpe"
+    """tpe: Optuna TPE; random: Optuna's random sampler (the baseline); wandb_bayes / wandb_random: W&B Sweeps'
+    own engine (sweeps.next_run, method bayes / random) proposing every trial, still recorded in the Optuna study
+    (tune/sweep/)."""
     warm_start: list[dict[str, Scalar]] = []
     """Points to evaluate first, keyed like the space (e.g. {optim.lr: 0.001})."""
     multivariate: bool = True

@@ -66,7 +66,10 @@ class WandbTrialLogger(Callback):
     """A W&B run per Tune trial, logged from the driver; see the module docstring."""
 
     def __init__(self, *, project: str, entity: Optional[str], group: str, directory: Path,
-                 time_attr: str = "epoch"):
+                 time_attr: str = "epoch", engine: Optional[str] = None):
+        self.engine = engine
+        """The search's engine (tune.sweep.engine.engine_name): in every run's config and tags, so W&B's UI
+        groups and compares searches by it."""
         self.project = project
         self.entity = entity
         self.group = group
@@ -156,8 +159,12 @@ class WandbTrialLogger(Callback):
             x_disable_stats=True,   # system metrics would sample the driver, not the trial
             save_code=False, disable_git=True, x_save_requirements=False,
             api_key=api_key())      # from memory: the environment no longer holds it (take_key)
+        engine = getattr(self, "engine", None)  # a search pickled before engines were named has none
+        if engine:
+            config = {**config, "engine": engine}
         return wandb.init(project=self.project, entity=self.entity, group=self.group, id=trial_id,
                           name=trial_id, config=config, dir=str(self.directory), mode=wandb_mode(),
+                          tags=[engine] if engine else None,
                           reinit="create_new", resume="allow", settings=settings)
 
     # -- what Ray pickles (tuner.pkl holds the callbacks) --------------------------------------------

@@ -16,8 +16,8 @@ def facts(exp, evaluation, study_source: str) -> list[tuple[str, str]]:
     best = exp.best
     facts = [("experiment", exp.location),
              ("search", f"{exp.describe()}; {len(exp.trials)} trials: {outcomes.count('complete')} ran to "
-                        f"{exp.epochs} epochs, {stopped} stopped by ASHA, {outcomes.count('error')} failed"
-                        + (f"; ASHA grace {budget.grace_period}, reduction factor {budget.reduction_factor}"
+                        f"{exp.epochs} epochs, {stopped} stopped by {exp.stopper}, {outcomes.count('error')} failed"
+                        + (f"; {exp.stopper} grace {budget.grace_period}, reduction factor {budget.reduction_factor}"
                            if budget.early_stopping else "")),
              ("epochs trained", f"{sum(len(t.curve) for t in exp.trials)} of {len(exp.trials) * exp.epochs} "
                                 f"(every trial to trial.epochs); wall time {summary.wall_s:.0f} s"),

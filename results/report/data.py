@@ -36,6 +36,8 @@ class Trial:
     error: Optional[str] = None
     checkpoint: Optional[str] = None
     """Its last checkpoint, resolved under the experiment's current location."""
+    started: Optional[float] = None
+    """When it started (s, the clock of done_at); None without result.json rows."""
 
     def outcome(self, epochs: int) -> str:
         """complete / stopped by ASHA at epoch k / error / the status of an interrupted search."""
@@ -100,9 +102,11 @@ class SearchResults:
         """Epochs at which ASHA compared trials (grace_period * reduction_factor^k below trial.epochs)."""
         if not self.budget.early_stopping:
             return []
+        # W&B's hyperband judges band b once a run has more than b rows: at epoch b + 1 (tune/sweep/hyperband.py).
+        shift = 1 if self.budget.scheduler == "wandb_hyperband" else 0
         rungs, rung = [], self.budget.grace_period
-        while rung < self.epochs:
-            rungs.append(rung)
+        while rung + shift < self.epochs:
+            rungs.append(rung + shift)
             rung *= self.budget.reduction_factor
         return rungs
 
@@ -114,7 +118,14 @@ class SearchResults:
     def describe(self) -> str:
         """e.g. 'tpe + ASHA' or 'random, no early stopping' (for plot legends)."""
         algorithm = self.search.searcher.algorithm
-        return f"{algorithm} + ASHA" if self.budget.early_stopping else f"{algorithm}, no early stopping"
+        return f"{algorithm} + {self.stopper}" if self.budget.early_stopping else f"{algorithm}, no early stopping"
+
+    @property
+    def stopper(self) -> str:
+        """Who stopped trials early: ASHA, or W&B hyperband (budget.scheduler: wandb_hyperband)."""
+        from tune.sweep.engine import stopper_name
+
+        return stopper_name(self.budget)
 
     def child(self, *parts: str) -> str:
         return self.folder.child(*parts)
@@ -146,6 +157,7 @@ def _trial(folder: Experiment, record: TrialRecord, metric: str) -> Trial:
         # Tune's timestamp is whole seconds: pin the trial's start as tightly as its rows allow (as
         # bench/search_efficiency.py does), then each epoch finished at start + time_total_s.
         start = max(row["timestamp"] - row["time_total_s"] for row in rows)
+        trial.started = start
         for row in rows:
             epoch = int(row.get("epoch") or row.get("training_iteration"))
             trial.curve[epoch] = float(row[metric])

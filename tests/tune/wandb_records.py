@@ -28,6 +28,7 @@ class OfflineRun:
     run_id: str = ""
     group: str = ""
     config: dict[str, Any] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -68,6 +69,7 @@ def read_offline_run(run_dir: Path) -> OfflineRun:
         kind = record.WhichOneof("record_type")
         if kind == "run":
             run.run_id, run.group = record.run.run_id, record.run.run_group
+            run.tags = list(record.run.tags)
             for item in record.run.config.update:
                 _nested_set(run.config, list(item.nested_key) or [item.key], json.loads(item.value_json))
         elif kind == "config":

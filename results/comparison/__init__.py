@@ -1,0 +1,1 @@
+"""results/compare.py: several searches of one task side by side (engines, trials, epochs, time, best, reach)."""
