@@ -33,10 +33,10 @@ class ResumableASHA(ASHAScheduler):
             self._replay(trial)
 
     def _replay(self, trial: Any) -> None:
-        replay_into_asha(self, trial, _result_rows(trial))
+        replay_into_asha(self, trial, result_rows(trial))
 
 
-def _result_rows(trial: Any) -> Iterator[dict[str, Any]]:
+def result_rows(trial: Any) -> Iterator[dict[str, Any]]:
     """The trial's result.json rows, from where the restored experiment lives now (a moved one too)."""
     # trial.path / trial.storage: where Tune.restore has pointed the trial (Trial is a DeveloperAPI).
     fs = trial.storage.storage_filesystem

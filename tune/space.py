@@ -227,10 +227,16 @@ class define_by_run:  # noqa: N801 - used like a function; a class so the search
     def __call__(self, trial) -> dict[str, Any]:
         chosen: dict[str, Any] = {}
         for key, param in self.space.items():
-            if param.when and not all(_matches(chosen.get(other), want) for other, want in param.when.items()):
+            if not condition_holds(param, chosen):
                 continue
             chosen[key] = param.suggest(trial, key)
         return chosen
+
+
+def condition_holds(param: Param, chosen: dict[str, Any]) -> bool:
+    """Whether ``param`` is sampled, given the values ``chosen`` so far (by space key): its ``when`` holds (or it
+    has none). The one reading of ``when``, for the Optuna searcher, the summary and W&B's engine."""
+    return not param.when or all(_matches(chosen.get(other), want) for other, want in param.when.items())
 
 
 def _matches(value: Any, want: Union[Scalar, list[Scalar]]) -> bool:
@@ -242,7 +248,7 @@ def sampled_params(config: dict[str, Any], space: dict[str, Param]) -> dict[str,
     ``when`` did not hold for this trial was not sampled (its config value is the default) and is left out."""
     out = {}
     for key, param in space.items():
-        if param.when and not all(_matches(out.get(other), want) for other, want in param.when.items()):
+        if not condition_holds(param, out):
             continue
         node: Any = config
         for part in key.split("."):

@@ -16,7 +16,7 @@ def best_so_far(entries: list[Entry], out: Path, axis: str) -> Plot:
     """``axis``: "epochs" (trial-epochs trained, all trials together) or "seconds" (since the first trial started)."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 5), dpi=100, layout="constrained")
-    metric, mode = entries[0].exp.metric, entries[0].exp.mode
+    metric = entries[0].exp.metric
     for entry, colour in zip(entries, COLOURS * len(entries)):
         xs = entry.epochs if axis == "epochs" else entry.seconds
         ax.step(xs, entry.best, where="post", color=colour, lw=2, label=entry.label)

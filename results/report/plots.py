@@ -72,19 +72,19 @@ def learning_curves(exp: SearchResults, out: Path) -> Plot:
         ax.axvline(rung, color="darkorange", ls=":", lw=1.5)
     handles = [Line2D([], [], color="crimson", lw=2.5, marker="o", label=f"best trial {best}"),
                Line2D([], [], color="tab:blue", label="ran all trial.epochs"),
-               Line2D([], [], color="grey", marker="x", mec="black", label="stopped by ASHA (x)")]
+               Line2D([], [], color="grey", marker="x", mec="black", label=f"stopped by {exp.stopper} (x)")]
     if exp.rungs():
-        handles.append(Line2D([], [], color="darkorange", ls=":", label="ASHA rung"))
+        handles.append(Line2D([], [], color="darkorange", ls=":", label=f"{exp.stopper} rung"))
     ax.legend(handles=handles, loc="best", fontsize=8)
     ax.set_xlabel("epoch")
     ax.set_ylabel(exp.metric)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     rungs = ", ".join(map(str, exp.rungs())) or "none (no early stopping)"
-    ax.set_title(f"{exp.metric} per epoch, {len(exp.trials)} trials; ASHA rungs at epoch {rungs}", fontsize=11)
+    ax.set_title(f"{exp.metric} per epoch, {len(exp.trials)} trials; {exp.stopper} rungs at epoch {rungs}", fontsize=11)
     save(fig, out / "learning_curves.png")
     return Plot("learning_curves.png", "Learning curves",
-                f"Every trial's {exp.metric} per epoch. ASHA compares trials at its rungs (dotted) and stops the "
-                "weaker ones there (x).")
+                f"Every trial's {exp.metric} per epoch. {exp.stopper} compares trials at its rungs (dotted) and stops "
+                "the weaker ones there (x).")
 
 
 def best_so_far(exp: SearchResults) -> tuple[list[int], list[float]]:

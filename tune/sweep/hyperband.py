@@ -19,7 +19,7 @@ from typing import Any
 
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from tune.resumable import _result_rows
+from tune.resumable import result_rows
 from tune.sweep.config import sweeps_module
 
 
@@ -43,7 +43,7 @@ class WandbHyperband(FIFOScheduler):
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
         self._history.setdefault(trial.trial_id, {})
         if trial.has_reported_at_least_once:  # a restored trial: its rows from before the stop
-            for row in _result_rows(trial):
+            for row in result_rows(trial):
                 self._record(trial.trial_id, row)
         if trial.status in ("TERMINATED", "ERROR"):
             self._end(trial.trial_id, failed=trial.status == "ERROR")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from tune.space import Choice, LogUniform, Param, QUniform, RandInt, Uniform, _matches
+from tune.space import Choice, LogUniform, Param, QUniform, RandInt, Uniform, condition_holds
 
 
 def sweep_parameter(param: Param, grid: bool = False) -> dict[str, Any]:
@@ -68,7 +68,7 @@ def active(values: dict[str, Any], space: dict[str, Param]) -> dict[str, Any]:
     for key, param in space.items():
         if key not in values:
             continue
-        if param.when and not all(_matches(out.get(other), want) for other, want in param.when.items()):
+        if not condition_holds(param, out):
             continue
         out[key] = snap(param, values[key])
     return out
