@@ -16,6 +16,13 @@ Ray calls ``on_trial_complete`` with the trial's last result both when ASHA stop
 trial reaches ASHA's ``max_t`` (ASHA answers STOP there too), so the scheduler's decision itself is not
 visible; the trial's own epoch count against ``trial.epochs`` is, and holds for FIFO as well.
 
+A multi-objective search (``objectives``) keeps one study with one direction per objective, named after the
+metrics (optuna-dashboard shows it as multi-objective, with its Pareto front). Optuna stores no value for a
+PRUNED trial of a multi-objective study (a last intermediate value is one number, not one per objective), so a
+trial ASHA stopped is PRUNED without values: off the front, and modelled by TPE as a pruned trial; its
+per-epoch values of the first trained objective are still stored (step = epoch) for the dashboard and resume.
+A COMPLETE trial is told every objective's last value (latency_ms is in every report, tune/latency.py).
+
 Only the driver touches the study. What Ray pickles with the searcher (``tuner.pkl``, the
 ``searcher-state-*.pkl`` snapshots) is the settings and the Tune-trial -> Optuna-trial map, never the
 study: on ``Tuner.restore`` the study is reopened from ``study.db``.
@@ -33,6 +40,7 @@ from ray.tune.search import Searcher
 
 from train.overrides import set_dotted
 from tune.experiment.layout import STUDY_FILE
+from tune.objectives import Objective
 from tune.space import Param, define_by_run
 from tune.space import Searcher as SearcherSettings
 
@@ -50,8 +58,10 @@ class StudySearcher(Searcher):
 
     def __init__(self, space: dict[str, Param], settings: SearcherSettings, *, metric: str, mode: str,
                  epochs: int, storage_url: str, study_name: str, concurrency: int = 1,
-                 time_attr: str = "epoch"):
+                 time_attr: str = "epoch", objectives: Optional[list[Objective]] = None):
         super().__init__(metric=metric, mode=mode)
+        self.objectives = objectives
+        """Several objectives (a multi-objective study); None: the one metric/mode."""
         self.space = space
         self.settings = settings
         self.epochs = epochs
@@ -95,14 +105,18 @@ class StudySearcher(Searcher):
             new = False
         except KeyError:
             trials_before, new = 0, True
+        if self.objectives:
+            directions = {"directions": [_direction(o.mode) for o in self.objectives]}
+        else:
+            directions = {"direction": _direction(self.mode)}
         study = optuna.create_study(storage=self._storage, study_name=self.study_name, load_if_exists=True,
-                                    direction="maximize" if self.mode == "max" else "minimize",
-                                    sampler=self._sampler(trials_before))
+                                    sampler=self._sampler(trials_before), **directions)
         self._study_id = self._storage.get_study_id_from_name(self.study_name)
         if new:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                study.set_metric_names([self.metric])  # optuna-dashboard labels the objective with it
+                # optuna-dashboard labels the objectives with them
+                study.set_metric_names([o.metric for o in self.objectives] if self.objectives else [self.metric])
             study.set_user_attr("epochs", self.epochs)
             for point in self.settings.warm_start:
                 study.enqueue_trial(dict(point))
@@ -116,6 +130,9 @@ class StudySearcher(Searcher):
         seed = self.settings.seed + trials_before
         if self.settings.algorithm == "random":
             return optuna.samplers.RandomSampler(seed=seed)
+        if self.settings.algorithm == "nsga2":
+            # Optuna's NSGA-II has no constant liar: it proposes from the finished generations only.
+            return optuna.samplers.NSGAIISampler(seed=seed, population_size=self.settings.startup_trials)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # group, in Optuna 5.0
             return optuna.samplers.TPESampler(seed=seed, **tpe_options(self.settings, self.space, self.concurrency))
@@ -167,15 +184,17 @@ class StudySearcher(Searcher):
         study = self.study  # a resumed search opens it (and rebuilds _closed) here
         if number is None or trial_id in self._closed:
             return
-        value = _finite(result.get(self.metric)) if result else None
-        if error or value is None:
-            state, value = TrialState.FAIL, None
+        names = [o.metric for o in self.objectives] if self.objectives else [self.metric]
+        values = [_finite(result.get(name)) for name in names] if result else [None]
+        if error or None in values:
+            state = TrialState.FAIL
         else:
             self._report(trial_id, result)  # the last epoch's result never reaches on_trial_result
             # ASHA's STOP and the end of the budget look the same here; the epoch count tells them apart.
             state = TrialState.PRUNED if int(result.get(self.time_attr, 0)) < self.epochs else TrialState.COMPLETE
-        # Optuna takes a PRUNED trial's value from its last intermediate value.
-        study.tell(number, value if state == TrialState.COMPLETE else None, state=state)
+        # Optuna takes a single-objective PRUNED trial's value from its last intermediate value.
+        told = (values if self.objectives else values[0]) if state == TrialState.COMPLETE else None
+        study.tell(number, told, state=state)
         self._closed.add(trial_id)
 
     def _report(self, trial_id: str, result: dict) -> None:
@@ -215,6 +234,10 @@ def tpe_options(settings: SearcherSettings, space: dict[str, Param], concurrency
     liar = settings.constant_liar if settings.constant_liar != "auto" else concurrency > 1
     return {"n_startup_trials": settings.startup_trials, "multivariate": settings.multivariate,
             "group": bool(group and settings.multivariate), "constant_liar": bool(liar)}
+
+
+def _direction(mode: str) -> str:
+    return "maximize" if mode == "max" else "minimize"
 
 
 def _finite(value: Any) -> Optional[float]:
