@@ -17,11 +17,11 @@ trial reaches ASHA's ``max_t`` (ASHA answers STOP there too), so the scheduler's
 visible; the trial's own epoch count against ``trial.epochs`` is, and holds for FIFO as well.
 
 A multi-objective search (``objectives``) keeps one study with one direction per objective, named after the
-metrics (optuna-dashboard shows it as multi-objective, with its Pareto front). Optuna stores no value for a
-PRUNED trial of a multi-objective study (a last intermediate value is one number, not one per objective), so a
-trial ASHA stopped is PRUNED without values: off the front, and modelled by TPE as a pruned trial; its
-per-epoch values of the first trained objective are still stored (step = epoch) for the dashboard and resume.
-A COMPLETE trial is told every objective's last value (latency_ms is in every report, tune/latency.py).
+metrics (optuna-dashboard shows it as multi-objective, with its Pareto front). Optuna has no intermediate values
+in multi-objective studies (``Trial.report`` raises there, and TPE's ranking of pruned trials reads the single
+``study.direction``), so none are stored: a trial ASHA stopped is PRUNED without values (off the front; TPE
+counts it among the pruned trials, after the finished ones), its per-epoch numbers stay in its result.json. A
+COMPLETE trial is told every objective's last value (latency_ms is in every report, tune/latency.py).
 
 Only the driver touches the study. What Ray pickles with the searcher (``tuner.pkl``, the
 ``searcher-state-*.pkl`` snapshots) is the settings and the Tune-trial -> Optuna-trial map, never the
@@ -202,7 +202,7 @@ class StudySearcher(Searcher):
         trial reports again the epochs after its checkpoint). This is the storage call Trial.report
         makes; a resumed search no longer has the Trial objects of its asks."""
         value, step, number = _finite(result.get(self.metric)), result.get(self.time_attr), self._numbers.get(trial_id)
-        if value is None or step is None or number is None:
+        if value is None or step is None or number is None or self.objectives:
             return
         _ = self.study  # a resumed search opens it (and rebuilds _reported) here
         reported = self._reported.setdefault(trial_id, set())
