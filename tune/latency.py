@@ -114,7 +114,8 @@ def measure_search(search: SearchFile, experiment, num_classes: int) -> LatencyT
             continue
         entries[key] = {**json.loads(key), **measure_architecture(cfg, num_classes, search.latency)}
         experiment.write_text(LATENCY_FILE, json.dumps(entries, indent=1))
-        print(f"latency: {cfg.model.name} at {cfg.data.image_size} px: {entries[key][LATENCY_METRIC]:.3f} ms "
+        cnn = f" (width {cfg.model.cnn.width}, {cfg.model.cnn.blocks} blocks)" if entries[key]["cnn"] else ""
+        print(f"latency: {cfg.model.name}{cnn} at {cfg.data.image_size} px: {entries[key][LATENCY_METRIC]:.3f} ms "
               f"(median of {search.latency.repeats}, batch {search.latency.batch_size}, "
               f"{search.latency.threads} thread(s), {search.latency.execution_provider})", flush=True)
     return LatencyTable(num_classes, {key: entries[key] for key in configs})

@@ -21,7 +21,9 @@ metrics (optuna-dashboard shows it as multi-objective, with its Pareto front). O
 in multi-objective studies (``Trial.report`` raises there, and TPE's ranking of pruned trials reads the single
 ``study.direction``), so none are stored: a trial ASHA stopped is PRUNED without values (off the front; TPE
 counts it among the pruned trials, after the finished ones), its per-epoch numbers stay in its result.json. A
-COMPLETE trial is told every objective's last value (latency_ms is in every report, tune/latency.py).
+COMPLETE trial is told every objective's last value (latency_ms is in every report, tune/latency.py). Each
+proposal comes from a sampler seeded with seed + the trials asked before it, so that a resumed search proposes
+what the uninterrupted one would have: the same front (a single-objective search keeps its one sampler).
 
 Only the driver touches the study. What Ray pickles with the searcher (``tuner.pkl``, the
 ``searcher-state-*.pkl`` snapshots) is the settings and the Tune-trial -> Optuna-trial map, never the
@@ -165,6 +167,11 @@ class StudySearcher(Searcher):
         return False  # the space, metric and mode come from the search file, never from Tune
 
     def suggest(self, trial_id: str) -> Optional[dict]:
+        if self.objectives:
+            # A multi-objective study draws each proposal from a sampler seeded by how many trials were asked
+            # before it: a resumed search proposes exactly what the uninterrupted one would have (given the same
+            # finished trials), so its front is the same. Study.sampler is a public attribute.
+            self.study.sampler = self._sampler(asked(self.study))
         trial = self.study.ask()
         trial.set_user_attr(TRIAL_ATTR, trial_id)
         self._numbers[trial_id] = trial.number
@@ -226,6 +233,14 @@ class StudySearcher(Searcher):
             self._numbers = pickle.load(handle)["numbers"]
         self._study = self._storage = None  # reattach (and fail orphans) against the restored map on first use
         self._reported, self._closed = {}, set()
+
+
+def asked(study) -> int:
+    """Trials asked for so far (every trial but the enqueued ones still waiting)."""
+    from optuna.trial import TrialState
+
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    return len(study.get_trials(deepcopy=False)) - len(waiting)
 
 
 def tpe_options(settings: SearcherSettings, space: dict[str, Param], concurrency: int) -> dict[str, Any]:
