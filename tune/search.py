@@ -23,9 +23,9 @@ from tune.resumable import ExtendableSearch, ResumableASHA, raise_budget
 from tune.experiment.layout import SEARCH_FILE, STALL_FILE, SUMMARY_FILE, TRAIN_RUNS, trial_dirname
 from tune.experiment.records import UNFINISHED, RunRecord, Summary
 from tune.experiment.storage import Experiment, experiments, normalise, read_text
-from tune.resume import check_same_data, continue_search, has_saved_state
 from tune.latency import LatencyTable, measure_search
 from tune.objectives import LATENCY_METRIC
+from tune.resume import check_same_data, continue_search, has_saved_state
 from tune.searcher import StudySearcher, study_url
 from tune.sizes import prepare_sizes
 from tune.space import SearchFile

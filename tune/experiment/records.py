@@ -59,8 +59,8 @@ class TrialRecord(BaseModel):
     epochs: int
     """Epochs trained (the loop's own count: right for a retried trial too)."""
     metrics: dict[str, Number] = {}
-    """The last report: train.metrics.REPORTED_METRICS, ``epoch``, Tune's ``training_iteration`` and
-    ``time_total_s`` (NaN and infinities as null)."""
+    """The last report: train.metrics.REPORTED_METRICS, ``latency_ms`` (searches with a latency objective),
+    ``epoch``, Tune's ``training_iteration`` and ``time_total_s`` (NaN and infinities as null)."""
     path: Optional[str] = None
     """The trial's folder, relative to the experiment folder."""
     checkpoint: Optional[str] = None
