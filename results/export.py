@@ -115,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         limits = constraints(args.max_latency_ms, args.min_val_acc)
         if args.pick or limits:
             source = picked(source, args.path, args.pick or "best", limits)
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in source.trial["metrics"].items()
+                              if k in ("val_acc", "latency_ms") and v is not None)
+            print(f"picked trial {source.trial['trial_id']} ({args.pick or 'best'}: {shown})", flush=True)
         warning = interrupted_warning(source)
         if warning:
             print(warning, file=sys.stderr, flush=True)
