@@ -108,7 +108,8 @@ def latency_check(experiment: Path, root: Path) -> list[dict[str, Any]]:
         size = meta["input"]["width"]
         fresh = measure(folder / "model.onnx", (how_measured["batch_size"], 3, size, size),
                         threads=how_measured["threads"], provider=how_measured["execution_provider"],
-                        warmup=how_measured["warmup"], repeats=how_measured["repeats"])["latency_ms"]
+                        warmup=how_measured["warmup"], repeats=how_measured["repeats"],
+                        rounds=how_measured["rounds"])["latency_ms"]
         out.append({"pick": how, "trial": meta["source"]["trial_id"], "model": meta["model"]["name"],
                     "image_size": size, "recorded_ms": recorded, "fresh_ms": fresh,
                     "deviation": round(abs(fresh - recorded) / recorded, 4)})

@@ -113,14 +113,14 @@ def benchmark(model_dir: Path, threads: int | None, as_json: bool) -> int:
     try:
         spec = load_model_dir(model_dir)
         recorded = spec.meta.get("latency") or {}
-        how = {"batch_size": 1, "threads": 1, "execution_provider": "cpu", "warmup": 10, "repeats": 100,
+        how = {"batch_size": 1, "threads": 1, "execution_provider": "cpu", "warmup": 10, "repeats": 100, "rounds": 3,
                **{k: v for k, v in (recorded.get("settings") or {}).items() if v is not None}}
         if threads is not None:
             how["threads"] = threads
         pre = spec.preprocessing
         result = measure(spec.onnx_path, (int(how["batch_size"]), 3, pre.height, pre.width),
                          threads=int(how["threads"]), provider=str(how["execution_provider"]),
-                         warmup=int(how["warmup"]), repeats=int(how["repeats"]))
+                         warmup=int(how["warmup"]), repeats=int(how["repeats"]), rounds=int(how["rounds"]))
     except (ModelDirError, LatencyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -129,7 +129,8 @@ def benchmark(model_dir: Path, threads: int | None, as_json: bool) -> int:
         print(json.dumps(result))
         return 0
     s = result["settings"]
-    line = (f"latency_ms {result['latency_ms']:.4f} (median of {s['repeats']} calls, batch {s['batch_size']}, "
+    line = (f"latency_ms {result['latency_ms']:.4f} (median of {s['repeats']} calls, quietest of {s['rounds']} "
+            f"rounds, batch {s['batch_size']}, "
             f"{s['threads']} thread(s), {s['execution_provider']}; p90 {result['p90_ms']:.4f} ms)")
     if result["recorded_latency_ms"]:
         ratio = result["latency_ms"] / result["recorded_latency_ms"]

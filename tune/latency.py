@@ -96,7 +96,8 @@ def measure_architecture(cfg: TrialConfig, num_classes: int, settings) -> dict[s
         # Batch 2 for the export, as results/export.py: the batch axis stays dynamic either way.
         export_onnx(model, torch.zeros(2, 3, size, size), path)
         return measure(path, (settings.batch_size, 3, size, size), threads=settings.threads,
-                       provider=settings.execution_provider, warmup=settings.warmup, repeats=settings.repeats)
+                       provider=settings.execution_provider, warmup=settings.warmup, repeats=settings.repeats,
+                       rounds=settings.rounds)
 
 
 def measure_search(search: SearchFile, experiment, num_classes: int) -> LatencyTable:
@@ -116,6 +117,6 @@ def measure_search(search: SearchFile, experiment, num_classes: int) -> LatencyT
         experiment.write_text(LATENCY_FILE, json.dumps(entries, indent=1))
         cnn = f" (width {cfg.model.cnn.width}, {cfg.model.cnn.blocks} blocks)" if entries[key]["cnn"] else ""
         print(f"latency: {cfg.model.name}{cnn} at {cfg.data.image_size} px: {entries[key][LATENCY_METRIC]:.3f} ms "
-              f"(median of {search.latency.repeats}, batch {search.latency.batch_size}, "
+              f"(median of {search.latency.repeats}, quietest of {search.latency.rounds} rounds, batch {search.latency.batch_size}, "
               f"{search.latency.threads} thread(s), {search.latency.execution_provider})", flush=True)
     return LatencyTable(num_classes, {key: entries[key] for key in configs})

@@ -43,7 +43,10 @@ class Latency(BaseModel):
     warmup: int = Field(10, ge=0)
     """Untimed calls first (allocations, caches)."""
     repeats: int = Field(100, ge=5)
-    """Timed calls; latency_ms is their median."""
+    """Timed calls per round; latency_ms is their median, in the round where it is lowest."""
+    rounds: int = Field(3, ge=1)
+    """Rounds of ``repeats`` calls, 0.2 s apart; the quietest counts (a burst of other work on a shared machine
+    slows a whole round)."""
 
 
 def check_objectives(objectives: list[Objective], allowed: tuple[str, ...]) -> None:
