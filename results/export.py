@@ -1,6 +1,7 @@
 """Export a search's best checkpoint (or any checkpoint) for deployment.
 
     python results/export.py runs/smoke-<time> --out models/smoke           # the search's best trial
+    python results/export.py runs/smoke_pareto-<time> --out models/fast --pick fastest --min-val-acc 0.9
     python results/export.py runs/smoke-<time>/trial_x/checkpoint_000003 --out models/x [--data-root DIR]
 
 Writes MODEL_DIR (see results/model_dir.py): ``model.onnx`` (opset 18, native HardSwish, dynamic batch
@@ -14,6 +15,11 @@ absent. The last line printed is MODEL_DIR.
 An existing --out is replaced only when it holds nothing but an earlier export's four files: anything else in
 it (your notes, a sub-folder) makes the export refuse with one line, so it never deletes a file it did not
 write. --force writes the four files into such a folder anyway, one by one, leaving everything else there.
+
+--pick best|fastest|balanced with constraints (--max-latency-ms, --min-val-acc) chooses from a multi-objective
+search's Pareto front (results/exporter/pick.py); nothing on the front meeting them is one line naming the
+closest point, exit 2. model.json (``latency``) and MODEL_CARD.md then record the trial's measured latency_ms
+and the settings it was measured with; ``results/predict.py MODEL_DIR --benchmark`` re-measures it.
 
 A model from a search that was interrupted (summary.json ``interrupted``) is exported with a warning line on
 stderr, and model.json (``source.search.search_interrupted``, ``trial_epochs`` of ``epochs``) and MODEL_CARD.md
@@ -36,6 +42,7 @@ from pathlib import Path
 
 from results.exporter.convert import OPSET
 from results.exporter.parity import ATOL, ParityError
+from results.exporter.pick import PICKS, constraints, picked
 from results.exporter.source import ExportError, locate
 from results.exporter.write import CHECK_IMAGES, export
 from results.model_dir import CARD_FILE, FORMAT_VERSION, MODEL_JSON, ONNX_FILE, TORCHSCRIPT_FILE
@@ -89,6 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-root", help="the data set's root on this machine, when it moved since training")
     parser.add_argument("--check-images", type=int, default=CHECK_IMAGES, help="real test images in the parity check")
     parser.add_argument("--atol", type=float, default=ATOL, help="largest accepted |logit difference| vs torch")
+    parser.add_argument("--pick", choices=PICKS, help="which trial of the search's Pareto front to export: best "
+                        "(accuracy), fastest (latency_ms), balanced (the front's knee); default: the best trial")
+    parser.add_argument("--max-latency-ms", type=float, help="pick among front trials at most this slow")
+    parser.add_argument("--min-val-acc", type=float, help="pick among front trials at least this accurate")
     args = parser.parse_args(argv)
     from train.config import ConfigError
     from train.data import DataError
@@ -101,6 +112,12 @@ def main(argv: list[str] | None = None) -> int:
             raise ExportError(f"--out {out} holds files the exporter did not write ({shown}); refusing to replace "
                               "it: give a new folder, or --force to write the export's files beside them")
         source = locate(args.path)
+        limits = constraints(args.max_latency_ms, args.min_val_acc)
+        if args.pick or limits:
+            source = picked(source, args.path, args.pick or "best", limits)
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in source.trial["metrics"].items()
+                              if k in ("val_acc", "latency_ms") and v is not None)
+            print(f"picked trial {source.trial['trial_id']} ({args.pick or 'best'}: {shown})", flush=True)
         warning = interrupted_warning(source)
         if warning:
             print(warning, file=sys.stderr, flush=True)

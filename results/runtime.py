@@ -19,12 +19,7 @@ class OnnxClassifier:
         batch job alone on its cores); a server turns it off, as its request path needs those cores between
         calls."""
         self.spec = spec
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        if not spin:
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.inter_op_num_threads = 1  # a CNN is one chain of ops: nothing to run side by side
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options = session_options(threads, spin)
         try:
             self.session = ort.InferenceSession(str(spec.onnx_path), options, providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
@@ -53,6 +48,17 @@ class OnnxClassifier:
         order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
         return [[{"index": int(i), "class": self.spec.class_names[i], "probability": float(row[i])} for i in top]
                 for row, top in zip(probabilities, order)]
+
+
+def session_options(threads: int = 0, spin: bool = True) -> ort.SessionOptions:
+    """The onnxruntime settings every session of an exported model uses (classifier, server, latency timing)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.inter_op_num_threads = 1  # a CNN is one chain of ops: nothing to run side by side
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return options
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

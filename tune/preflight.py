@@ -35,6 +35,7 @@ def check(search: SearchFile, source: str, storage: str) -> None:
                           f"(allowed: {', '.join(REPORTED_METRICS)})")
     base = search.trial_config({})
     check_models(search, base, source)
+    check_latency(search, source)
     if base.data.format != "synthetic":  # a synthetic set is generated into its root on first use
         check_root(Path(base.data.root))
     check_writable_storage(storage)
@@ -87,6 +88,22 @@ def _pretrained_values(search: SearchFile, base: TrialConfig, name: str) -> set[
         if applies:
             values = set(param.values) | (values if param.when else set())
     return values
+
+
+def check_latency(search: SearchFile, source: str) -> None:
+    """A latency_ms objective: onnxruntime has the execution provider, the architectures are finitely many."""
+    from tune.objectives import LATENCY_METRIC
+
+    if all(objective.metric != LATENCY_METRIC for objective in search.objective_list):
+        return
+    from results.latency import LatencyError, check_provider
+    from tune.latency import architectures
+
+    try:
+        check_provider(search.latency.execution_provider)
+        architectures(search)
+    except (LatencyError, ConfigError) as error:
+        raise ConfigError(f"{source}: {error}") from None
 
 
 # -- folders ------------------------------------------------------------------------------------

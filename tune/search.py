@@ -12,7 +12,6 @@ import ray
 from ray import tune
 from ray.tune.search import ConcurrencyLimiter
 
-from train.prepared import prepare
 from train.config import ConfigError
 from train.connect import RayConnection
 from tune import preflight
@@ -24,8 +23,11 @@ from tune.resumable import ExtendableSearch, ResumableASHA, raise_budget
 from tune.experiment.layout import SEARCH_FILE, STALL_FILE, SUMMARY_FILE, TRAIN_RUNS, trial_dirname
 from tune.experiment.records import UNFINISHED, RunRecord, Summary
 from tune.experiment.storage import Experiment, experiments, normalise, read_text
+from tune.latency import LatencyTable, measure_search
+from tune.objectives import LATENCY_METRIC
 from tune.resume import check_same_data, continue_search, has_saved_state
 from tune.searcher import StudySearcher, study_url
+from tune.sizes import prepare_sizes
 from tune.space import SearchFile
 from tune.summary import build_summary, tune_statuses
 from tune.trial import (TRIAL_ERROR, describe_workers, idle_gpu_warnings, max_concurrent_trials, reuse_trial_processes,
@@ -82,7 +84,7 @@ def _searcher(search: SearchFile, experiment: Experiment, concurrency: int) -> S
         searcher_class, engine = SweepSearcher, (engine_config(search),)
     searcher = searcher_class(*engine, search.space, search.searcher, metric=search.metric, mode=search.mode,
                               epochs=search.trial.epochs, storage_url=study_url(folder),
-                              study_name=experiment.name, concurrency=concurrency)
+                              study_name=experiment.name, concurrency=concurrency, objectives=search.objectives)
     searcher.open()  # study.db exists (and the warm-start points are queued) before Tune starts
     return searcher
 
@@ -106,10 +108,11 @@ def _stall_guard(search: SearchFile, experiment: Experiment) -> StallGuard:
     return StallGuard(experiment.uri, search.failure.stall_timeout_s, describe_workers(workers))
 
 
-def _trainable(search: SearchFile, experiment: Experiment, data_key: str):
+def _trainable(search: SearchFile, experiment: Experiment, data_key: str, data_keys: Optional[dict[int, str]] = None,
+               latencies: Optional[LatencyTable] = None):
     base = search.trial_config({})
     driver = partial(run_trial, storage_path=experiment.child(TRAIN_RUNS), metric=search.metric,
-                     data_key=data_key)
+                     data_key=data_key, data_keys=data_keys or None, latencies=latencies)
     return tune.with_resources(driver, trial_resources(base.workers))
 
 
@@ -147,8 +150,11 @@ def _reporter(search: SearchFile, verbose: bool, links: list[str], experiment_ur
 
 
 def build_tuner(search: SearchFile, experiment: Experiment, resume: bool, data_key: str, *, verbose: bool = False,
-                dashboard: Optional[str] = None) -> tune.Tuner:
-    trainable = _trainable(search, experiment, data_key)
+                dashboard: Optional[str] = None, data_keys: Optional[dict[int, str]] = None,
+                latencies: Optional[LatencyTable] = None) -> tune.Tuner:
+    """``data_keys``: the cache entry of each searched image size; ``latencies``: latency_ms per architecture
+    (multi-objective searches with a latency objective)."""
+    trainable = _trainable(search, experiment, data_key, data_keys, latencies)
     optuna_dashboard = f"optuna-dashboard {study_url(experiment.local_dir())}"
     print(f"Optuna study: {optuna_dashboard}", flush=True)
     links = ([f"Ray dashboard: {dashboard}"] * bool(dashboard)
@@ -216,7 +222,8 @@ def run(search: SearchFile, *, storage: str, resume: Optional[str] = None,
         search, source = continue_search(experiment, list(overrides))
         record = RunRecord.read(experiment)
     preflight.check(search, source, experiment.root if experiment else storage)
-    data = prepare(search.trial_config({}).data)  # once, here: bad data fails fast, trials hit the cache
+    # Once, here (once per searched image size): bad data fails fast, trials hit the cache.
+    data, data_keys = prepare_sizes(search)
     print(f"data: {data.format} at {search.trial.data.root} — {len(data.class_names)} classes, "
           f"{len(data.train.labels)} train / {len(data.val.labels)} val images", flush=True)
     if experiment is not None:
@@ -230,12 +237,16 @@ def run(search: SearchFile, *, storage: str, resume: Optional[str] = None,
     record.write(experiment)
     interrupts = Interrupts()
     try:
+        latencies = None
+        if any(objective.metric == LATENCY_METRIC for objective in search.objective_list):
+            # Before Ray starts: the machine is idle, and a resumed search reads the same numbers back.
+            latencies = measure_search(search, experiment, len(data.class_names))
         dashboard = ray_connection.connect()
         # From here on, after ray.init (which replaces any SIGTERM handler set before it): Ctrl-C and SIGTERM.
         with interrupts:
             print(f"Ray dashboard: {dashboard}", flush=True)
             tuner = build_tuner(search, experiment, resume=bool(resume), data_key=data.cache_key,
-                                verbose=verbose, dashboard=dashboard)
+                                verbose=verbose, dashboard=dashboard, data_keys=data_keys, latencies=latencies)
             # The trials' time only: Ray's start, data preparation and the summary are not the search's work,
             # and would add ~20 s to every --resume of a finished search.
             with record.clock(experiment, time.monotonic()):
@@ -252,7 +263,8 @@ def run(search: SearchFile, *, storage: str, resume: Optional[str] = None,
         raise
     statuses = tune_statuses(experiment)
     summary = build_summary(results, search, experiment, wall_s=record.wall_s, data_fingerprint=data.fingerprint,
-                            statuses=statuses, interrupted=False)
+                            statuses=statuses, interrupted=False,
+                            latency=latencies.settings() if latencies is not None else None)
     unfinished = any(t.status == UNFINISHED for t in summary.trials)
     stalled = _stall_reason(experiment)
     summary.interrupted = ((interrupts.count > 0 or stalled is not None)

@@ -16,6 +16,15 @@ Ray calls ``on_trial_complete`` with the trial's last result both when ASHA stop
 trial reaches ASHA's ``max_t`` (ASHA answers STOP there too), so the scheduler's decision itself is not
 visible; the trial's own epoch count against ``trial.epochs`` is, and holds for FIFO as well.
 
+A multi-objective search (``objectives``) keeps one study with one direction per objective, named after the
+metrics (optuna-dashboard shows it as multi-objective, with its Pareto front). Optuna has no intermediate values
+in multi-objective studies (``Trial.report`` raises there, and TPE's ranking of pruned trials reads the single
+``study.direction``), so none are stored: a trial ASHA stopped is PRUNED without values (off the front; TPE
+counts it among the pruned trials, after the finished ones), its per-epoch numbers stay in its result.json. A
+COMPLETE trial is told every objective's last value (latency_ms is in every report, tune/latency.py). Each
+proposal comes from a sampler seeded with seed + the trials asked before it, so that a resumed search proposes
+what the uninterrupted one would have: the same front (a single-objective search keeps its one sampler).
+
 Only the driver touches the study. What Ray pickles with the searcher (``tuner.pkl``, the
 ``searcher-state-*.pkl`` snapshots) is the settings and the Tune-trial -> Optuna-trial map, never the
 study: on ``Tuner.restore`` the study is reopened from ``study.db``.
@@ -33,6 +42,7 @@ from ray.tune.search import Searcher
 
 from train.overrides import set_dotted
 from tune.experiment.layout import STUDY_FILE
+from tune.objectives import Objective
 from tune.space import Param, define_by_run
 from tune.space import Searcher as SearcherSettings
 
@@ -50,8 +60,10 @@ class StudySearcher(Searcher):
 
     def __init__(self, space: dict[str, Param], settings: SearcherSettings, *, metric: str, mode: str,
                  epochs: int, storage_url: str, study_name: str, concurrency: int = 1,
-                 time_attr: str = "epoch"):
+                 time_attr: str = "epoch", objectives: Optional[list[Objective]] = None):
         super().__init__(metric=metric, mode=mode)
+        self.objectives = objectives
+        """Several objectives (a multi-objective study); None: the one metric/mode."""
         self.space = space
         self.settings = settings
         self.epochs = epochs
@@ -95,14 +107,18 @@ class StudySearcher(Searcher):
             new = False
         except KeyError:
             trials_before, new = 0, True
+        if self.objectives:
+            directions = {"directions": [_direction(o.mode) for o in self.objectives]}
+        else:
+            directions = {"direction": _direction(self.mode)}
         study = optuna.create_study(storage=self._storage, study_name=self.study_name, load_if_exists=True,
-                                    direction="maximize" if self.mode == "max" else "minimize",
-                                    sampler=self._sampler(trials_before))
+                                    sampler=self._sampler(trials_before), **directions)
         self._study_id = self._storage.get_study_id_from_name(self.study_name)
         if new:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                study.set_metric_names([self.metric])  # optuna-dashboard labels the objective with it
+                # optuna-dashboard labels the objectives with them
+                study.set_metric_names([o.metric for o in self.objectives] if self.objectives else [self.metric])
             study.set_user_attr("epochs", self.epochs)
             for point in self.settings.warm_start:
                 study.enqueue_trial(dict(point))
@@ -116,6 +132,9 @@ class StudySearcher(Searcher):
         seed = self.settings.seed + trials_before
         if self.settings.algorithm == "random":
             return optuna.samplers.RandomSampler(seed=seed)
+        if self.settings.algorithm == "nsga2":
+            # Optuna's NSGA-II has no constant liar: it proposes from the finished generations only.
+            return optuna.samplers.NSGAIISampler(seed=seed, population_size=self.settings.startup_trials)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # group, in Optuna 5.0
             return optuna.samplers.TPESampler(seed=seed, **tpe_options(self.settings, self.space, self.concurrency))
@@ -148,6 +167,11 @@ class StudySearcher(Searcher):
         return False  # the space, metric and mode come from the search file, never from Tune
 
     def suggest(self, trial_id: str) -> Optional[dict]:
+        if self.objectives:
+            # A multi-objective study draws each proposal from a sampler seeded by how many trials were asked
+            # before it: a resumed search proposes exactly what the uninterrupted one would have (given the same
+            # finished trials), so its front is the same. Study.sampler is a public attribute.
+            self.study.sampler = self._sampler(asked(self.study))
         trial = self.study.ask()
         trial.set_user_attr(TRIAL_ATTR, trial_id)
         self._numbers[trial_id] = trial.number
@@ -167,15 +191,17 @@ class StudySearcher(Searcher):
         study = self.study  # a resumed search opens it (and rebuilds _closed) here
         if number is None or trial_id in self._closed:
             return
-        value = _finite(result.get(self.metric)) if result else None
-        if error or value is None:
-            state, value = TrialState.FAIL, None
+        names = [o.metric for o in self.objectives] if self.objectives else [self.metric]
+        values = [_finite(result.get(name)) for name in names] if result else [None]
+        if error or None in values:
+            state = TrialState.FAIL
         else:
             self._report(trial_id, result)  # the last epoch's result never reaches on_trial_result
             # ASHA's STOP and the end of the budget look the same here; the epoch count tells them apart.
             state = TrialState.PRUNED if int(result.get(self.time_attr, 0)) < self.epochs else TrialState.COMPLETE
-        # Optuna takes a PRUNED trial's value from its last intermediate value.
-        study.tell(number, value if state == TrialState.COMPLETE else None, state=state)
+        # Optuna takes a single-objective PRUNED trial's value from its last intermediate value.
+        told = (values if self.objectives else values[0]) if state == TrialState.COMPLETE else None
+        study.tell(number, told, state=state)
         self._closed.add(trial_id)
 
     def _report(self, trial_id: str, result: dict) -> None:
@@ -183,7 +209,7 @@ class StudySearcher(Searcher):
         trial reports again the epochs after its checkpoint). This is the storage call Trial.report
         makes; a resumed search no longer has the Trial objects of its asks."""
         value, step, number = _finite(result.get(self.metric)), result.get(self.time_attr), self._numbers.get(trial_id)
-        if value is None or step is None or number is None:
+        if value is None or step is None or number is None or self.objectives:
             return
         _ = self.study  # a resumed search opens it (and rebuilds _reported) here
         reported = self._reported.setdefault(trial_id, set())
@@ -209,12 +235,24 @@ class StudySearcher(Searcher):
         self._reported, self._closed = {}, set()
 
 
+def asked(study) -> int:
+    """Trials asked for so far (every trial but the enqueued ones still waiting)."""
+    from optuna.trial import TrialState
+
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    return len(study.get_trials(deepcopy=False)) - len(waiting)
+
+
 def tpe_options(settings: SearcherSettings, space: dict[str, Param], concurrency: int) -> dict[str, Any]:
     """TPESampler's settings from the search file's ``searcher:`` section ("auto" resolved)."""
     group = settings.group if settings.group != "auto" else any(param.when for param in space.values())
     liar = settings.constant_liar if settings.constant_liar != "auto" else concurrency > 1
     return {"n_startup_trials": settings.startup_trials, "multivariate": settings.multivariate,
             "group": bool(group and settings.multivariate), "constant_liar": bool(liar)}
+
+
+def _direction(mode: str) -> str:
+    return "maximize" if mode == "max" else "minimize"
 
 
 def _finite(value: Any) -> Optional[float]:

@@ -18,7 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from train.config import ConfigError, TrialConfig, absolute_paths, parse
 from train.config_errors import one_line
+from train.metrics import REPORTED_METRICS
 from train.overrides import apply_overrides, load_yaml, set_dotted
+from tune.objectives import Latency, Objective, check_objectives, scheduled
 
 _STRICT = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 Scalar = Union[bool, int, float, str, None]
@@ -117,11 +119,12 @@ class Searcher(BaseModel):
     seed: int = 0
     """Seed of the TPE sampler (and of random search); a resumed search continues from seed + trials so far."""
     startup_trials: int = Field(4, ge=1)
-    """Random trials before TPE starts modelling."""
-    algorithm: Literal["tpe", "random", "wandb_bayes", "wandb_random"] = "tpe"
-    """tpe: Optuna TPE; random: Optuna's random sampler (the baseline); wandb_bayes / wandb_random: W&B Sweeps'
-    own engine (sweeps.next_run, method bayes / random) proposing every trial, still recorded in the Optuna study
-    (tune/sweep/)."""
+    """Random trials before TPE starts modelling; for nsga2, the population size (the first generation is random)."""
+    algorithm: Literal["tpe", "random", "nsga2", "wandb_bayes", "wandb_random"] = "tpe"
+    """tpe: Optuna TPE (multi-objective TPE with ``objectives``); random: Optuna's random sampler (the baseline);
+    nsga2: Optuna's NSGA-II (multi-objective searches only); wandb_bayes / wandb_random: W&B Sweeps' own engine
+    (sweeps.next_run, method bayes / random; single-objective) proposing every trial, still recorded in the Optuna
+    study (tune/sweep/)."""
     warm_start: list[dict[str, Scalar]] = []
     """Points to evaluate first, keyed like the space (e.g. {optim.lr: 0.001})."""
     multivariate: bool = True
@@ -177,8 +180,14 @@ class SearchFile(BaseModel):
     """Trials at once; "auto" derives it from the cluster's total CPUs/GPUs (max_workers included)."""
     searcher: Searcher = Searcher()
     metric: str = "val_acc"
-    """Reported metric that ASHA and the searcher optimise."""
+    """Reported metric that ASHA and the searcher optimise; with ``objectives``, the first objective the loop
+    reports (set from it: leave metric/mode out, or give the same)."""
     mode: Literal["max", "min"] = "max"
+    objectives: Optional[list[Objective]] = Field(None, min_length=2)
+    """Several objectives (a multi-objective search, tune/objectives.py), e.g. [{metric: val_acc, mode: max},
+    {metric: latency_ms, mode: min}]; null: the single objective metric/mode."""
+    latency: Latency = Latency()
+    """How latency_ms is measured when it is an objective (tune/latency.py)."""
     wandb: Wandb = Wandb()
     failure: Failure = Failure()
 
@@ -190,6 +199,32 @@ class SearchFile(BaseModel):
         if self.max_concurrent_trials != "auto" and self.max_concurrent_trials < 1:
             raise ValueError(f"max_concurrent_trials must be >= 1 or 'auto', got {self.max_concurrent_trials}")
         return self
+
+    @model_validator(mode="after")
+    def _objectives(self):
+        if self.objectives is None:
+            if self.searcher.algorithm == "nsga2":
+                raise ValueError("searcher.algorithm: nsga2 needs objectives (a multi-objective search); "
+                                 "use tpe or random for one metric")
+            return self
+        if self.searcher.algorithm.startswith("wandb_"):
+            raise ValueError(f"searcher.algorithm: {self.searcher.algorithm} optimises one metric (a W&B Sweep has one); "
+                             "a search with objectives uses tpe, nsga2 or random")
+        check_objectives(self.objectives, REPORTED_METRICS)
+        first = scheduled(self.objectives)
+        given = {"metric", "mode"} & self.model_fields_set
+        if given and (self.metric, self.mode) != (first.metric, first.mode):
+            raise ValueError(f"metric/mode ({self.metric}, {self.mode}) and objectives both given: leave metric and "
+                             f"mode out (the first trained objective, {first.metric} {first.mode}, is ASHA's)")
+        self.metric, self.mode = first.metric, first.mode
+        if self.searcher.algorithm == "nsga2" and self.searcher.startup_trials < 2:
+            raise ValueError("searcher.startup_trials: nsga2 takes it as its population size, which must be >= 2")
+        return self
+
+    @property
+    def objective_list(self) -> list[Objective]:
+        """The objectives, in order: ``objectives``, or the single metric/mode."""
+        return self.objectives or [Objective(metric=self.metric, mode=self.mode)]
 
     def trial_config(self, sampled: dict[str, Any]) -> TrialConfig:
         """``trial`` with dotted-key samples applied, validated."""
@@ -204,6 +239,9 @@ class SearchFile(BaseModel):
         """The resolved file as YAML (what search.yaml holds), loadable again: every fixed setting written
         out, the searched keys left out of ``trial`` (the space sets them)."""
         raw = self.model_dump(mode="json")
+        if self.objectives is None:  # a single-objective search.yaml reads as it did before objectives existed
+            raw.pop("objectives")
+            raw.pop("latency")
         for key in self.space:
             *parents, leaf = key.split(".")
             node = raw["trial"]

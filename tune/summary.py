@@ -18,11 +18,13 @@ from tune.experiment.records import ERROR, TERMINATED, UNFINISHED, Summary, Tria
 from tune.experiment.storage import Experiment
 from tune.space import SearchFile, sampled_params
 from tune.experiment import layout
+from tune.objectives import LATENCY_METRIC
 from tune.trial import TRIAL_ERROR
 
 KEY_PACKAGES = ("ray", "torch", "torchvision", "timm", "kornia", "optuna", "wandb", "numpy", "pydantic")
-SUMMARY_METRICS = (*REPORTED_METRICS, "epoch", "training_iteration", "time_total_s")
-"""What summary.json keeps of a trial's last report: the loop's metrics, its epoch and Tune's counters."""
+SUMMARY_METRICS = (*REPORTED_METRICS, LATENCY_METRIC, "epoch", "training_iteration", "time_total_s")
+"""What summary.json keeps of a trial's last report: the loop's metrics, latency_ms (multi-objective searches), its
+epoch and Tune's counters."""
 
 
 def package_versions() -> dict[str, str]:
@@ -98,8 +100,9 @@ def error_line(error: BaseException) -> str:
 
 
 def build_summary(results: ResultGrid, search: SearchFile, experiment: Experiment, *, wall_s: float,
-                  data_fingerprint: str, statuses: dict[str, str], interrupted: bool) -> Summary:
-    """The search's summary (tune/experiment/records.py)."""
+                  data_fingerprint: str, statuses: dict[str, str], interrupted: bool,
+                  latency: Optional[dict[str, Any]] = None) -> Summary:
+    """The search's summary (tune/experiment/records.py); ``latency``: how latency_ms was measured."""
     trials = [_trial_record(result, search, experiment, statuses.get(_trial_id(result))) for result in results]
     scored = [t for t in trials if t.metrics.get(search.metric) is not None]
     pick = max if search.mode == "max" else min
@@ -108,4 +111,15 @@ def build_summary(results: ResultGrid, search: SearchFile, experiment: Experimen
         experiment=search.experiment, experiment_dir=experiment.uri, metric=search.metric, mode=search.mode,
         best=best, trials=trials, num_trials=len(trials), num_errors=sum(t.status == ERROR for t in trials),
         total_epochs=sum(t.epochs for t in trials), epochs=search.trial.epochs, wall_s=round(wall_s, 2),
-        interrupted=interrupted, data_fingerprint=data_fingerprint, versions=package_versions())
+        interrupted=interrupted, data_fingerprint=data_fingerprint, versions=package_versions(),
+        **_multi_objective(search, experiment, latency))
+
+
+def _multi_objective(search: SearchFile, experiment: Experiment, latency: Optional[dict[str, Any]]) -> dict[str, Any]:
+    """Summary's objectives, front and latency settings; nothing for a single-objective search."""
+    if search.objectives is None:
+        return {}
+    from tune.front import front_trial_ids
+
+    return {"objectives": search.objectives, "front": front_trial_ids(experiment, search.objectives),
+            "latency": latency}

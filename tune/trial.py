@@ -18,6 +18,7 @@ from train.config import ConfigError, TrialConfig, WorkersConfig, parse
 from train.data import DataError
 from train.ray_compat import worker_exception
 from tune.cluster import Capacity, idle_gpu_share, max_trials
+from tune.objectives import LATENCY_METRIC
 
 # CPU a multi-worker trial's driver reserves: it only waits on its TorchTrainer.
 DRIVER_CPU = 0.05
@@ -28,10 +29,14 @@ NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 NO_ACCESS = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR)
 
 def run_trial(config: dict[str, Any], storage_path: str, metric: str = "val_acc",
-              data_key: Optional[str] = None) -> None:
+              data_key: Optional[str] = None, data_keys: Optional[dict[int, str]] = None,
+              latencies: Optional[Any] = None) -> None:
     """Train ``config``; a retried trial resumes from its last checkpoint (Tune's or Train's).
 
     ``data_key``: the cache entry the search's driver prepared, opened by name (no re-listing of the source).
+    ``data_keys``: with ``data.image_size`` searched, the entry the driver prepared for each size (one per
+    size: the cache holds resized images). ``latencies``: a multi-objective search's measured latencies
+    (tune/latency.py LatencyTable); the trial's ``latency_ms`` is added to every report.
 
     A configuration or data error, or a full or unwritable folder (:func:`is_permanent`), would
     fail every retry the same way: it ends the trial at once with one report
@@ -41,7 +46,10 @@ def run_trial(config: dict[str, Any], storage_path: str, metric: str = "val_acc"
     kill) still raise, and Tune retries them.
     """
     try:
-        _train(parse(config), storage_path, data_key)
+        cfg = parse(config)
+        key = (data_keys or {}).get(cfg.data.image_size, data_key)
+        latency = latencies.latency_ms(cfg) if latencies is not None else None
+        _train(cfg, storage_path, key, {} if latency is None else {LATENCY_METRIC: latency})
     except Exception as error:  # noqa: BLE001 - sorted out below: only permanent errors stop here
         cause = permanent_cause(error)
         if cause is None:
@@ -49,21 +57,33 @@ def run_trial(config: dict[str, Any], storage_path: str, metric: str = "val_acc"
         _end_with(cause, metric, storage_path.rsplit("/", 1)[0])
 
 
-def _train(cfg: TrialConfig, storage_path: str, data_key: Optional[str]) -> None:
+def _train(cfg: TrialConfig, storage_path: str, data_key: Optional[str], extra: dict[str, Any]) -> None:
+    """``extra``: values added to every report (latency_ms)."""
     if cfg.workers.num_workers == 1:
         from train.loop import run
         from train.session import tune_session
 
-        run(cfg, tune_session(), data_key=data_key)
+        session = tune_session()
+        session.tags.update(extra)
+        run(cfg, session, data_key=data_key)
         return
-    from ray.tune.integration.ray_train import TuneReportCallback
-
     from train.launch import torch_trainer
 
     # Named by the trial id: a retry of this trial finds the run's checkpoints and resumes.
     trial_id = ray.tune.get_context().get_trial_id()
     torch_trainer(cfg, name=f"train_{trial_id}", storage_path=storage_path, data_key=data_key,
-                  callbacks=[TuneReportCallback()]).fit()
+                  callbacks=[_report_callback(extra)]).fit()
+
+
+def _report_callback(extra: dict[str, Any]):
+    """Ray's TuneReportCallback (workers' reports -> this trial), adding ``extra`` to each report."""
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    class WithExtra(TuneReportCallback):
+        def after_report(self, run_context, metrics, checkpoint):
+            super().after_report(run_context, [{**metrics[0], **extra}, *metrics[1:]], checkpoint)
+
+    return WithExtra() if extra else TuneReportCallback()
 
 
 def is_permanent(error: BaseException) -> bool:

@@ -20,7 +20,6 @@ def load_for_export(checkpoint: Path, data_root: Optional[str]):
     from results.evaluate import read_checkpoint
     from train.config import ConfigError, parse
     from train.checkpoint import CONFIG_FILE
-    from train.model import SMALL_CNN, build_model
 
     try:
         raw, state = read_checkpoint(checkpoint)
@@ -29,15 +28,23 @@ def load_for_export(checkpoint: Path, data_root: Optional[str]):
     if data_root:
         raw["data"]["root"] = str(Path(data_root).expanduser().absolute())
     cfg = parse(raw, source=str(checkpoint / CONFIG_FILE))
+    model = build_exportable(cfg.model, num_classes=len(state["class_names"]))
+    model.load_state_dict(state["model"])
+    return cfg, model.eval(), state
+
+
+def build_exportable(model_cfg, num_classes: int):
+    """The trial's network (train.model.build_model) with timm's exportable layers, in eval mode; the weights are
+    the builder's (random unless model_cfg.pretrained)."""
+    from train.model import SMALL_CNN, build_model
+
     layers = contextlib.nullcontext()
-    if cfg.model.name != SMALL_CNN:
+    if model_cfg.name != SMALL_CNN:
         import timm.layers
 
         layers = timm.layers.set_layer_config(scriptable=True, exportable=True, no_jit=True)
     with layers:
-        model = build_model(cfg.model, num_classes=len(state["class_names"]))
-    model.load_state_dict(state["model"])
-    return cfg, model.eval(), state
+        return build_model(model_cfg, num_classes=num_classes).eval()
 
 
 def export_onnx(model, example, path: Path) -> None:

@@ -64,7 +64,7 @@ def model_json(cfg, state: dict[str, Any], source, classes: list[dict[str, Any]]
                opset: int, parameters: int) -> dict[str, Any]:
     """Everything a program needs to run model.onnx without this project (contract D)."""
     summary = source.summary or {}
-    return {
+    meta = {
         "format_version": FORMAT_VERSION,
         "producer": "signsearch results/export.py",
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -103,6 +103,21 @@ def model_json(cfg, state: dict[str, Any], source, classes: list[dict[str, Any]]
         },
         "versions": versions(),
     }
+    latency = recorded_latency(source)
+    if latency is not None:
+        meta["latency"] = latency
+    return meta
+
+
+def recorded_latency(source) -> Optional[dict[str, Any]]:
+    """The trial's latency_ms as the search measured it (a multi-objective search), with the settings it was
+    measured with; None for a trial without one. ``results/predict.py MODEL_DIR --benchmark`` re-measures it."""
+    value = ((source.trial or {}).get("metrics") or {}).get("latency_ms")
+    if value is None:
+        return None
+    return {"latency_ms": value, "settings": (source.summary or {}).get("latency"),
+            "measured": "by the search, on its driver: this architecture with random weights, exported to ONNX as "
+                        "here and timed in onnxruntime (median of settings.repeats calls)"}
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -131,6 +146,13 @@ def model_card(meta: dict[str, Any], source) -> str:
         f"| test accuracy (onnxruntime) | {_fmt(test['onnxruntime']['accuracy'])} on "
         f"{test['onnxruntime']['images']} images |",
     ]
+    latency = meta.get("latency")
+    if latency:
+        how = latency.get("settings") or {}
+        lines.append(f"| latency (onnxruntime) | {_fmt(latency['latency_ms'])} ms median per call, batch "
+                     f"{how.get('batch_size')}, {how.get('threads')} thread(s), {how.get('execution_provider')}, "
+                     f"onnxruntime {how.get('onnxruntime')} (measured by the search on its machine; re-measure here "
+                     f"with `python results/predict.py MODEL_DIR --benchmark`) |")
     if evaluated:
         lines.append(f"| test accuracy (evaluate.py) | {_fmt(evaluated['accuracy'])} on {evaluated['images']} images |")
     for name in ("onnxruntime", "torchscript"):

@@ -30,6 +30,9 @@ def facts(exp, evaluation, study_source: str) -> list[tuple[str, str]]:
     if summary.interrupted:
         facts.append(("interrupted", f"yes: continue with python tune/run_search.py --config "
                                      f"{exp.child(SEARCH_FILE)} --resume {exp.location}"))
+    if summary.objectives:
+        facts.append(("objectives", ", ".join(f"{o.metric} ({o.mode})" for o in summary.objectives)
+                      + f"; Pareto front: {len(summary.front or [])} trials ({', '.join(summary.front or [])})"))
     facts += [("Optuna study", study_source), ("data fingerprint", summary.data_fingerprint)]
     return facts
 
@@ -48,6 +51,7 @@ def commands(exp, study_source: str) -> list[tuple[str, str]]:
 
 def build(args: argparse.Namespace, scratch: Path) -> tuple[str, list[str]]:
     """Write the report; return (report.html's path or URI, lines to print before it)."""
+    from results.report import pareto as report_pareto
     from results.report import plots as report_plots
     from results.report.evaluation import best_test_evaluation
     from results.report import to_wandb as report_wandb
@@ -66,7 +70,7 @@ def build(args: argparse.Namespace, scratch: Path) -> tuple[str, list[str]]:
             raise ExperimentError(f"--baseline {other.location}: it searched for {other.metric}, not {exp.metric}")
     evaluation, evaluation_source = best_test_evaluation(exp, not args.no_evaluate, scratch)
     study, study_source = load_study(exp, scratch)
-    view = with_pruned_as_complete(study)
+    view = with_pruned_as_complete(study, exp.metric)
 
     remote = args.out is None and storage.is_uri(exp.location)
     out = scratch / REPORT_DIR if remote else Path(args.out) if args.out else Path(exp.location) / REPORT_DIR
@@ -78,8 +82,12 @@ def build(args: argparse.Namespace, scratch: Path) -> tuple[str, list[str]]:
                report_plots.numeric(exp, out), report_plots.choices(exp, out),
                report_plots.confusion(evaluation, exp, out, evaluation_source)]
     columns, rows = leaderboard(exp, args.top)
+    tables = []
+    if report_pareto.is_pareto(exp):
+        figures.insert(0, report_pareto.front_plot(exp, out))
+        tables.append(report_pareto.front_table(exp))
     report = Report(f"Search report: {exp.name}", facts(exp, evaluation, study_source), columns, rows, figures,
-                    commands(exp, study_source))
+                    commands(exp, study_source), tables)
     write_atomic(out / "report.md", to_markdown(report))
     write_atomic(out / "report.html", to_html(report, out))
     html_path = str(out / "report.html")

@@ -23,6 +23,8 @@ class Report:
     figures: list[Figure]
     commands: list[tuple[str, str]] = field(default_factory=list)
     """(what it does, shell command) for the next steps."""
+    tables: list[tuple[str, list[str], list[list[Any]]]] = field(default_factory=list)
+    """(title, columns, rows) of further tables, after the leaderboard (a multi-objective search's front)."""
 
 
 def cell(value: Any) -> str:
@@ -58,6 +60,10 @@ def to_markdown(report: Report) -> str:
             "| " + " | ".join(_md_escape(c) for c in report.columns) + " |",
             "|" + "|".join("---:" if i != 1 else "---" for i in range(len(report.columns))) + "|"]
     out += ["| " + " | ".join(_md_escape(cell(v)) for v in row) + " |" for row in report.rows]
+    for title, columns, rows in report.tables:
+        out += ["", f"## {title}", "", "| " + " | ".join(_md_escape(c) for c in columns) + " |",
+                "|" + "|".join("---" for _ in columns) + "|"]
+        out += ["| " + " | ".join(_md_escape(cell(v)) for v in row) + " |" for row in rows]
     for figure in report.figures:
         out += ["", f"## {figure.title}", ""]
         if isinstance(figure, Plot):
@@ -99,14 +105,17 @@ def to_html(report: Report, folder: Path) -> str:
            f"<title>{esc(report.title)}</title><style>{_STYLE}</style></head><body>",
            f"<h1>{esc(report.title)}</h1>", '<ul class="facts">']
     out += [f"<li><b>{esc(label)}</b>: {esc(value)}</li>" for label, value in report.facts]
-    out += ["</ul>", f"<h2>Leaderboard (top {len(report.rows)})</h2>", '<div class="scroll"><table><thead><tr>']
-    out += [f"<th>{esc(c)}</th>" for c in report.columns]
-    out += ["</tr></thead><tbody>"]
-    for row in report.rows:
-        cells = "".join(f'<td class="num">{esc(cell(v))}</td>' if _number(v) else f"<td>{esc(cell(v))}</td>"
-                        for v in row)
-        out.append(f"<tr>{cells}</tr>")
-    out.append("</tbody></table></div>")
+    out.append("</ul>")
+    for title, columns, rows in [(f"Leaderboard (top {len(report.rows)})", report.columns, report.rows),
+                                 *report.tables]:
+        out += [f"<h2>{esc(title)}</h2>", '<div class="scroll"><table><thead><tr>']
+        out += [f"<th>{esc(c)}</th>" for c in columns]
+        out += ["</tr></thead><tbody>"]
+        for row in rows:
+            cells = "".join(f'<td class="num">{esc(cell(v))}</td>' if _number(v) else f"<td>{esc(cell(v))}</td>"
+                            for v in row)
+            out.append(f"<tr>{cells}</tr>")
+        out.append("</tbody></table></div>")
     for figure in report.figures:
         out.append(f"<h2>{esc(figure.title)}</h2>")
         if isinstance(figure, Plot):

@@ -45,8 +45,12 @@ def test_the_cli_runs_as_a_module():
 
 @pytest.mark.parametrize("space", SPACES, ids=[p.stem for p in SPACES])
 def test_every_shipped_space_exports_a_valid_sweep(space):
+    """A multi-objective space is exported for the one objective named (a sweep optimises one metric)."""
     search = load_search_file(space)
-    config = yaml.safe_load(export(str(space.relative_to(REPO))).stdout)
+    chosen = ["--objective", search.metric] if search.objectives else []
+    result = export(str(space.relative_to(REPO)), *chosen)
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load(result.stdout)
     run_cap = config.pop("run_cap")  # W&B's server takes it; the sweeps package's schema predates it
     assert sweeps_module().schema_violations_from_proposed_config(config) == []
     assert run_cap == search.budget.num_samples
@@ -61,6 +65,17 @@ def test_every_shipped_space_exports_a_valid_sweep(space):
     assert config["command"] == ["${env}", "${interpreter}", "${program}", "agent-trial", "--space",
                                  str(space.relative_to(REPO)), "${args_json_file}"]
     assert config["program"] == "tune/sweep/__main__.py" and (REPO / config["program"]).is_file()
+
+
+def test_a_multi_objective_space_needs_its_sweep_objective_named():
+    result = export("search_spaces/smoke_pareto.yaml")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip() == (
+        "error: objectives: a W&B Sweep optimises one metric and this space has 2 (val_acc max, latency_ms min): "
+        "export it for one with --objective val_acc (latency_ms is measured by the in-Ray search only, not by an "
+        "agent's trial)")
+    refused = export("search_spaces/smoke_pareto.yaml", "--objective", "latency_ms")
+    assert refused.returncode == 2 and refused.stderr.startswith("error: objectives: a W&B Sweep optimises one")
 
 
 def test_each_distribution_maps_to_its_wandb_twin(tmp_path):
@@ -167,3 +182,11 @@ def test_hyperband_schedules_as_wandb_would():
             sweeps.SweepRun(name="bad", state="running", sampledHistory=[{"val_acc": 0.4}, {"val_acc": 0.45}])]
     assert [r.name for r in sweeps.stop_runs(config, runs)] == ["bad"]
     validate({k: v for k, v in config.items()})
+
+
+def test_w_and_b_engines_refuse_several_objectives():
+    from train.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"searcher.algorithm: wandb_bayes optimises one metric \(a W&B Sweep has "
+                                          r"one\); a search with objectives uses tpe, nsga2 or random"):
+        load_search_file(REPO / "search_spaces" / "smoke_pareto.yaml", ["searcher.algorithm=wandb_bayes"])

@@ -9,13 +9,11 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import optuna
 import pytest
 
-from tests.conftest import REPO
 from tests.helpers import kill_group, last_line_path, result_rows
 from tests.results.searched import tiny_search
 from tests.tune.test_resume import search_args, search_to_the_end, start_search

@@ -5,6 +5,7 @@
     search.yaml          the resolved search file (tune.space.SearchFile)      written at the start
     run.json             data fingerprint, wall time over sessions (RunRecord)  kept current while it runs
     study.db             the Optuna study (SQLite; for URI storage, in ./runs/<experiment>/)
+    latency.json         measured latency_ms per architecture (multi-objective searches; tune/latency.py)
     trial_<id>/          one Tune trial: result.json (a row per epoch), checkpoint_<n>/, error.txt (its failures)
     train_runs/train_<id>/checkpoint_<n>/   a multi-worker trial's Ray Train checkpoints
     summary.json         every trial and the best one (Summary)                 written at the end
@@ -19,6 +20,8 @@ from __future__ import annotations
 SEARCH_FILE = "search.yaml"
 RUN_FILE = "run.json"
 STUDY_FILE = "study.db"
+LATENCY_FILE = "latency.json"
+"""A multi-objective search's latency table: architecture key -> latency_ms and how it was measured."""
 SUMMARY_FILE = "summary.json"
 BEST_CONFIG_FILE = "best_config.yaml"
 ERROR_FILE = "error.txt"

@@ -23,6 +23,7 @@ from train.config_errors import one_line
 from train.overrides import safe_load
 from tune.experiment import layout
 from tune.experiment.storage import Experiment, is_dir, normalise, read_text
+from tune.objectives import Objective
 from tune.space import SearchFile
 
 _STRICT = ConfigDict(extra="forbid", use_attribute_docstrings=True)
@@ -58,8 +59,8 @@ class TrialRecord(BaseModel):
     epochs: int
     """Epochs trained (the loop's own count: right for a retried trial too)."""
     metrics: dict[str, Number] = {}
-    """The last report: train.metrics.REPORTED_METRICS, ``epoch``, Tune's ``training_iteration`` and
-    ``time_total_s`` (NaN and infinities as null)."""
+    """The last report: train.metrics.REPORTED_METRICS, ``latency_ms`` (searches with a latency objective),
+    ``epoch``, Tune's ``training_iteration`` and ``time_total_s`` (NaN and infinities as null)."""
     path: Optional[str] = None
     """The trial's folder, relative to the experiment folder."""
     checkpoint: Optional[str] = None
@@ -97,6 +98,15 @@ class Summary(BaseModel):
     data_fingerprint: str
     versions: dict[str, str]
     """Versions of the key packages the search ran with."""
+    objectives: Optional[list[Objective]] = None
+    """A multi-objective search's objectives, in order (``metric``/``mode`` above: the one ASHA used); null for a
+    single-objective search."""
+    front: Optional[list[str]] = None
+    """A multi-objective search's Pareto front: the trial ids of the finished trials no other finished trial
+    beats on every objective (Optuna's ``study.best_trials``; ASHA-stopped trials are never on it), best
+    first on the first objective; null for a single-objective search."""
+    latency: Optional[dict[str, Union[int, float, str]]] = None
+    """How latency_ms was measured (batch_size, threads, execution_provider, warmup, repeats, onnxruntime)."""
 
     def write(self, experiment: Experiment) -> str:
         """Write summary.json (and best_config.yaml when there is a best trial); return summary.json's path."""

@@ -1,6 +1,7 @@
 """W&B Sweeps for a search file (run from the repository root):
 
-    python -m tune.sweep export SPACE.yaml [--set KEY=VALUE ...] [--method bayes|random|grid] [--out sweep.yaml]
+    python -m tune.sweep export SPACE.yaml [--set KEY=VALUE ...] [--method bayes|random|grid] [--objective METRIC]
+                                           [--out sweep.yaml]
     python -m tune.sweep agent-trial --space SPACE.yaml [--set KEY=VALUE ...] ARGS.json | --key=value ...
 
 export prints (or writes, atomically) a sweep config ``wandb sweep`` takes; agent-trial is what its ``command``
@@ -27,6 +28,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     export.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE")
     export.add_argument("--method", default="bayes", help="bayes (default), random or grid (finite spaces only)")
     export.add_argument("--out", help="write the config here (atomically) instead of printing it")
+    export.add_argument("--objective", metavar="METRIC",
+                        help="the metric the sweep optimises, for a space with several objectives (a sweep has one)")
     agent = sub.add_parser("agent-trial", help="one trial with a W&B agent's values (the exported command)")
     agent.add_argument("--space", required=True)
     agent.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE")
@@ -43,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "export":
             if rest:
                 raise ConfigError(f"export: unknown argument(s) {' '.join(rest)}")
-            text = export_text(args.space, args.overrides, args.method)
+            text = export_text(args.space, args.overrides, args.method, args.objective)
             if args.out:
                 from train.files import write_atomic
 
@@ -61,14 +64,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def export_text(space_file: str, overrides: list[str], method: str) -> str:
+def export_text(space_file: str, overrides: list[str], method: str, objective: str | None = None) -> str:
     import yaml
 
     from tune.space import load_search_file
-    from tune.sweep.config import sweep_config
+    from tune.sweep.config import one_objective, sweep_config
 
     # Paths stay as written (relative to the repository root, where W&B's agent runs), not made absolute.
-    search = load_search_file(space_file, overrides, base=Path("."))
+    search = one_objective(load_search_file(space_file, overrides, base=Path(".")), objective)
     config = sweep_config(search, method, space_file=space_file, overrides=overrides)
     header = f"# W&B sweep of {space_file} (python -m tune.sweep export); create it with: wandb sweep <this file>\n"
     return header + yaml.safe_dump(config, sort_keys=False)

@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from train.config import ConfigError
+from tune.objectives import LATENCY_METRIC
 from tune.space import SearchFile
 from tune.sweep.params import conditions, sweep_parameter
 
@@ -73,6 +74,24 @@ def sweep_config(search: SearchFile, method: str = "bayes", *, space_file: Optio
     validate(config)
     config["run_cap"] = search.budget.num_samples
     return config
+
+
+def one_objective(search: SearchFile, metric: Optional[str]) -> SearchFile:
+    """``search`` with the one metric a sweep optimises: W&B Sweeps have one, so a space with ``objectives`` is
+    exported only for the objective the user names (``--objective``), never by quietly dropping the others."""
+    if not search.objectives:
+        if metric not in (None, search.metric):
+            raise ConfigError(f"--objective {metric}: the space optimises {search.metric} only")
+        return search
+    listed = ", ".join(f"{objective.metric} {objective.mode}" for objective in search.objectives)
+    trained = [objective for objective in search.objectives if objective.metric != LATENCY_METRIC]
+    chosen = next((objective for objective in trained if objective.metric == metric), None)
+    if chosen is None:
+        names = " or ".join(f"--objective {objective.metric}" for objective in trained)
+        raise ConfigError(f"objectives: a W&B Sweep optimises one metric and this space has {len(search.objectives)} "
+                          f"({listed}): export it for one with {names} ({LATENCY_METRIC} is measured by the in-Ray "
+                          f"search only, not by an agent's trial)")
+    return search.model_copy(update={"objectives": None, "metric": chosen.metric, "mode": chosen.mode})
 
 
 def agent_command(space_file: str, overrides: tuple[str, ...] | list[str] = ()) -> list[str]:
