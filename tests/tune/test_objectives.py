@@ -3,8 +3,6 @@ architectures and one real measurement, and the multi-objective study the search
 
 from __future__ import annotations
 
-import subprocess
-import sys
 
 import optuna
 import pytest
@@ -60,19 +58,18 @@ def test_bad_objectives_are_one_line(tmp_path, changes, message):
     assert "\n" not in str(error.value)
 
 
-def test_a_latency_setting_the_runtime_cannot_honour_stops_the_cli_with_one_line(tmp_path):
-    """cuda needs onnxruntime-gpu (not installed here); the driver says so before Ray starts: exit 2."""
+def test_a_latency_setting_the_runtime_cannot_honour_is_one_line_before_ray(tmp_path):
+    """cuda needs onnxruntime-gpu (not installed here); the search's preflight (tune/preflight.py, run before Ray
+    starts; its ConfigError is the CLI's one line and exit 2, as tests/tune/test_preflight.py shows) says so."""
     import onnxruntime
 
     if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         pytest.skip("this onnxruntime has CUDA")
-    _, path = _load(tmp_path, latency={"execution_provider": "cuda"}, wandb={"enabled": False})
-    result = subprocess.run([sys.executable, str(REPO / "tune" / "run_search.py"), "--config", str(path),
-                             "--storage", str(tmp_path / "runs")], cwd=tmp_path, capture_output=True, text=True,
-                            timeout=120)
-    assert result.returncode == 2, result.stderr[-2000:]
-    assert result.stderr.strip() == (
-        f"error: {path}: latency.execution_provider: 'cuda' is not available in the installed onnxruntime "
+    search, path = _load(tmp_path, latency={"execution_provider": "cuda"}, wandb={"enabled": False})
+    with pytest.raises(ConfigError) as error:
+        preflight.check(search, str(path), str(tmp_path / "runs"))
+    assert str(error.value) == (
+        f"{path}: latency.execution_provider: 'cuda' is not available in the installed onnxruntime "
         f"{onnxruntime.__version__} (available: cpu; cuda needs onnxruntime-gpu and a GPU)")
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 

@@ -1,6 +1,10 @@
 """W&B's sweep engine inside Ray Tune, end to end: one real search (wandb_bayes proposing, wandb_hyperband stopping,
 W&B offline) whose driver is killed while its 2nd trial is held after epoch 1, then resumed; and the comparison of
-that search with a TPE + ASHA search of the same space and data (tests/results/searched.py)."""
+that search with a TPE + ASHA search of the same space and data (tests/results/searched.py).
+
+The same search, run with a (fake) W&B key in its environment, shows the key never leaves the driver: no process
+it starts (Ray's, the trials', W&B's service) has it in its environment, and no file of Ray's session folder (the
+trials' output included) or of the experiment holds it, nor does the console."""
 
 from __future__ import annotations
 
@@ -9,14 +13,15 @@ import json
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import optuna
 import pytest
 
-from tests.helpers import kill_group, last_line_path, result_rows
+from tests.helpers import descendants, kill_group, last_line_path, result_rows
 from tests.results.searched import tiny_search
-from tests.tune.test_resume import search_args, search_to_the_end, start_search
+from tests.tune.test_resume import search_args, start_search
 from tests.tune.wandb_records import read_offline_run
 from train import hold
 
@@ -46,23 +51,76 @@ def table_rows(page: str) -> list[list[list[str]]]:
              for row in re.findall(r"<tr>(.*?)</tr>", body, flags=re.S)] for body in tables]
 
 
+FAKE_KEY = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c"  # 40 hex digits, the shape of a real W&B key
+
+
+def files_holding(root: Path, needle: bytes) -> list[str]:
+    found = []
+    for path in root.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            try:
+                if needle in path.read_bytes():
+                    found.append(str(path))
+            except OSError:  # sockets, files removed while Ray shut down
+                continue
+    return found
+
+
+def environ(pid: int) -> bytes:
+    try:
+        return (Path("/proc") / str(pid) / "environ").read_bytes()
+    except OSError:  # gone since it was listed
+        return b""
+
+
 @pytest.fixture(scope="module")
-def engine_search(tiny_data, tmp_path_factory) -> dict:
+def engine_search(tiny_data, tmp_path_factory):
     """3 trials x 3 epochs, one at a time (grace 1, eta 3: W&B's band 1 judges a trial at its 2nd epoch); the driver
-    and its Ray are killed while the 2nd trial is held after epoch 1's checkpoint, then --resume runs to the end."""
+    and its Ray are killed while the 2nd trial is held after epoch 1's checkpoint, then --resume runs to the end.
+    Both sessions run with the fake key, and Ray's temp folder of their own (a short path: Ray's socket paths must
+    fit in 107 bytes, and the shared /tmp/ray holds other users' sessions)."""
     root = tmp_path_factory.mktemp("engine")
     storage, holds = root / "runs", root / "hold"
+    ray_tmp = Path(tempfile.mkdtemp(prefix="rk-", dir="/tmp"))
+    env = {"WANDB_API_KEY": FAKE_KEY, "WANDB_MODE": "offline", "RAY_TMPDIR": str(ray_tmp)}
     args = search_args(tiny_data, storage, "budget.num_samples=3", "trial.epochs=3", "max_concurrent_trials=1",
                        "budget.grace_period=1", "budget.reduction_factor=3", "wandb.enabled=true", *ENGINE)
-    proc = start_search(args, root / "first.log", **{hold.ENV: f"checkpoint:1:{holds}:2"})
+    first_log = root / "first.log"
+    proc = start_search(args, first_log, **env, **{hold.ENV: f"checkpoint:1:{holds}:2"})
     try:
         held = hold.wait_held(holds, 240, alive=lambda: proc.poll() is None)
+        # While the trial is held after its first epoch (W&B has logged it, every Ray process is up): the environment
+        # of every process the driver started. (The driver's own /proc/<pid>/environ is its environment at exec; it
+        # is the one process that holds the key.)
+        below = descendants(proc.pid)
+        holding = [command for pid, command in below if FAKE_KEY.encode() in environ(pid)]
     finally:
         kill_group(proc)
     experiment = Path(held["experiment_dir"])
     before = {path.parent.name: path.read_text() for path in experiment.glob("trial_*/result.json")}
-    search_to_the_end(args + ["--resume", str(experiment)], root / "resume.log", timeout=300)
-    return {"experiment": experiment, "held": held, "before": before, "log": root / "resume.log"}
+    resume_log = root / "resume.log"
+    proc = start_search(args + ["--resume", str(experiment)], resume_log, **env)
+    try:
+        assert proc.wait(timeout=300) == 0, resume_log.read_text()[-5000:]
+    finally:
+        kill_group(proc)
+    try:
+        yield {"experiment": experiment, "held": held, "before": before, "log": resume_log, "first_log": first_log,
+               "processes": " ".join(command for _, command in below), "holding": holding, "ray_tmp": ray_tmp}
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def test_the_wandb_key_stays_in_the_driver(engine_search):
+    names = engine_search["processes"]
+    assert "gcs_server" in names and "raylet" in names and "wandb-core" in names, names
+    assert engine_search["holding"] == [], "processes started with the W&B key in their environment"
+    ray_tmp = engine_search["ray_tmp"]
+    assert list(ray_tmp.glob("ray/session_*")) and files_holding(ray_tmp, b"raylet")  # the sessions' logs were read
+    for root in (ray_tmp, engine_search["experiment"]):
+        assert files_holding(root, FAKE_KEY.encode()) == [], f"the W&B key was written under {root}"
+    for log in (engine_search["first_log"], engine_search["log"]):
+        assert FAKE_KEY not in log.read_text()
 
 
 @pytest.mark.timeout(600)

@@ -66,6 +66,8 @@ def test_every_trial_failing_on_a_config_error_fails_once_and_ends_the_search_wi
     line = result.stderr.strip().splitlines()[-1]
     assert line.startswith(f"error: model.weights: {weights} could not be loaded into mobilenetv3_small_050 ("), line
     assert "Traceback" not in result.stdout + result.stderr
+    # --verbose brought Ray's own output back (its table of each trial's config), which the default display hides.
+    assert result.stdout.count("started with configuration") == 2, result.stdout[-3000:]
     summary = json.loads(next((tmp_path / "runs").glob("smoke-*/summary.json")).read_text())
     assert summary["best"] is None and summary["num_trials"] == summary["num_errors"] == 2
     assert all(t["status"] == "ERROR" and t["error"] == line.removeprefix("error: ") for t in summary["trials"])
