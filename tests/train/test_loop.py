@@ -177,9 +177,10 @@ def test_bad_config_is_one_line(tmp_path):
 
 
 @pytest.mark.timeout(400)
-def test_sigterm_stops_training_and_the_printed_command_resumes_it(tiny_data, tmp_path):
+def test_sigterm_stops_training_and_prints_the_command_that_resumes_it(tiny_data, tmp_path):
     """SIGTERM to train_model.py while rank 0 is held after epoch 1's committed checkpoint: no Ray crash dump
-    (exit 134) but exit 143 and, last, the command that continues the run; it resumes at epoch 2."""
+    (exit 134) but exit 143 and, last, the command that continues the run: the same config, storage and run name
+    (what resuming a run by its name does is the killed-training test's)."""
     import yaml
 
     config_file = tmp_path / "trial.yaml"
@@ -191,10 +192,6 @@ def test_sigterm_stops_training_and_the_printed_command_resumes_it(tiny_data, tm
     assert held["epoch"] == 1
     command = log.read_text().strip().splitlines()[-1].split()
     assert command[:2] == ["python", "train/train_model.py"] and command[command.index("--name") + 1] == held["run"]
-    resumed_log = tmp_path / "resumed.log"
-    proc = _train_cli(command[2:], resumed_log)
-    try:
-        assert proc.wait(timeout=240) == 0, resumed_log.read_text()[-4000:]
-    finally:
-        kill_group(proc)
-    assert [epoch for epoch, _, _ in _epochs(resumed_log)] == [2], resumed_log.read_text()[-3000:]
+    assert command[command.index("--config") + 1] == str(config_file)
+    assert command[command.index("--storage") + 1] == str(storage)
+
