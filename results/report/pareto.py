@@ -35,7 +35,7 @@ def front_plot(exp: SearchResults, out: Path) -> Figure:
     ax.scatter([x for _, x in complete], [t.value for t, _ in complete], s=36, color="tab:blue",
                label=f"finished ({len(complete)})", zorder=2)
     ax.scatter([x for _, x in stopped], [t.value for t, _ in stopped], s=36, marker="x", color="tab:gray",
-               label=f"stopped by ASHA ({len(stopped)}; {exp.metric} where it stopped)", zorder=2)
+               label=f"stopped by {exp.stopper} ({len(stopped)}; {exp.metric} where it stopped)", zorder=2)
     if on_front:
         xs, ys = [x for _, x in on_front], [t.value for t, _ in on_front]
         ax.step(xs, ys, where="post", color="crimson", lw=1.2, alpha=0.6, zorder=1)
@@ -52,7 +52,7 @@ def front_plot(exp: SearchResults, out: Path) -> Figure:
     save(fig, out / "pareto.png")
     caption = (f"Each trial's {exp.metric} against the latency of its architecture, exported to ONNX and timed in "
                f"onnxruntime before the search. Stars: the front (finished trials no other finished trial beats on "
-               f"both); crosses: trials ASHA stopped early, never on the front (their {exp.metric} is from the epoch "
+               f"both); crosses: trials {exp.stopper} stopped early, never on the front (their {exp.metric} is from the epoch "
                f"they stopped at).")
     return Plot("pareto.png", "Accuracy against latency", caption)
 
