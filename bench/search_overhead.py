@@ -41,7 +41,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))  # bench/ is not a package; train_overhead also puts the repo root on sys.path
@@ -157,7 +157,8 @@ def plain_loop_child(assignments: list[str]) -> None:
     from train.loop import Trainer
     from train.session import LocalSession
     from tune.searcher import tpe_options
-    from tune.space import define_by_run, load_search_file
+    from tune.distributions import define_by_run
+    from tune.space import load_search_file
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     search = load_search_file(SMOKE, assignments)

@@ -25,7 +25,8 @@ from typing import Any, Optional
 from train.config import ConfigError, TrialConfig
 from tune.experiment.layout import LATENCY_FILE
 from tune.objectives import LATENCY_METRIC
-from tune.space import Choice, RandInt, SearchFile
+from tune.distributions import Choice, RandInt
+from tune.space import SearchFile
 
 ARCHITECTURE_PREFIXES = ("model.name", "model.cnn.", "data.image_size")
 """Space keys that change the network or its input (model.pretrained, drop_rate and training knobs do not)."""

@@ -21,7 +21,8 @@ import pyarrow.fs
 from train.config import ConfigError, TrialConfig
 from train.data import DataError, check_root
 from train.metrics import REPORTED_METRICS
-from tune.space import Choice, SearchFile
+from tune.distributions import Choice
+from tune.space import SearchFile
 from tune.experiment.storage import is_uri, normalise
 
 

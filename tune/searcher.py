@@ -43,7 +43,7 @@ from ray.tune.search import Searcher
 from train.overrides import set_dotted
 from tune.experiment.layout import STUDY_FILE
 from tune.objectives import Objective
-from tune.space import Param, define_by_run
+from tune.distributions import Param, define_by_run
 from tune.space import Searcher as SearcherSettings
 
 TRIAL_ATTR = "ray_trial_id"

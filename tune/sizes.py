@@ -8,7 +8,8 @@ of the entry of its size (tune/trial.py run_trial ``data_keys``).
 from __future__ import annotations
 
 from train.prepared import PreparedData, prepare
-from tune.space import Choice, SearchFile
+from tune.distributions import Choice
+from tune.space import SearchFile
 
 IMAGE_SIZE = "data.image_size"
 

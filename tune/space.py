@@ -4,13 +4,13 @@ A file holds the experiment name, the trial config every trial starts from (``tr
 schema of a trial config file, train.config.TrialConfig), the space to search (dotted paths into
 ``trial``), the budget, the searcher settings and the metric. Every section is typed with
 ``extra="forbid"``; :func:`load_search_file` reports any problem as one line naming the file, the key as
-written in it and what is allowed.
+written in it and what is allowed. The parameters' distributions and ``when`` conditions are tune/distributions.py.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 import pydantic
 import yaml
@@ -20,79 +20,10 @@ from train.config import ConfigError, TrialConfig, absolute_paths, parse
 from train.config_errors import one_line
 from train.metrics import REPORTED_METRICS
 from train.overrides import apply_overrides, load_yaml, set_dotted
+from tune.distributions import MISSING, Choice, Param, RandInt, Scalar
 from tune.objectives import Latency, Objective, check_objectives, scheduled
 
 _STRICT = ConfigDict(extra="forbid", use_attribute_docstrings=True)
-Scalar = Union[bool, int, float, str, None]
-
-
-class _Param(BaseModel):
-    model_config = _STRICT
-    when: Optional[dict[str, Union[Scalar, list[Scalar]]]] = None
-    """Sample this parameter only when every named parameter has this value (or one of these values)."""
-
-
-class _Range(_Param):
-    low: float
-    high: float
-    _high_note: ClassVar[str] = ""
-
-    @model_validator(mode="after")
-    def _non_empty(self):
-        if not self.low < self.high:
-            raise ValueError(f"empty range: low ({self.low}) must be below high ({self.high}){self._high_note}")
-        return self
-
-
-class LogUniform(_Range):
-    type: Literal["loguniform"]
-
-    @model_validator(mode="after")
-    def _positive(self):
-        if self.low <= 0:
-            raise ValueError(f"loguniform needs low > 0, got {self.low}")
-        return self
-
-    def suggest(self, trial, name: str) -> float:
-        return trial.suggest_float(name, self.low, self.high, log=True)
-
-
-class Uniform(_Range):
-    type: Literal["uniform"]
-
-    def suggest(self, trial, name: str) -> float:
-        return trial.suggest_float(name, self.low, self.high)
-
-
-class QUniform(_Range):
-    type: Literal["quniform"]
-    q: float = Field(gt=0)
-
-    def suggest(self, trial, name: str) -> float:
-        return trial.suggest_float(name, self.low, self.high, step=self.q)
-
-
-class RandInt(_Range):
-    """Integers from low (inclusive) to high (exclusive), as ``ray.tune.randint``."""
-
-    type: Literal["randint"]
-    low: int
-    high: int
-    _high_note: ClassVar[str] = "; high is exclusive"
-
-    def suggest(self, trial, name: str) -> int:
-        return trial.suggest_int(name, self.low, self.high - 1)
-
-
-class Choice(_Param):
-    type: Literal["choice"]
-    values: list[Scalar] = Field(min_length=1)
-
-    def suggest(self, trial, name: str) -> Scalar:
-        return trial.suggest_categorical(name, self.values)
-
-
-Param = Annotated[Union[LogUniform, Uniform, QUniform, RandInt, Choice], Field(discriminator="type")]
 
 
 class Budget(BaseModel):
@@ -252,53 +183,6 @@ class SearchFile(BaseModel):
         return yaml.safe_dump(raw, sort_keys=False)
 
 
-class define_by_run:  # noqa: N801 - used like a function; a class so the searcher state pickles
-    """An Optuna define-by-run function sampling ``space`` in file order, honouring ``when``.
-
-    Optuna parameter names are the dotted config keys ("optim.lr"); the call returns what was sampled,
-    keyed the same way (a parameter whose condition does not hold is absent).
-    """
-
-    def __init__(self, space: dict[str, Param]):
-        self.space = space
-
-    def __call__(self, trial) -> dict[str, Any]:
-        chosen: dict[str, Any] = {}
-        for key, param in self.space.items():
-            if not condition_holds(param, chosen):
-                continue
-            chosen[key] = param.suggest(trial, key)
-        return chosen
-
-
-def condition_holds(param: Param, chosen: dict[str, Any]) -> bool:
-    """Whether ``param`` is sampled, given the values ``chosen`` so far (by space key): its ``when`` holds (or it
-    has none). The one reading of ``when``, for the Optuna searcher, the summary and W&B's engine."""
-    return not param.when or all(_matches(chosen.get(other), want) for other, want in param.when.items())
-
-
-def _matches(value: Any, want: Union[Scalar, list[Scalar]]) -> bool:
-    return value in want if isinstance(want, list) else value == want
-
-
-def sampled_params(config: dict[str, Any], space: dict[str, Param]) -> dict[str, Any]:
-    """The searched parameters of one trial's (nested) config, keyed by dotted path; a parameter whose
-    ``when`` did not hold for this trial was not sampled (its config value is the default) and is left out."""
-    out = {}
-    for key, param in space.items():
-        if not condition_holds(param, out):
-            continue
-        node: Any = config
-        for part in key.split("."):
-            node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
-        if node is not _MISSING:
-            out[key] = node
-    return out
-
-
-_MISSING = object()
-
-
 def load_search_file(path: str | Path, overrides: list[str] = (), base: Optional[Path] = None) -> SearchFile:
     """Parse, override and check a search file; every problem is one ConfigError line naming the file and
     the key as written in it.
@@ -325,8 +209,8 @@ def _check_searched_not_fixed(path: str | Path, search: SearchFile, trial: Any) 
     for key in search.space if isinstance(trial, dict) else ():
         node: Any = trial
         for part in str(key).split("."):
-            node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
-        if node is not _MISSING:
+            node = node.get(part, MISSING) if isinstance(node, dict) else MISSING
+        if node is not MISSING:
             raise ConfigError(f"{path}: trial.{key} is fixed ({node!r}) and searched by space.{key}: "
                               f"remove it from one of the two (from trial to search it, from space to fix it)")
 

@@ -16,7 +16,8 @@ from ray.tune import ResultGrid
 from train.metrics import REPORTED_METRICS
 from tune.experiment.records import ERROR, TERMINATED, UNFINISHED, Summary, TrialRecord
 from tune.experiment.storage import Experiment
-from tune.space import SearchFile, sampled_params
+from tune.distributions import sampled_params
+from tune.space import SearchFile
 from tune.experiment import layout
 from tune.objectives import LATENCY_METRIC
 from tune.trial import TRIAL_ERROR

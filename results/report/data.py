@@ -16,7 +16,8 @@ from tune.experiment import layout
 from tune.experiment.records import (ERROR, TERMINATED, ExperimentError, Summary, TrialRecord, open_experiment,
                                      read_search)
 from tune.experiment.storage import Experiment, is_file, join, read_text
-from tune.space import Budget, Choice, Param, SearchFile
+from tune.distributions import Choice, Param
+from tune.space import Budget, SearchFile
 
 
 @dataclass

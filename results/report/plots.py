@@ -20,7 +20,7 @@ from matplotlib.ticker import MaxNLocator
 from results.report.confusion import plot_confusion
 from results.report.figures import pyplot, save
 from results.report.data import SearchResults
-from tune.space import LogUniform
+from tune.distributions import LogUniform
 from results.report.study import StudyView
 
 

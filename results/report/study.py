@@ -26,7 +26,7 @@ from optuna.trial import TrialState
 
 from train.ray_compat import distribution_contains
 from results.report.data import SearchResults
-from tune.space import Choice, LogUniform, QUniform, RandInt, Uniform
+from tune.distributions import Choice, LogUniform, QUniform, RandInt, Uniform
 from tune.experiment.layout import STUDY_FILE
 from tune.experiment.storage import is_file, is_uri, local_copy
 

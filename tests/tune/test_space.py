@@ -11,7 +11,8 @@ import yaml
 from train.config import ConfigError
 from tests.helpers import dotted as leaves
 from train.config import absolute_paths, parse
-from tune.space import define_by_run, load_search_file, sampled_params
+from tune.distributions import define_by_run, sampled_params
+from tune.space import load_search_file
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((REPO / "search_spaces").glob("*.yaml")) + sorted((REPO / "bench").glob("*.yaml"))

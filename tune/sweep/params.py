@@ -3,7 +3,7 @@ trial and the in-Ray engine so all three read a sweep's values the same way.
 
 W&B Sweeps have no conditional parameters. A parameter with ``when`` is therefore swept unconditionally, and
 :func:`active` drops it from a trial whose condition does not hold, exactly as the Optuna searcher never samples
-it there (tune.space.define_by_run): the trial trains the same config either way, and the sweep's value for it is
+it there (tune.distributions.define_by_run): the trial trains the same config either way, and the sweep's value for it is
 kept in the W&B run's config but has no effect.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from tune.space import Choice, LogUniform, Param, QUniform, RandInt, Uniform, condition_holds
+from tune.distributions import Choice, LogUniform, Param, QUniform, RandInt, Uniform, condition_holds
 
 
 def sweep_parameter(param: Param, grid: bool = False) -> dict[str, Any]:
@@ -63,7 +63,7 @@ def snap(param: Param, value: Any) -> Any:
 
 def active(values: dict[str, Any], space: dict[str, Param]) -> dict[str, Any]:
     """The values of ``space``'s parameters a trial uses: in space order, a parameter whose ``when`` does not hold
-    (against the values kept before it) is dropped, as tune.space.define_by_run never samples it."""
+    (against the values kept before it) is dropped, as tune.distributions.define_by_run never samples it."""
     out: dict[str, Any] = {}
     for key, param in space.items():
         if key not in values:
