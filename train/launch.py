@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig, UserCallback
 from ray.train.torch import TorchConfig, TorchTrainer
@@ -35,17 +35,19 @@ def process_group_backend(workers: WorkersConfig) -> str:
 
 
 def torch_trainer(cfg: TrialConfig, *, name: str, storage_path: str, data_key: Optional[str] = None,
-                  callbacks: Sequence[UserCallback] = (), max_failures: int = 0) -> TorchTrainer:
+                  callbacks: Sequence[UserCallback] = (), max_failures: int = 0,
+                  tags: Optional[dict[str, Any]] = None) -> TorchTrainer:
     """A TorchTrainer for ``cfg``; the same ``name`` + ``storage_path`` resumes from the last checkpoint.
 
     ``data_key``: the cache entry the driver prepared (``PreparedData.cache_key``), opened by the workers.
+    ``tags``: values the workers add to every report (train/session.py RaySession.tags; a search's latency_ms).
 
     Ray Train V2 reloads a run's checkpoint manager from storage when a run of that name already
     exists there, so a retried Tune trial (named by its trial id) continues where it stopped.
     """
     return TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"trial": cfg.to_dict(), "data_key": data_key},
+        train_loop_config={"trial": cfg.to_dict(), "data_key": data_key, "tags": dict(tags or {})},
         scaling_config=scaling_config(cfg.workers),
         torch_config=TorchConfig(backend=process_group_backend(cfg.workers)),
         run_config=RunConfig(

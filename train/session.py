@@ -70,8 +70,9 @@ class RaySession:
         return checkpoint
 
 
-def ray_train_session() -> RaySession:
-    """Inside a ``TorchTrainer`` worker (Ray Train V2): ranks come from the Train context."""
+def ray_train_session(tags: Optional[dict[str, Any]] = None) -> RaySession:
+    """Inside a ``TorchTrainer`` worker (Ray Train V2): ranks come from the Train context; ``tags``: values added to
+    every report (the placement group's id is added here)."""
     import ray.train
 
     context = ray.train.get_context()
@@ -79,7 +80,7 @@ def ray_train_session() -> RaySession:
     # the trial (tune/watch.py ReleaseTrainResources): Ray Train V2 ties it to the search's job, not to the
     # trial, and a trial that Tune stops (ASHA, max_t) never gets to remove it itself.
     group = ray.util.get_current_placement_group()
-    tags = {TRAIN_PLACEMENT_GROUP: group.id.hex()} if group is not None else {}
+    tags = {**(tags or {}), **({TRAIN_PLACEMENT_GROUP: group.id.hex()} if group is not None else {})}
     return RaySession(ray.train, context.get_world_rank(), context.get_world_size(), train_worker_device, tags)
 
 

@@ -16,9 +16,9 @@ tune/watch.py releases the group when Tune ends the trial)."""
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """Entry point for ``TorchTrainer`` workers (Ray Train V2): ``loop_config`` is {"trial": the trial
-    config dict, "data_key": the cache entry the driver prepared, or None}."""
+    config dict, "data_key": the cache entry the driver prepared, or None, "tags": values added to every report}."""
     from train.config import parse
     from train.loop import run
     from train.session import ray_train_session
 
-    run(parse(loop_config["trial"]), ray_train_session(), data_key=loop_config.get("data_key"))
+    run(parse(loop_config["trial"]), ray_train_session(loop_config.get("tags")), data_key=loop_config.get("data_key"))

@@ -67,23 +67,14 @@ def _train(cfg: TrialConfig, storage_path: str, data_key: Optional[str], extra: 
         session.tags.update(extra)
         run(cfg, session, data_key=data_key)
         return
+    from ray.tune.integration.ray_train import TuneReportCallback
+
     from train.launch import torch_trainer
 
     # Named by the trial id: a retry of this trial finds the run's checkpoints and resumes.
     trial_id = ray.tune.get_context().get_trial_id()
     torch_trainer(cfg, name=f"train_{trial_id}", storage_path=storage_path, data_key=data_key,
-                  callbacks=[_report_callback(extra)]).fit()
-
-
-def _report_callback(extra: dict[str, Any]):
-    """Ray's TuneReportCallback (workers' reports -> this trial), adding ``extra`` to each report."""
-    from ray.tune.integration.ray_train import TuneReportCallback
-
-    class WithExtra(TuneReportCallback):
-        def after_report(self, run_context, metrics, checkpoint):
-            super().after_report(run_context, [{**metrics[0], **extra}, *metrics[1:]], checkpoint)
-
-    return WithExtra() if extra else TuneReportCallback()
+                  callbacks=[TuneReportCallback()], tags=extra).fit()
 
 
 def is_permanent(error: BaseException) -> bool:
