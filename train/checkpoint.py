@@ -1,15 +1,16 @@
 """A training checkpoint: the files in a checkpoint folder, and writing and reading them.
 
 A folder holds ``state.pt`` (model, optimizer, LR schedule, loss scaler, the epoch it ends, the class names
-and the data fingerprint) and ``trial_config.json`` (the whole trial config, as :func:`train.config.parse`
-reads it). Ray Tune and Ray Train copy such folders to storage; evaluation and export read them back.
+and the data fingerprint), ``trial_config.json`` (the whole trial config, as :func:`train.config.parse`
+reads it) and ``metrics.json`` (what the loop reported for that epoch: a resumed run that has nothing left to
+train reports it again, and a summary pairs a checkpoint with its own epoch's numbers). Ray Tune and Ray Train copy such folders to storage; evaluation and export read them back.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import torch
 
@@ -17,12 +18,23 @@ from train.config import TrialConfig
 
 CHECKPOINT_FILE = "state.pt"
 CONFIG_FILE = "trial_config.json"
+METRICS_FILE = "metrics.json"
 
 
-def save(folder: Path, state: dict[str, Any], cfg: TrialConfig) -> None:
-    """Write ``state`` and the config that produced it into ``folder``."""
+def save(folder: Path, state: dict[str, Any], cfg: TrialConfig, metrics: dict[str, Any]) -> None:
+    """Write ``state``, the config that produced it and the epoch's reported ``metrics`` into ``folder``."""
     torch.save(state, folder / CHECKPOINT_FILE)
     (folder / CONFIG_FILE).write_text(json.dumps(cfg.to_dict(), indent=2))
+    (folder / METRICS_FILE).write_text(json.dumps(metrics, indent=1))
+
+
+def read_metrics(folder: Path) -> Optional[dict[str, Any]]:
+    """The metrics the checkpoint's epoch reported; None for a checkpoint written before they were kept, or one
+    whose file is cut off."""
+    try:
+        return json.loads((Path(folder) / METRICS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def load_state(folder: Path, device: torch.device | str = "cpu") -> dict[str, Any]:

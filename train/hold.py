@@ -1,22 +1,28 @@
-"""Hold points: a test-only pause at a known moment of training, so fault tests never race.
+"""Hold points: a test-only pause at a known moment of a search's life, so fault tests never race.
 
-    SIGNSEARCH_HOLD="checkpoint:<epoch>:<dir>[:<nth>]"    (training processes)
-    SIGNSEARCH_HOLD="interrupt:<count>:<dir>"              (the search driver)
-    SIGNSEARCH_HOLD="serve:<step>:<dir>"                   (results/serve.py)
+    SIGNSEARCH_HOLD="<point>:<n>:<dir>[:<nth>]"      several separated by commas
 
-``checkpoint``: rank 0 of a run pauses right after its epoch-``<epoch>`` checkpoint (1-based, the reported
-``epoch``) is *committed*, writes ``<dir>/held.json`` and waits until ``<dir>/release`` exists. With
-``<nth>`` (default 1) only the nth rank 0 of the whole test to get there pauses (each claims a
-number by creating ``<dir>/arrival-<n>`` exclusively); the others go on. Unset, this is a no-op.
+The process that reaches ``<point>`` with number ``<n>`` (an epoch, a count, a step: see :data:`POINTS`; 0 matches
+any) writes ``<dir>/held.json`` (atomically) and waits until ``<dir>/release`` exists; unset, this is a no-op.
+With ``<nth>`` (default 1) only the nth arrival of the whole test pauses (each claims a number by creating
+``<dir>/arrival-<n>`` exclusively); the others go on. A held process gives up after
+``SIGNSEARCH_HOLD_TIMEOUT_S`` (default 600) seconds with one line and goes on, so a test runner killed mid-test
+never leaves a search (and its Ray) waiting forever. The driver and its trials read the same variable.
 
-``held.json`` (written atomically): ``point``, ``epoch``, ``trial_id`` (the Tune trial, or None),
-``run`` (the Ray Train run name, or None), ``node_id`` (Ray node), ``pid``, ``checkpoint`` (its
-path on storage), ``experiment_dir`` (the Tune experiment, or None).
+``held.json``: ``point``, ``epoch`` (the number), ``pid``, and where it applies ``trial_id`` (the Tune trial),
+``run`` (the Ray Train run name), ``node_id`` (Ray node), ``checkpoint`` (its path on storage),
+``experiment_dir`` (the Tune experiment).
 
-Several holds can be given, separated by commas (the driver and its trials read the same variable).
-
-``interrupt``: the search driver pauses right after handling its ``<count>``-th Ctrl-C (inside the
-signal handler, after asking Tune to stop), so a test can send the next one at a known moment.
+Training processes (rank 0 of a run; train/loop.py): ``epoch_start``, ``reported`` (the epoch's report returned,
+its checkpoint not yet known to be committed), ``checkpoint`` (the checkpoint is *committed*, below).
+The search driver (tune/hold_points.py, a Tune callback and stopper): ``pending`` (the n-th trial of this session
+was sampled and waits to start), ``started`` (the n-th trial of this session started), ``result`` (a result of
+epoch n reached the driver, before Tune records it), ``checkpoint_registered`` (Tune registered the epoch-n
+checkpoint and deleted the one before; its experiment state is not saved yet), ``complete`` (a trial ended at
+epoch n, finished or stopped by ASHA, not yet saved as such), ``recover`` (a failed trial is about to be retried),
+``summary`` (the search ended; summary.json not written yet), ``interrupt`` (right after the n-th Ctrl-C or
+SIGTERM was handled, inside the signal handler). results/serve.py: ``serve`` (step 1: its Ray is up, nothing of
+Serve started).
 
 "Committed" is what the resume after the fault the test injects will read, so the test can assert
 the exact epoch training continues from:
@@ -44,12 +50,17 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from train.files import write_atomic
 
 ENV = "SIGNSEARCH_HOLD"
-POINTS = ("checkpoint", "interrupt", "serve")
+TIMEOUT_ENV = "SIGNSEARCH_HOLD_TIMEOUT_S"
+DEFAULT_TIMEOUT_S = 600.0
+TRAINING_POINTS = ("epoch_start", "reported", "checkpoint")
+DRIVER_POINTS = ("pending", "started", "result", "checkpoint_registered", "complete", "recover", "summary",
+                 "interrupt")
+POINTS = (*TRAINING_POINTS, *DRIVER_POINTS, "serve")
 MARKER = "held.json"
 RELEASE = "release"
 POLL_S = 0.05
@@ -77,27 +88,48 @@ def specs() -> list[HoldSpec]:
     return [HoldSpec.parse(text) for text in os.environ.get(ENV, "").split(",") if text]
 
 
-def after_checkpoint(session: Any, epoch: int) -> None:
-    """Called by the loop after each epoch's report; pauses here when $SIGNSEARCH_HOLD names this moment."""
+def at(point: str, number: int, where: Callable[[], dict[str, Any]] = dict) -> None:
+    """Pause here when $SIGNSEARCH_HOLD names ``point`` with ``number`` (or 0) and this is its nth arrival;
+    ``where()`` adds to the marker (called only when pausing)."""
     for wanted in specs():
-        if wanted.point != "checkpoint" or wanted.epoch != epoch or session.world_rank != 0:
+        if wanted.point != point or wanted.epoch not in (0, number):
             continue
         if _claim(wanted) == wanted.nth:
-            _pause(wanted, {"epoch": epoch, "node_id": _node_id(), **_commit(session)})
+            _pause(wanted, {"epoch": number, **where()})
+
+
+def in_training(point: str, session: Any, epoch: int) -> None:
+    """A training point of rank 0 (train/loop.py); ``checkpoint`` first waits until the epoch's checkpoint is
+    committed."""
+    if session.world_rank != 0 or not specs():
+        return
+    if point == "checkpoint":
+        at(point, epoch, lambda: {"node_id": _node_id(), **_commit(session)})
+    else:
+        at(point, epoch, lambda: {"node_id": _node_id(), **_identity(session)})
+
+
+def after_checkpoint(session: Any, epoch: int) -> None:
+    """Called by the loop after each epoch's report returned."""
+    in_training("reported", session, epoch)
+    in_training("checkpoint", session, epoch)
 
 
 def after_interrupt(count: int) -> None:
     """Called by the search driver after handling its count-th Ctrl-C."""
-    for wanted in specs():
-        if wanted.point == "interrupt" and wanted.epoch == count:
-            _pause(wanted, {"epoch": count})
+    at("interrupt", count)
 
 
 def at_serve_step(step: int) -> None:
     """Called by results/serve.py at step 1: its Ray is up, nothing of Serve is started yet."""
-    for wanted in specs():
-        if wanted.point == "serve" and wanted.epoch == step:
-            _pause(wanted, {"epoch": step})
+    at("serve", step)
+
+
+def _timeout_s() -> float:
+    try:
+        return float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_S))
+    except ValueError:
+        return DEFAULT_TIMEOUT_S
 
 
 def _pause(wanted: HoldSpec, where: dict[str, Any]) -> None:
@@ -105,7 +137,12 @@ def _pause(wanted: HoldSpec, where: dict[str, Any]) -> None:
     wanted.folder.mkdir(parents=True, exist_ok=True)
     write_atomic(wanted.folder / MARKER, json.dumps(marker, indent=1))
     print(f"hold: paused at {wanted.point} ({marker}); waiting for {wanted.folder / RELEASE}", flush=True)
+    deadline = time.monotonic() + _timeout_s()
     while not (wanted.folder / RELEASE).exists():
+        if time.monotonic() > deadline:
+            print(f"hold: nobody released {wanted.point} at {wanted.folder} within {_timeout_s():g} s "
+                  f"(${TIMEOUT_ENV}); going on", flush=True)
+            return
         time.sleep(POLL_S)
 
 
@@ -136,6 +173,17 @@ def _commit(session: Any) -> dict[str, Any]:
         return _commit_tune(api)
     return {"trial_id": None, "run": None, "checkpoint": str(getattr(session, "last_checkpoint", None)),
             "experiment_dir": None}
+
+
+def _identity(session: Any) -> dict[str, Any]:
+    """Which trial or run the session belongs to (no waiting)."""
+    name = getattr(getattr(session, "api", None), "__name__", "")
+    if name == "ray.train":
+        run = session.api.get_context().get_experiment_name()
+        return {"trial_id": run.removeprefix("train_") if run.startswith("train_") else None, "run": run}
+    if name == "ray.tune":
+        return {"trial_id": session.api.get_context().get_trial_id(), "run": None}
+    return {"trial_id": None, "run": None}
 
 
 def _commit_train(train: Any) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from train.batches import batch_bounds, batch_sources, fixed_bounds
 from train.prepared import PreparedData, prepare
 from train.config import TrialConfig
 from train.device import amp_dtype
-from train.metrics import Epoch
+from train.metrics import REPORTED_AGAIN, Epoch
 from train.freeze import apply_frozen_bn_eval, set_backbone_trainable
 from train.model import build_model, input_normalization
 from train.session import LocalSession, Session, checkpoint_scratch
@@ -70,6 +70,8 @@ class Trainer:
         self.amp_dtype = amp_dtype(self.device, cfg.amp)
         # Loss scaling is only needed for float16; bfloat16 has float32's exponent range.
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.restored_metrics: Optional[dict[str, Any]] = None
+        """What the restored checkpoint's epoch reported (None: a fresh run, or a checkpoint without them)."""
         self.start_epoch = self._restore()
         self.first_step_at: Optional[float] = None
         """Wall clock (time.time()) when this run's first optimizer step returned; for start-up benchmarks."""
@@ -99,6 +101,7 @@ class Trainer:
             return 0
         with checkpoint.as_directory() as folder:
             state = checkpoints.load_state(Path(folder), self.device)
+            self.restored_metrics = checkpoints.read_metrics(Path(folder))
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -107,8 +110,16 @@ class Trainer:
 
     # -- epochs -------------------------------------------------------------------------------
     def fit(self) -> list[Epoch]:
+        if self.start_epoch >= self.cfg.epochs and self.restored_metrics is not None:
+            # Restored from the final epoch's checkpoint (the search was killed after it was committed, before
+            # the trial was recorded as finished): nothing is left to train, but the trial must end with its
+            # final numbers, not with none (ASHA and the summary need the metric). The same row again, with the
+            # same ``trained_at``: reported twice, trained once.
+            self.session.report({**self.restored_metrics, REPORTED_AGAIN: True}, None)
+            return []
         history = []
         for epoch in range(self.start_epoch, self.cfg.epochs):
+            hold.in_training("epoch_start", self.session, epoch + 1)  # test-only pause point (train/hold.py)
             _seed_epoch(self.cfg.seed, epoch, self.session.world_rank)
             self._set_frozen(epoch)
             train_loss, images_per_s, epoch_s = self._train_epoch(epoch)
@@ -190,7 +201,9 @@ class Trainer:
 
     # -- reporting ----------------------------------------------------------------------------
     def _report(self, result: Epoch) -> None:
-        metrics = {**result.as_metrics(), "node_id": _ray_node_id()}  # where the epoch ran (cluster tests)
+        # node_id: where the epoch ran (cluster tests); trained_at: when it finished (wall clock, s), the same in a
+        # row reported again after a resume, so "trained once" can be checked from result.json.
+        metrics = {**result.as_metrics(), "node_id": _ray_node_id(), "trained_at": time.time()}
         if result.epoch == self.start_epoch:  # the run's first report says when training really began
             metrics["first_step_at"] = self.first_step_at
         if self.session.world_rank == 0:
@@ -198,11 +211,11 @@ class Trainer:
         with checkpoint_scratch() as folder:
             has_checkpoint = self.session.world_rank == 0  # one copy of the weights is enough
             if has_checkpoint:
-                self._save(folder, result.epoch)
+                self._save(folder, result.epoch, metrics)
             self.session.report(metrics, folder if has_checkpoint else None)
         hold.after_checkpoint(self.session, metrics["epoch"])  # test-only pause point (train/hold.py)
 
-    def _save(self, folder: Path, epoch: int) -> None:
+    def _save(self, folder: Path, epoch: int, metrics: dict[str, Any]) -> None:
         state = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -214,7 +227,7 @@ class Trainer:
             "class_names": self.data.class_names,
             "data_fingerprint": self.data.fingerprint,
         }
-        checkpoints.save(folder, state, self.cfg)
+        checkpoints.save(folder, state, self.cfg, metrics)
 
 
 def run(cfg: TrialConfig, session: Session, data: Optional[PreparedData] = None,

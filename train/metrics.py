@@ -37,3 +37,7 @@ class Epoch:
 
 REPORTED_METRICS = tuple(field.name for field in dataclasses.fields(Epoch) if field.name != "epoch")
 """Numbers a search can optimise. ``epoch`` is reported too, but it is ASHA's time axis, not something to optimise."""
+
+REPORTED_AGAIN = "reported_again"
+"""Key (true) of a report that repeats a checkpoint's final epoch: a run resumed from its final checkpoint has
+nothing to train and reports that epoch's numbers again, so the trial ends with them."""

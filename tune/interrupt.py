@@ -17,6 +17,7 @@ context after ``ray.init``.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -28,6 +29,18 @@ from train.signals import NAMES, Stopped, exit_code
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+class _TuneResumeHint(logging.Filter):
+    """Drops Tune's "Resume experiment with: Tuner.restore(...)" warning: the search prints its own resume command
+    (the CLI's, which also restores the searcher, ASHA and the budget), and two differing ones confuse."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Resume experiment with" not in record.getMessage()
+
+
+TUNE_LOGGER = "ray.tune.tune"
+"""The logger of ``ray/tune/tune.py``, where that warning is logged."""
+
+
 class Interrupts:
     """Context manager around ``Tuner.fit``; ``count`` is the number of stop signals seen, ``signum``
     the first of them (None while there was none)."""
@@ -37,6 +50,7 @@ class Interrupts:
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
         self._tune_setting: str | None = None
+        self._hint_filter = _TuneResumeHint()
 
     @property
     def exit_code(self) -> int:
@@ -46,9 +60,11 @@ class Interrupts:
         self._tune_setting = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
         os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
         self._previous = {signum: signal.signal(signum, self._on_signal) for signum in STOP_SIGNALS}
+        logging.getLogger(TUNE_LOGGER).addFilter(self._hint_filter)
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        logging.getLogger(TUNE_LOGGER).removeFilter(self._hint_filter)
         for signum, previous in self._previous.items():
             signal.signal(signum, previous)
         if self._tune_setting is None:

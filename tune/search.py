@@ -11,17 +11,20 @@ from typing import Optional
 import ray
 from ray import tune
 from ray.tune.search import ConcurrencyLimiter
+from ray.tune.stopper import CombinedStopper
 
+from train import hold
 from train.config import ConfigError
 from train.connect import RayConnection
 from tune import preflight
 from tune.cluster import cluster_capacity
 from train.signals import stopped_code
+from tune.hold_points import HoldPoints
 from tune.interrupt import Interrupts
 from tune.progress import CompactReporter, use_compact_engine
 from tune.resumable import ExtendableSearch, ResumableASHA, raise_budget
 from tune.experiment.layout import SEARCH_FILE, STALL_FILE, SUMMARY_FILE, TRAIN_RUNS, trial_dirname
-from tune.experiment.records import UNFINISHED, RunRecord, Summary
+from tune.experiment.records import NOT_STARTED, UNFINISHED, RunRecord, Summary
 from tune.experiment.storage import Experiment, experiments, normalise, read_text
 from tune.latency import LatencyTable, measure_search
 from tune.objectives import LATENCY_METRIC
@@ -29,7 +32,8 @@ from tune.resume import check_same_data, continue_search, has_saved_state
 from tune.searcher import StudySearcher, study_url
 from tune.sizes import prepare_sizes
 from tune.space import SearchFile
-from tune.summary import build_summary, tune_statuses
+from tune.summary import build_summary, saved_trials
+from tune.trial_checkpoints import align_for_resume
 from tune.trial import (TRIAL_ERROR, describe_workers, idle_gpu_warnings, max_concurrent_trials, reuse_trial_processes,
                         run_trial, trial_resources)
 from tune.watch import ErrorFiles, ReleaseTrainResources, SearchStalled, StallGuard
@@ -89,8 +93,8 @@ def _searcher(search: SearchFile, experiment: Experiment, concurrency: int) -> S
     return searcher
 
 
-def _callbacks(search: SearchFile, experiment: Experiment, stall_guard: StallGuard) -> list:
-    callbacks = [ErrorFiles(experiment.uri), ReleaseTrainResources(), stall_guard]
+def _callbacks(search: SearchFile, experiment: Experiment, stall_guard: StallGuard, holds: HoldPoints) -> list:
+    callbacks = [ErrorFiles(experiment.uri), ReleaseTrainResources(), stall_guard, holds]
     if not search.wandb.enabled:
         return callbacks
     from tune.wandb_logging import WandbTrialLogger
@@ -166,19 +170,23 @@ def build_tuner(search: SearchFile, experiment: Experiment, resume: bool, data_k
     # CheckpointConfig below); with short epochs that is often, and meant, so its warning about
     # snapshotting often is noise (the variable is Tune's documented way to turn it off).
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    if resume:
-        raise_budget(search.budget.num_samples)  # a raised budget.num_samples (tune/resumable.py)
-        return tune.Tuner.restore(experiment.uri, trainable=trainable, resume_unfinished=True, resume_errored=True)
     base = search.trial_config({})
-    scheduler = _scheduler(search)
-    stall_guard = _stall_guard(search, experiment)
-    # What the cluster can grow to (an autoscaling cluster's max_workers), not just what is up now.
+    # What the cluster can grow to (an autoscaling cluster's max_workers), not just what is up now. Checked on
+    # --resume too: a search continued on a smaller Ray than its trials need is one line, not a wait forever.
     capacity = cluster_capacity()
     concurrency = max_concurrent_trials(base.workers, search.max_concurrent_trials, capacity)
     print(f"max concurrent trials: {concurrency} ({search.max_concurrent_trials}; "
           f"{capacity.describe()})", flush=True)
     for line in idle_gpu_warnings(base.workers, capacity):
         print(line, flush=True)
+    if resume:
+        raise_budget(search.budget.num_samples)  # a raised budget.num_samples (tune/resumable.py)
+        for line in align_for_resume(experiment.uri):  # the saved state behind its trials' folders
+            print(f"resume: {line}", flush=True)
+        return tune.Tuner.restore(experiment.uri, trainable=trainable, resume_unfinished=True, resume_errored=True)
+    scheduler = _scheduler(search)
+    stall_guard = _stall_guard(search, experiment)
+    holds = HoldPoints()  # test-only pauses (train/hold.py); nothing unless $SIGNSEARCH_HOLD asks
     # The budget and the concurrency limit wrap the searcher here (not through TuneConfig) so that a
     # resumed search can raise the budget.
     searcher = _searcher(search, experiment, concurrency)
@@ -193,8 +201,8 @@ def build_tuner(search: SearchFile, experiment: Experiment, resume: bool, data_k
         run_config=tune.RunConfig(
             name=experiment.name,
             storage_path=experiment.root,
-            callbacks=_callbacks(search, experiment, stall_guard),
-            stop=stall_guard,
+            callbacks=_callbacks(search, experiment, stall_guard, holds),
+            stop=CombinedStopper(stall_guard, holds),
             failure_config=tune.FailureConfig(max_failures=search.failure.max_failures),
             # One per trial, and Tune saves its experiment state after each new one (it does so after
             # every num_to_keep checkpoints of a trial): --resume after a kill then continues every
@@ -251,6 +259,10 @@ def run(search: SearchFile, *, storage: str, resume: Optional[str] = None,
             # and would add ~20 s to every --resume of a finished search.
             with record.clock(experiment, time.monotonic()):
                 results = tuner.fit()
+            # Still inside: a signal while the summary is written stops at once (KeyboardInterrupt below), and
+            # summary.json is written whole (by rename) or not at all.
+            summary, path, stalled = _write_summary(results, search, experiment, record, data.fingerprint,
+                                                    latencies, interrupts)
     except KeyboardInterrupt as stop:
         ray.shutdown()
         if not resume and not has_saved_state(experiment):
@@ -261,20 +273,10 @@ def run(search: SearchFile, *, storage: str, resume: Optional[str] = None,
         if not resume and not has_saved_state(experiment):
             experiment.remove()
         raise
-    statuses = tune_statuses(experiment)
-    summary = build_summary(results, search, experiment, wall_s=record.wall_s, data_fingerprint=data.fingerprint,
-                            statuses=statuses, interrupted=False,
-                            latency=latencies.settings() if latencies is not None else None)
-    unfinished = any(t.status == UNFINISHED for t in summary.trials)
-    stalled = _stall_reason(experiment)
-    summary.interrupted = ((interrupts.count > 0 or stalled is not None)
-                           and (unfinished or summary.num_trials < search.budget.num_samples))
-    summary.stalled = stalled
-    path = summary.write(experiment)
     ray.shutdown()  # flushes the workers' forwarded logs, so the summary path really is the last line
     if stalled is not None:
         raise SearchStalled(stalled)
-    if summary.interrupted:
+    if summary.interrupted or interrupts.count:  # a stop asked for is a stop, also when nothing was left to stop
         raise SearchInterrupted(experiment, path, interrupts.exit_code)
     if summary.best is None:
         permanent = [r.metrics[TRIAL_ERROR] for r in results if (r.metrics or {}).get(TRIAL_ERROR)]
@@ -282,6 +284,21 @@ def run(search: SearchFile, *, storage: str, resume: Optional[str] = None,
             raise ConfigError(permanent[0])  # every trial failed on a configuration, data or disk error
         raise _no_result(summary, search, experiment)
     return path
+
+
+def _write_summary(results, search: SearchFile, experiment: Experiment, record: RunRecord, fingerprint: str,
+                   latencies: Optional[LatencyTable], interrupts: Interrupts) -> tuple[Summary, str, Optional[str]]:
+    """Build and write summary.json after ``fit()``; (summary, its path, the stall guard's line or None)."""
+    hold.at("summary", 0)  # test-only pause point (train/hold.py)
+    summary = build_summary(results, search, experiment, wall_s=record.wall_s, data_fingerprint=fingerprint,
+                            saved=saved_trials(experiment), interrupted=False,
+                            latency=latencies.settings() if latencies is not None else None)
+    unfinished = any(t.status in (UNFINISHED, NOT_STARTED) for t in summary.trials)
+    stalled = _stall_reason(experiment)
+    summary.interrupted = ((interrupts.count > 0 or stalled is not None)
+                           and (unfinished or summary.num_trials < search.budget.num_samples))
+    summary.stalled = stalled
+    return summary, summary.write(experiment), stalled
 
 
 def _stall_reason(experiment: Experiment) -> Optional[str]:

@@ -7,6 +7,7 @@ The schema (and the writing of summary.json and best_config.yaml) is the experim
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Optional
@@ -14,13 +15,14 @@ from typing import Any, Optional
 from ray.tune import ResultGrid
 
 from train.metrics import REPORTED_METRICS
-from tune.experiment.records import ERROR, TERMINATED, UNFINISHED, Summary, TrialRecord
+from tune.experiment.records import ERROR, NOT_STARTED, TERMINATED, UNFINISHED, Summary, TrialRecord
 from tune.experiment.storage import Experiment
 from tune.distributions import sampled_params
 from tune.space import SearchFile
 from tune.experiment import layout
 from tune.objectives import LATENCY_METRIC
 from tune.trial import TRIAL_ERROR
+from tune.trial_checkpoints import paired
 
 KEY_PACKAGES = ("ray", "torch", "torchvision", "timm", "kornia", "optuna", "wandb", "numpy", "pydantic")
 SUMMARY_METRICS = (*REPORTED_METRICS, LATENCY_METRIC, "epoch", "training_iteration", "time_total_s")
@@ -41,28 +43,47 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def tune_statuses(experiment: Experiment) -> dict[str, str]:
-    """Trial id -> Tune's status, from the experiment state Tune saved last (it saves a running trial
-    as PENDING)."""
+@dataclass(frozen=True)
+class SavedTrial:
+    """A trial as Tune's experiment state (the one --resume reads) saved it last."""
+
+    status: str
+    """Tune's status (it saves a running trial as PENDING)."""
+    config: dict[str, Any]
+    """The trial config the searcher sampled (also for a trial that never reported)."""
+
+
+def saved_trials(experiment: Experiment) -> dict[str, SavedTrial]:
+    """Trial id -> its saved state, from the experiment state Tune saved last."""
     from ray.tune import ExperimentAnalysis
 
-    return {trial.trial_id: trial.status for trial in ExperimentAnalysis(experiment.uri).trials}
+    return {trial.trial_id: SavedTrial(trial.status, trial.config) for trial in ExperimentAnalysis(experiment.uri).trials}
 
 
-def _trial_record(result, search: SearchFile, experiment: Experiment, status: Optional[str]) -> TrialRecord:
+def _trial_record(result, search: SearchFile, experiment: Experiment, saved: Optional[SavedTrial]) -> TrialRecord:
     metrics = result.metrics or {}
+    status = saved.status if saved is not None else None
     failure = metrics.get(TRIAL_ERROR) or (error_line(result.error) if result.error else None)
     if failure:
         state = ERROR
     elif status in (None, TERMINATED):
         state = TERMINATED
-    else:  # PENDING / RUNNING / PAUSED: what an interrupted search leaves
+    elif "epoch" not in metrics:  # sampled (PENDING), or started and stopped within its first epoch
+        state = NOT_STARTED
+    else:  # PENDING / RUNNING / PAUSED after some epochs: what an interrupted search leaves
         state = UNFINISHED
+    # A trial that never reported has no config in its (empty) last result: the one Tune saved for it.
+    config = result.config or (saved.config if saved is not None else None)
     checkpoint = result.checkpoint.path if result.checkpoint else metrics.get("checkpoint_path")
+    if checkpoint is not None and "epoch" in metrics:
+        # The checkpoint of the epoch whose numbers these are (an interrupted search may have registered only
+        # the one before): the summary, export and the model card then speak of one epoch.
+        fs = result.checkpoint.filesystem if result.checkpoint else experiment.filesystem()
+        checkpoint, metrics = paired(fs, checkpoint, metrics)
     return TrialRecord(
         trial_id=_trial_id(result), status=state, error=failure,
         error_file=_error_file(result, experiment) if failure else None,
-        params=sampled_params(result.config, search.space), config=result.config, epochs=_epochs(result),
+        params=sampled_params(config, search.space), config=config, epochs=_epochs(result),
         metrics={key: _clean(metrics[key]) for key in SUMMARY_METRICS if key in metrics},
         path=experiment.relative(result.path), checkpoint=experiment.relative(checkpoint))
 
@@ -101,10 +122,10 @@ def error_line(error: BaseException) -> str:
 
 
 def build_summary(results: ResultGrid, search: SearchFile, experiment: Experiment, *, wall_s: float,
-                  data_fingerprint: str, statuses: dict[str, str], interrupted: bool,
+                  data_fingerprint: str, saved: dict[str, SavedTrial], interrupted: bool,
                   latency: Optional[dict[str, Any]] = None) -> Summary:
     """The search's summary (tune/experiment/records.py); ``latency``: how latency_ms was measured."""
-    trials = [_trial_record(result, search, experiment, statuses.get(_trial_id(result))) for result in results]
+    trials = [_trial_record(result, search, experiment, saved.get(_trial_id(result))) for result in results]
     scored = [t for t in trials if t.metrics.get(search.metric) is not None]
     pick = max if search.mode == "max" else min
     best = pick(scored, key=lambda t: t.metrics[search.metric]) if scored else None

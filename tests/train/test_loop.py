@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -121,6 +122,30 @@ def test_two_workers_match_one_worker_with_the_same_global_batch(tiny_data, tmp_
     assert two[-1][2] > 2 * chance and one[-1].val_acc > 2 * chance, (two, one)
     assert abs(two[-1][2] - one[-1].val_acc) <= VAL_ACC_TOLERANCE, (two[-1][2], one[-1].val_acc)
     print(f"val_acc 2 workers {two[-1][2]:.4f}, 1 worker {one[-1].val_acc:.4f}")
+
+
+def test_a_run_restored_from_its_final_checkpoint_reports_that_epoch_again(tiny_data, tmp_path):
+    """A search killed after a trial's final checkpoint was committed, before the trial was recorded as finished:
+    the restored run has nothing to train and reports the final epoch's numbers again (the same row, the same
+    trained_at, marked), instead of ending without the metric."""
+    from ray.train import Checkpoint
+
+    from train.loop import Trainer
+    from train.metrics import REPORTED_AGAIN
+    from train.session import LocalSession
+
+    cfg = parse(_config(tiny_data, epochs=2))
+    first: list[dict] = []
+    run_local(cfg, checkpoint_root=tmp_path)  # checkpoint_0002: the final epoch
+    saved = json.loads((tmp_path / "checkpoint_0002" / "metrics.json").read_text())
+
+    class Restoring(LocalSession):
+        def restored_checkpoint(self):
+            return Checkpoint.from_directory(tmp_path / "checkpoint_0002")
+
+    trainer = Trainer(cfg, Restoring(on_report=first.append))
+    assert trainer.start_epoch == 2 and trainer.fit() == []
+    assert first == [{**saved, REPORTED_AGAIN: True}] and saved["epoch"] == 2 and "trained_at" in saved
 
 
 @pytest.mark.timeout(400)

@@ -30,7 +30,7 @@ _STRICT = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 Scalar = Union[bool, int, float, str, None]
 Number = Union[int, float, None]
 
-TERMINATED, ERROR, UNFINISHED = "TERMINATED", "ERROR", "UNFINISHED"
+TERMINATED, ERROR, UNFINISHED, NOT_STARTED = "TERMINATED", "ERROR", "UNFINISHED", "NOT_STARTED"
 
 
 class ExperimentError(ConfigError):
@@ -43,9 +43,10 @@ class TrialRecord(BaseModel):
     model_config = _STRICT
     trial_id: str
     """Tune's trial id; the trial's folder is ``trial_<id>``."""
-    status: Literal["TERMINATED", "ERROR", "UNFINISHED"]
+    status: Literal["TERMINATED", "ERROR", "UNFINISHED", "NOT_STARTED"]
     """TERMINATED: finished, or stopped early by ASHA. ERROR: failed (retries used up, or a configuration, data
-    or disk error, never retried). UNFINISHED (only in an interrupted search): continued by --resume."""
+    or disk error, never retried). Only in an interrupted search: UNFINISHED, continued by --resume from its last
+    checkpoint; NOT_STARTED, sampled but no epoch finished yet, started by --resume."""
     error: Optional[str] = None
     """The failure's one line."""
     error_file: Optional[str] = None
@@ -91,7 +92,7 @@ class Summary(BaseModel):
     """Seconds the search's trials ran: Tune's ``fit()`` of every session (--resume included), without Ray's
     start, data preparation or the summary; a session killed with -9 counts to its last clock tick."""
     interrupted: bool
-    """Ctrl-C or the stall guard stopped it: UNFINISHED trials continue with --resume."""
+    """Ctrl-C, SIGTERM or the stall guard stopped it: UNFINISHED and NOT_STARTED trials continue with --resume."""
     stalled: Optional[str] = None
     """The stall guard's line when trials waited ``failure.stall_timeout_s`` for resources with none running
     (tune/watch.py), else null."""

@@ -147,6 +147,10 @@ class Experiment:
         itself when it is local, else ./runs/<name>."""
         return Path(self.uri) if not is_uri(self.root) else Path("runs").resolve() / self.name
 
+    def filesystem(self) -> pyarrow.fs.FileSystem:
+        """The pyarrow filesystem the experiment is on (Tune's and Train's storage paths are paths on it)."""
+        return _fs(self.uri)[0]
+
     def write_text(self, filename: str, text: str) -> str:
         """Write a file into the experiment, whole or not at all; return its path or URI."""
         return write_bytes(self.child(filename), text.encode())

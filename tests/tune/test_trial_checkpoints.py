@@ -1,0 +1,89 @@
+"""Which checkpoint a trial continues from after a kill, and which one its summary row names: real checkpoints of
+the loop, laid out as Tune leaves a trial folder at each moment of an epoch's bookkeeping."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pyarrow.fs
+import pytest
+
+from train.checkpoint import CHECKPOINT_FILE
+from train.config import parse
+from train.loop import run_local
+from tune.trial_checkpoints import align_trial, paired, resume_point
+
+FS = pyarrow.fs.LocalFileSystem()
+
+
+@pytest.fixture(scope="module")
+def epochs(tiny_data, tmp_path_factory):
+    """Checkpoint folders of epochs 1-3 of one real run (run_local names them checkpoint_0001..3)."""
+    root = tmp_path_factory.mktemp("epochs")
+    run_local(parse({"data": tiny_data, "model": {"name": "small_cnn", "cnn": {"blocks": 2, "width": 8}},
+                     "epochs": 3, "workers": {"threads_per_worker": 1}}), checkpoint_root=root)
+    return root
+
+
+def _trial(tmp_path, epochs, checkpoints: list[int], rows: list[int]):
+    """A trial folder: Tune's checkpoint_00000<i> holding epoch i+1 for each given epoch, result.json rows."""
+    trial = tmp_path / "trial_x"
+    trial.mkdir()
+    for epoch in checkpoints:
+        shutil.copytree(epochs / f"checkpoint_{epoch:04d}", trial / f"checkpoint_{epoch - 1:06d}")
+    metrics = {epoch: json.loads((epochs / f"checkpoint_{epoch:04d}" / "metrics.json").read_text()) for epoch in rows}
+    (trial / "result.json").write_text("".join(json.dumps(metrics[e]) + "\n" for e in rows))
+    return trial
+
+
+def _epoch_in(folder) -> int:
+    return json.loads((folder / "metrics.json").read_text())["epoch"]
+
+
+def test_the_state_names_a_checkpoint_tune_already_deleted(tmp_path, epochs):
+    """Killed after Tune registered epoch 3's checkpoint (deleting epoch 2's), before it saved its state, which still
+    names checkpoint_000001: the trial continues from epoch 3, where the state looks for it."""
+    trial = _trial(tmp_path, epochs, checkpoints=[3], rows=[1, 2, 3])
+    line = align_trial(FS, str(trial), str(trial / "checkpoint_000001"))
+    assert line == "trial_x: continues from epoch 3 (checkpoint_000002 -> checkpoint_000001)"
+    assert [p.name for p in sorted(trial.glob("checkpoint_*"))] == ["checkpoint_000001"]
+    assert _epoch_in(trial / "checkpoint_000001") == 3
+
+
+def test_a_recorded_epoch_is_not_trained_again(tmp_path, epochs):
+    """Killed after epoch 2's row was written, before its checkpoint was registered: the state names epoch 1's
+    checkpoint, but the trial continues after epoch 2 (its row is there: training it again would repeat it)."""
+    trial = _trial(tmp_path, epochs, checkpoints=[1, 2], rows=[1, 2])
+    align_trial(FS, str(trial), str(trial / "checkpoint_000000"))
+    assert [p.name for p in sorted(trial.glob("checkpoint_*"))] == ["checkpoint_000000"]
+    assert _epoch_in(trial / "checkpoint_000000") == 2
+
+
+def test_the_epoch_in_progress_is_dropped_and_a_right_state_is_left_alone(tmp_path, epochs):
+    """Epoch 3's checkpoint was written but its row never was (killed in between): it is not trusted; the state
+    naming epoch 2's checkpoint is right, and the unrecorded folder after it goes (it is trained again)."""
+    trial = _trial(tmp_path, epochs, checkpoints=[2, 3], rows=[1, 2])
+    assert resume_point(FS, str(trial)).epoch == 2
+    assert align_trial(FS, str(trial), str(trial / "checkpoint_000001")) is None
+    assert (trial / "checkpoint_000002").exists()  # left for Tune, which writes its next checkpoint there
+
+
+def test_a_cut_off_checkpoint_is_never_the_resume_point(tmp_path, epochs):
+    trial = _trial(tmp_path, epochs, checkpoints=[2, 3], rows=[1, 2, 3])
+    weights = trial / "checkpoint_000002" / CHECKPOINT_FILE
+    weights.write_bytes(weights.read_bytes()[:1000])
+    assert resume_point(FS, str(trial)).epoch == 2
+
+
+def test_a_summary_row_names_the_checkpoint_of_its_own_epoch(tmp_path, epochs):
+    """An interrupted search: Tune's state registered epoch 2's checkpoint, the last result is epoch 3's and its
+    checkpoint exists: the row names epoch 3's. With only epoch 2's on disk, the row takes epoch 2's numbers."""
+    trial = _trial(tmp_path, epochs, checkpoints=[2, 3], rows=[1, 2, 3])
+    last = json.loads((trial / "checkpoint_000002" / "metrics.json").read_text())
+    checkpoint, metrics = paired(FS, str(trial / "checkpoint_000001"), {**last, "training_iteration": 3})
+    assert checkpoint == str(trial / "checkpoint_000002") and metrics["epoch"] == 3
+    shutil.rmtree(trial / "checkpoint_000002")
+    checkpoint, metrics = paired(FS, str(trial / "checkpoint_000001"), {**last, "training_iteration": 3})
+    assert checkpoint == str(trial / "checkpoint_000001") and metrics["epoch"] == 2
+    assert metrics["val_acc"] == json.loads((trial / "checkpoint_000001" / "metrics.json").read_text())["val_acc"]

@@ -1,0 +1,73 @@
+"""The search driver's hold points (train/hold.py): test-only pauses at the moments Tune changes a search's state.
+
+A Tune callback sees a trial sampled, started, its results, its checkpoints, its end and its retry; a Tune stopper
+is asked right after each event is handled and before Tune saves its experiment state, which is the one moment a
+callback cannot reach: a checkpoint registered (and the one before it deleted) but not yet in the saved state.
+Unset, every method returns at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from ray.tune import Callback
+from ray.tune.stopper import Stopper
+
+from train import hold
+
+
+def _where(trial: Any) -> dict[str, Any]:
+    return {"trial_id": trial.trial_id, "experiment_dir": trial.local_experiment_path}
+
+
+def _epoch(trial: Any) -> int:
+    return int((trial.last_result or {}).get("epoch") or 0)
+
+
+class HoldPoints(Callback, Stopper):
+    """Pauses the driver at the driver points of train/hold.py (always installed; a no-op unless asked for)."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+        self._started = 0
+        self._registered: Optional[tuple[Any, int]] = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {}  # pickled with the run config: a resumed session counts its own trials
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__()
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        for trial in trials:
+            if trial.trial_id not in self._seen and trial.status == "PENDING":
+                self._seen.add(trial.trial_id)
+                hold.at("pending", len(self._seen), lambda: _where(trial))
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._seen.add(trial.trial_id)
+        self._started += 1
+        hold.at("started", self._started, lambda: _where(trial))
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        hold.at("result", int(result.get("epoch") or 0), lambda: _where(trial))
+
+    def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any) -> None:
+        # Tune registers the checkpoint right after this call: held in stop_all, asked after the event.
+        self._registered = (trial, _epoch(trial))
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        hold.at("complete", _epoch(trial), lambda: _where(trial))
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        hold.at("recover", _epoch(trial), lambda: _where(trial))
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        return False  # never stops a trial
+
+    def stop_all(self) -> bool:
+        if self._registered is not None:
+            trial, epoch = self._registered
+            self._registered = None
+            hold.at("checkpoint_registered", epoch, lambda: _where(trial))
+        return False

@@ -1,0 +1,159 @@
+"""Which of a 1-worker trial's checkpoints goes with which epoch, before a resume and in the summary.
+
+A 1-worker trial's checkpoints are Tune's (``trial_<id>/checkpoint_<n>/``; a multi-worker trial's are Ray Train's,
+whose own checkpoint manager writes its state before it deletes an old checkpoint). Tune keeps one
+(``CheckpointConfig(num_to_keep=1)``) and does three things per epoch, in this order: the trial writes the new
+checkpoint folder; the driver appends the epoch's row to ``result.json``; the driver registers the checkpoint
+(deleting the previous one) and then saves its experiment state, which is what ``--resume`` reads. A driver
+killed between two of them leaves a saved state that is behind the folder:
+
+- the state names a checkpoint that was already deleted (killed after the registration, before the save):
+  Tune's restore fails ("does not exist on storage anymore") and a finished trial would end as ERROR;
+- the state names an older checkpoint than the last row of ``result.json`` (killed after the row, before the
+  registration): the restored trial would train that epoch a second time.
+
+:func:`align_for_resume` puts the newest whole checkpoint whose epoch has its row in ``result.json`` where the
+state expects one, before ``Tuner.restore`` reads it; the epoch in progress (a checkpoint without its row) is
+dropped and trained again, which is the one thing a kill may cost. Every checkpoint folder holds its epoch's
+reported numbers (``metrics.json``, train/checkpoint.py), so no weights are read to know its epoch.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import posixpath
+import zipfile
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import pyarrow.fs
+
+from train.checkpoint import CHECKPOINT_FILE, METRICS_FILE
+from tune.experiment.layout import RESULT_FILE
+
+PREFIX = "checkpoint_"
+
+
+@dataclass(frozen=True)
+class SavedCheckpoint:
+    """A checkpoint folder of a trial and the numbers its epoch reported."""
+
+    path: str
+    """Its path on ``fs`` (a filesystem path, not a URI)."""
+    metrics: dict[str, Any]
+
+    @property
+    def epoch(self) -> int:
+        return int(self.metrics["epoch"])
+
+
+def _read(fs: pyarrow.fs.FileSystem, path: str) -> Optional[bytes]:
+    try:
+        with fs.open_input_stream(path) as stream:
+            return stream.read()
+    except (OSError, pyarrow.ArrowException):
+        return None
+
+
+def saved_checkpoints(fs: pyarrow.fs.FileSystem, trial_dir: str) -> list[SavedCheckpoint]:
+    """The trial's checkpoint folders that say which epoch they hold, oldest epoch first."""
+    try:
+        infos = fs.get_file_info(pyarrow.fs.FileSelector(trial_dir, allow_not_found=True))
+    except (OSError, pyarrow.ArrowException):
+        return []
+    found = []
+    for info in infos:
+        if info.type != pyarrow.fs.FileType.Directory or not info.base_name.startswith(PREFIX):
+            continue
+        text = _read(fs, posixpath.join(info.path, METRICS_FILE))
+        try:
+            metrics = json.loads(text) if text is not None else None
+        except ValueError:
+            metrics = None  # cut off by the kill: the folder was being written
+        if isinstance(metrics, dict) and isinstance(metrics.get("epoch"), int):
+            found.append(SavedCheckpoint(info.path, metrics))
+    return sorted(found, key=lambda saved: (saved.epoch, saved.path))
+
+
+def is_whole(fs: pyarrow.fs.FileSystem, checkpoint: SavedCheckpoint) -> bool:
+    """The weights file is there and passes its zip CRC checks (a folder cut off while copied is not)."""
+    data = _read(fs, posixpath.join(checkpoint.path, CHECKPOINT_FILE))
+    if data is None:
+        return False
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return archive.testzip() is None
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return False
+
+
+def recorded_epochs(fs: pyarrow.fs.FileSystem, trial_dir: str) -> set[int]:
+    """Epochs that have a row in the trial's result.json (a row cut off by a kill is not one)."""
+    text = _read(fs, posixpath.join(trial_dir, RESULT_FILE))
+    epochs = set()
+    for line in (text or b"").decode(errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get("epoch"), int):
+            epochs.add(row["epoch"])
+    return epochs
+
+
+def resume_point(fs: pyarrow.fs.FileSystem, trial_dir: str) -> Optional[SavedCheckpoint]:
+    """The newest whole checkpoint whose epoch has its result.json row: where the trial continues."""
+    recorded = recorded_epochs(fs, trial_dir)
+    for candidate in reversed(saved_checkpoints(fs, trial_dir)):
+        if candidate.epoch in recorded and is_whole(fs, candidate):
+            return candidate
+    return None
+
+
+def align_trial(fs: pyarrow.fs.FileSystem, trial_dir: str, expected: str) -> Optional[str]:
+    """Make ``expected`` (the checkpoint path the saved state names) hold the trial's resume point; drop the
+    folders after it. Returns a line saying what moved, or None when the state was already right."""
+    target = resume_point(fs, trial_dir)
+    if target is None or target.path == expected:
+        return None
+    expected_info = fs.get_file_info(expected)
+    if expected_info.type == pyarrow.fs.FileType.Directory:
+        fs.delete_dir(expected)
+    fs.move(target.path, expected)
+    for later in saved_checkpoints(fs, trial_dir):
+        if posixpath.basename(later.path) > posixpath.basename(expected):
+            fs.delete_dir(later.path)  # epochs without their row: trained again
+    return (f"{posixpath.basename(trial_dir)}: continues from epoch {target.epoch} "
+            f"({posixpath.basename(target.path)} -> {posixpath.basename(expected)})")
+
+
+def align_for_resume(experiment_uri: str) -> list[str]:
+    """Before ``Tuner.restore``: every unfinished 1-worker trial's expected checkpoint holds its resume point
+    (see the module docstring). Returns a line per trial that moved."""
+    from ray.tune import ExperimentAnalysis
+
+    lines = []
+    for trial in ExperimentAnalysis(experiment_uri).trials:
+        checkpoint = trial.checkpoint  # Tune's latest registered checkpoint, as its saved state names it
+        if trial.status in ("TERMINATED", "ERROR") or checkpoint is None:
+            continue
+        line = align_trial(checkpoint.filesystem, posixpath.dirname(checkpoint.path), checkpoint.path)
+        if line:
+            lines.append(line)
+    return lines
+
+
+def paired(fs: pyarrow.fs.FileSystem, checkpoint_path: str, metrics: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(checkpoint, metrics) of one epoch for a trial's summary row: the checkpoint of the last reported epoch if
+    it was written (an interrupted search may have registered only the one before), else the registered one with
+    its own epoch's numbers. ``checkpoint_path`` is the registered checkpoint, ``metrics`` the last report."""
+    epoch = metrics.get("epoch")
+    siblings = saved_checkpoints(fs, posixpath.dirname(checkpoint_path))
+    same = [saved for saved in siblings if saved.epoch == epoch and is_whole(fs, saved)]
+    if same:
+        return same[-1].path, metrics
+    own = next((saved for saved in siblings if saved.path == checkpoint_path), None)
+    if own is None or own.epoch == epoch:
+        return checkpoint_path, metrics  # a checkpoint without metrics.json (written before they were kept)
+    return checkpoint_path, {**metrics, **own.metrics}
