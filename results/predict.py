@@ -25,9 +25,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
+from PIL.Image import DecompressionBombWarning
 
 from results.model_dir import ModelDirError, load_model_dir
 from results.preprocess import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageRejected, Preprocessing
@@ -80,8 +82,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="re-measure latency_ms on this machine (no images needed) and compare with model.json")
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="largest image accepted (w x h)")
     args = parser.parse_args(argv)
-    if args.top_k < 1 or args.batch_size < 1:
-        parser.error("--top-k and --batch-size must be >= 1")
+    for flag, value, least in (("--top-k", args.top_k, 1), ("--batch-size", args.batch_size, 1),
+                               ("--threads", args.threads, 0), ("--max-pixels", args.max_pixels, 1)):
+        if value is not None and value < least:
+            print(f"error: {flag} {value}: must be >= {least}" + (" (0: every core)" if flag == "--threads" else ""),
+                  file=sys.stderr)
+            return 2
     if args.benchmark:
         return benchmark(args.model_dir, args.threads, args.json)
     if not args.images:
@@ -91,7 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         spec = load_model_dir(args.model_dir)
         paths = image_paths(args.images)
-        pixels = decode_all(spec.preprocessing, paths, args.max_pixels)
+        with warnings.catch_warnings():
+            # Pillow warns of a "decompression bomb" over Image.MAX_IMAGE_PIXELS; --max-pixels is the limit here,
+            # checked before any pixel is decoded (one CLI thread: catch_warnings is safe).
+            warnings.simplefilter("ignore", DecompressionBombWarning)
+            pixels = decode_all(spec.preprocessing, paths, args.max_pixels)
         model = OnnxClassifier(spec, threads=args.threads or 0)
     except (ModelDirError, InputError) as error:
         print(f"error: {error}", file=sys.stderr)

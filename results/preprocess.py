@@ -14,6 +14,7 @@ Bad input raises :class:`ImageRejected` with a one-line message and an HTTP stat
 from __future__ import annotations
 
 import io
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +78,18 @@ def to_rgb(image: Image.Image, name: str = "image") -> Image.Image:
                             "grayscale") from None
 
 
+def too_many_pixels(name: str, error: Image.DecompressionBombError, max_pixels: int) -> str:
+    """The --max-pixels line for an image Pillow itself refused on opening (over twice ``Image.MAX_IMAGE_PIXELS``,
+    before :meth:`Preprocessing.decode` sees its size). Pillow's own text speaks of a "DOS attack"; its pixel
+    count ("Image size (N pixels) exceeds limit of M pixels, ...") is kept."""
+    found = re.search(r"\((\d+) pixels\)", str(error))
+    size = f"{int(found.group(1))} pixels" if found else "too many pixels"
+    pillow = 2 * int(Image.MAX_IMAGE_PIXELS or 0)
+    if pillow and max_pixels > pillow:  # --max-pixels was raised past what Pillow opens at all
+        return f"{name}: {size}, above Pillow's limit of {pillow} pixels (twice PIL.Image.MAX_IMAGE_PIXELS)"
+    return f"{name}: {size}, above the limit of {max_pixels} pixels"
+
+
 @dataclass(frozen=True)
 class Preprocessing:
     """How pixels become the model's input (the ``input`` section of model.json)."""
@@ -119,7 +132,7 @@ class Preprocessing:
         try:
             image = Image.open(stream)
         except Image.DecompressionBombError as error:
-            raise ImageRejected(f"{name}: {error}", 413) from None
+            raise ImageRejected(too_many_pixels(name, error, max_pixels), 413) from None
         except DECODE_ERRORS:
             raise ImageRejected(f"{name}: not an image (Pillow cannot identify it; PNG, JPEG, PPM, BMP, GIF, "
                                 f"TIFF and WebP are read)") from None

@@ -71,8 +71,33 @@ def set_dotted(config: dict[str, Any], key: str, value: Any) -> None:
     node[leaf] = value
 
 
-def apply_overrides(config: dict[str, Any], assignments: Iterable[str]) -> dict[str, Any]:
-    """Set each ``dotted.key=value`` (value parsed as YAML: 3e-4, true, [a, b]) in a nested dict."""
+def set_in_flat(section: dict[str, Any], name: str, rest: str, value: Any, example: str) -> None:
+    """Set ``rest`` in ``section``, a section whose keys are dotted paths themselves (a search file's ``space``:
+    ``optim.lr``): ``rest`` is the longest key it equals or starts with, then a path inside that entry
+    (``optim.lr.high``). A ``rest`` naming no key adds one, given whole (a mapping: ``example``)."""
+    known = [key for key in section if rest == key or rest.startswith(f"{key}.")]
+    if known:
+        key = max(known, key=len)
+        inner = rest[len(key) + 1:]
+        if not inner:
+            section[key] = value
+        elif isinstance(section[key], dict):
+            set_dotted(section[key], inner, value)
+        else:
+            raise ConfigError(f"'{name}.{key}' holds a value, not a section")
+    elif isinstance(value, dict):
+        section[rest] = value
+    else:
+        raise ConfigError(f"{name} has no entry {rest!r} nor one it starts with (entries: "
+                          f"{', '.join(section) or 'none'}); a new entry is given whole, e.g. --set {example}")
+
+
+def apply_overrides(config: dict[str, Any], assignments: Iterable[str],
+                    flat: dict[str, str] | None = None) -> dict[str, Any]:
+    """Set each ``dotted.key=value`` (value parsed as YAML: 3e-4, true, [a, b]) in a nested dict.
+
+    ``flat``: top-level sections whose keys are dotted paths (:func:`set_in_flat`), each with an example of a
+    whole new entry for the error line."""
     for assignment in assignments:
         key, sep, text = assignment.partition("=")
         if not sep or not key:
@@ -83,8 +108,15 @@ def apply_overrides(config: dict[str, Any], assignments: Iterable[str]) -> dict[
             raise ConfigError(f"--set {assignment!r}: {error}") from None
         except yaml.YAMLError:
             raise ConfigError(f"--set {assignment!r}: the value is not valid YAML (quote strings with spaces)") from None
+        name, dot, rest = key.partition(".")
         try:
-            set_dotted(config, key, value)
+            if dot and rest and name in (flat or {}):
+                section = config.setdefault(name, {})
+                if not isinstance(section, dict):
+                    raise ConfigError(f"'{name}' holds a value, not a section")
+                set_in_flat(section, name, rest, value, (flat or {})[name])
+            else:
+                set_dotted(config, key, value)
         except ConfigError as error:
             raise ConfigError(f"--set {assignment!r}: {error}") from None
     return config

@@ -50,11 +50,16 @@ class Latency(BaseModel):
 
 
 def check_objectives(objectives: list[Objective], allowed: tuple[str, ...]) -> None:
-    """Raise ValueError (one line) for an unknown metric, a metric named twice, or no trained metric."""
+    """Raise ValueError (one line) for an unknown metric, latency_ms maximised, a metric named twice, or no trained
+    metric."""
     names = [objective.metric for objective in objectives]
     for name in names:
         if name not in (*allowed, LATENCY_METRIC):
             raise ValueError(f"objectives: unknown metric {name!r} (allowed: {', '.join(allowed)}, {LATENCY_METRIC})")
+    for objective in objectives:
+        if objective.metric == LATENCY_METRIC and objective.mode != "min":
+            raise ValueError(f"objectives: {LATENCY_METRIC} is minimised (a faster model is better): give it mode: "
+                             f"min, got mode: {objective.mode}")
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
         raise ValueError(f"objectives: {', '.join(twice)} named twice; each metric can be one objective only")

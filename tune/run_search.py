@@ -31,8 +31,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--address", help="Ray to run on: a cluster address, or 'local' to always start one here "
                                           "(default: $RAY_ADDRESS, else a cluster running here, else start one)")
     parser.add_argument("--num-cpus", type=int, help="CPUs of the embedded local Ray (default: all)")
-    parser.add_argument("--num-gpus", type=int, help="GPUs of the embedded local Ray (default: all); with "
-                                                     "resources.fake_gpus=true logical ones, to try a GPU space on a CPU")
+    parser.add_argument("--num-gpus", type=int, help="GPUs of the embedded local Ray (default: all); with --set "
+                                                     "trial.workers.fake_gpus=true logical ones, to try a GPU space "
+                                                     "on a CPU")
     parser.add_argument("--dashboard-host", default="127.0.0.1", help="embedded Ray's dashboard bind address")
     parser.add_argument("--dashboard-port", type=int,
                         help="embedded Ray's dashboard port (default: 8265, or the next free one; the URL is printed)")

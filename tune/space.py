@@ -9,6 +9,7 @@ written in it and what is allowed. The parameters' distributions and ``when`` co
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
@@ -74,6 +75,16 @@ class Searcher(BaseModel):
         return self
 
 
+def _as_yaml(value: Any) -> str:
+    return yaml.safe_dump(value).split("\n")[0]  # true, not Python's True
+
+
+TPE_ONLY = ("multivariate", "group", "constant_liar")
+"""TPE settings refused under a W&B engine unless at their defaults: W&B's engine proposes by itself, and a
+modelling choice someone made would be silently dropped. No shipped space sets these, so one switched to a W&B engine
+with --set still loads; startup_trials, which every shipped space sets for its TPE, is a warning (ignored_settings)."""
+
+
 class Wandb(BaseModel):
     model_config = _STRICT
     enabled: bool = True
@@ -132,6 +143,16 @@ class SearchFile(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _tpe_settings_need_tpe(self):
+        algorithm = self.searcher.algorithm
+        for key in TPE_ONLY if algorithm.startswith("wandb_") else ():
+            value, default = (_as_yaml(v) for v in (getattr(self.searcher, key), Searcher.model_fields[key].default))
+            if value != default:
+                raise ValueError(f"searcher.{key}: {value} is a TPE setting that {algorithm} (W&B's engine) does not "
+                                 f"use: leave it at {default} or use algorithm tpe")
+        return self
+
+    @model_validator(mode="after")
     def _objectives(self):
         if self.objectives is None:
             if self.searcher.algorithm == "nsga2":
@@ -183,15 +204,35 @@ class SearchFile(BaseModel):
         return yaml.safe_dump(raw, sort_keys=False)
 
 
+SPACE_EXAMPLE = "'space.optim.lr={type: loguniform, low: 1.0e-4, high: 0.1}'"
+"""A whole parameter given by --set (space keys are dotted: ``space.optim.lr.high=0.1`` changes one bound of the
+``optim.lr`` parameter, train.overrides.set_in_flat)."""
+
+
+def ignored_settings(search: SearchFile) -> list[str]:
+    """Settings the search will not use, one line each: warned about, not refused, because the documented ways of
+    comparing engines make them (``--set searcher.algorithm=wandb_bayes`` on a space written for TPE, the
+    ``--set budget.early_stopping=false`` baseline of a space stopped by W&B hyperband)."""
+    notes = []
+    algorithm, budget, startup = search.searcher.algorithm, search.budget, search.searcher.startup_trials
+    if algorithm.startswith("wandb_") and startup != Searcher.model_fields["startup_trials"].default:
+        notes.append(f"searcher.startup_trials ({startup}) is a TPE setting: {algorithm} "
+                     "(W&B's engine) does not use it")
+    if budget.scheduler == "wandb_hyperband" and not budget.early_stopping:
+        notes.append("budget.scheduler: wandb_hyperband stops no trial with budget.early_stopping: false (every "
+                     "trial runs to trial.epochs)")
+    return notes
+
+
 def load_search_file(path: str | Path, overrides: list[str] = (), base: Optional[Path] = None) -> SearchFile:
     """Parse, override and check a search file; every problem is one ConfigError line naming the file and
-    the key as written in it.
+    the key as written in it; a setting the search will not use is one ``warning:`` line on stderr each.
 
     Relative paths (trial.data.root, trial.data.cache_dir, trial.model.weights) are made absolute against
     ``base`` (default: the current directory, where the command was started), so search.yaml, summary.json
     and every trial see the same absolute path.
     """
-    raw = apply_overrides(load_yaml(path), overrides)
+    raw = apply_overrides(load_yaml(path), overrides, flat={"space": SPACE_EXAMPLE})
     if isinstance(raw.get("trial"), dict):
         absolute_paths(raw["trial"], base or Path.cwd())
     try:
@@ -200,6 +241,8 @@ def load_search_file(path: str | Path, overrides: list[str] = (), base: Optional
         raise ConfigError(f"{path}: {one_line(error, SearchFile)}") from None
     _check_searched_not_fixed(path, search, raw.get("trial"))
     _check_space(path, search)
+    for note in ignored_settings(search):
+        print(f"warning: {path}: {note}", file=sys.stderr)
     return search
 
 

@@ -70,7 +70,7 @@ def build(args: argparse.Namespace, scratch: Path) -> tuple[str, list[str]]:
             raise ExperimentError(f"--baseline {other.location}: it searched for {other.metric}, not {exp.metric}")
     evaluation, evaluation_source = best_test_evaluation(exp, not args.no_evaluate, scratch)
     study, study_source = load_study(exp, scratch)
-    view = with_pruned_as_complete(study, exp.metric)
+    view = with_pruned_as_complete(study, exp.metric, {t.trial_id: t.value for t in exp.trials if t.value is not None})
 
     remote = args.out is None and storage.is_uri(exp.location)
     out = scratch / REPORT_DIR if remote else Path(args.out) if args.out else Path(exp.location) / REPORT_DIR

@@ -46,9 +46,9 @@ def _wrap(title: str, fig) -> str:
     return textwrap.fill(title, max(30, int(fig.get_figwidth() * 12)))
 
 
-def _pruned_note(view: StudyView, metric: str) -> str:
-    return (f"{view.complete} finished + {view.pruned} ASHA-stopped trials; stopped ones count with their "
-            f"last {metric} (at the epoch they stopped), as Optuna's evaluators read finished trials only")
+def _pruned_note(view: StudyView, exp: SearchResults) -> str:
+    return (f"{view.complete} finished + {view.pruned} {exp.stopper}-stopped trials; stopped ones count with their "
+            f"last {exp.metric} (at the epoch they stopped), as Optuna's evaluators read finished trials only")
 
 
 def learning_curves(exp: SearchResults, out: Path) -> Plot:
@@ -166,10 +166,10 @@ def importance(view: StudyView, exp: SearchResults, out: Path) -> Figure:
         return Skipped(title, "no parameter took two different values")
     _optuna_plot(lambda: plot_param_importances(view.study, evaluator=FanovaImportanceEvaluator(seed=0),
                                                 target_name=exp.metric),
-                 out, "importance.png", f"fANOVA importance for {exp.metric} over {_pruned_note(view, exp.metric)}",
+                 out, "importance.png", f"fANOVA importance for {exp.metric} over {_pruned_note(view, exp)}",
                  (10, 5))
     caption = (f"Share of the variance of {exp.metric} each parameter explains (fANOVA, seed 0) over "
-               f"{_pruned_note(view, exp.metric)}.")
+               f"{_pruned_note(view, exp)}.")
     if left_out:
         caption += f" Conditional parameters, not sampled in every trial, are left out: {', '.join(left_out)}."
     return Plot("importance.png", title, caption)
@@ -183,9 +183,9 @@ def parallel(view: StudyView, exp: SearchResults, out: Path) -> Figure:
     if reason:
         return Skipped(title, reason)
     _optuna_plot(lambda: plot_parallel_coordinate(view.study, target_name=exp.metric), out, "parallel.png",
-                 f"Sampled parameters coloured by {exp.metric}: {_pruned_note(view, exp.metric)}", (11, 5.5))
+                 f"Sampled parameters coloured by {exp.metric}: {_pruned_note(view, exp)}", (11, 5.5))
     return Plot("parallel.png", title, f"One line per trial through its sampled values, coloured by {exp.metric} "
-                                       f"({_pruned_note(view, exp.metric)}).")
+                                       f"({_pruned_note(view, exp)}).")
 
 
 def numeric(exp: SearchResults, out: Path) -> Figure:

@@ -102,20 +102,27 @@ def rebuild(experiment: SearchResults) -> optuna.Study:
     return study
 
 
-def with_pruned_as_complete(study: optuna.Study, metric: Optional[str] = None) -> StudyView:
+def with_pruned_as_complete(study: optuna.Study, metric: Optional[str] = None,
+                            last: Optional[dict[str, float]] = None) -> StudyView:
     """In-memory copy: COMPLETE trials as they are, PRUNED/RUNNING ones COMPLETE at their last intermediate value.
 
     Of a multi-objective study, the copy holds ``metric``'s objective alone (the one ASHA used, whose values the
-    intermediate values are): Optuna's importance and parallel-coordinate plots take one objective."""
+    intermediate values are): Optuna's importance and parallel-coordinate plots take one objective. Such a study has
+    no intermediate values (the searcher tells a stopped trial PRUNED without any): ``last`` gives each trial's last
+    ``metric`` by its Ray trial id (summary.json's), so stopped trials count there too."""
     names = study.metric_names or []
     index = names.index(metric) if len(study.directions) > 1 and metric in names else 0
     copy = optuna.create_study(study_name=study.study_name, direction=study.directions[index])
     complete = pruned = 0
     for trial in study.get_trials(deepcopy=False):
+        stopped = trial.state in (TrialState.PRUNED, TrialState.RUNNING)
+        known = (last or {}).get(trial.user_attrs.get("ray_trial_id"))
         if trial.state == TrialState.COMPLETE and trial.values is not None:
             value, complete = trial.values[index], complete + 1
-        elif trial.state in (TrialState.PRUNED, TrialState.RUNNING) and trial.intermediate_values:
+        elif stopped and trial.intermediate_values:
             value, pruned = trial.intermediate_values[max(trial.intermediate_values)], pruned + 1
+        elif stopped and known is not None:
+            value, pruned = known, pruned + 1
         else:
             continue
         copy.add_trial(optuna.trial.create_trial(

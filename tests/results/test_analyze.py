@@ -215,3 +215,30 @@ def test_study_db_is_the_search_in_optuna_and_optuna_dashboard(experiment, tmp_p
         except subprocess.TimeoutExpired:
             dashboard.kill()
             dashboard.wait(timeout=10)
+
+
+def test_a_multi_objective_study_counts_its_stopped_trials(tmp_path):
+    """The searcher keeps no intermediate values in a multi-objective study (a stopped trial is PRUNED without
+    values): the report's copy takes a stopped trial's last metric from the results, and counts it."""
+    from results.report.study import with_pruned_as_complete
+    from tune.searcher import StudySearcher, study_url
+    from tune.space import SearchFile
+
+    search = SearchFile(experiment="mo", space={"optim.lr": {"type": "loguniform", "low": 1e-4, "high": 1e-1}},
+                        objectives=[{"metric": "val_acc", "mode": "max"}, {"metric": "latency_ms", "mode": "min"}],
+                        searcher={"startup_trials": 2})
+    searcher = StudySearcher(search.space, search.searcher, metric=search.metric, mode=search.mode, epochs=3,
+                             storage_url=study_url(tmp_path), study_name="mo", objectives=search.objectives)
+    results = {"a": (0.9, 2.0, 3), "b": (0.8, 1.0, 3), "c": (0.6, 3.0, 1), "d": (0.5, 0.5, 1), "e": (0.7, 1.5, 2)}
+    for trial_id, (acc, latency, epoch) in results.items():
+        searcher.suggest(trial_id)
+        row = {"val_acc": acc, "latency_ms": latency, "epoch": epoch}
+        searcher.on_trial_result(trial_id, row)
+        searcher.on_trial_complete(trial_id, row)
+    study = optuna.load_study(study_name="mo", storage=study_url(tmp_path))
+    assert sorted(t.state.name for t in study.trials) == ["COMPLETE"] * 2 + ["PRUNED"] * 3
+    last = {trial_id: acc for trial_id, (acc, _, _) in results.items()}  # what summary.json's trials give
+    view = with_pruned_as_complete(study, "val_acc", last)
+    assert (view.complete, view.pruned) == (2, 3)
+    assert sorted(t.value for t in view.study.trials) == sorted(last.values())
+    assert with_pruned_as_complete(study, "val_acc").pruned == 0  # without the results: nothing to count them by

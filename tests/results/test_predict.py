@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from results.preprocess import Preprocessing
+from results.preprocess import ImageRejected, Preprocessing
 from tests.conftest import REPO
 from tests.results.deploy_models import PREDICT, exported_model, sign_data, sign_files
 
@@ -157,3 +157,47 @@ def test_a_16_bit_png_predicts_as_its_8_bit_twin(model_dir, signs, tmp_path):
     assert [r.returncode for r in results] == [0, 0], results[1].stderr
     tops = [json.loads(r.stdout)["top"] for r in results]
     assert tops[0] == tops[1]
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that declares width x height (8-bit grey) with almost no pixel data: Pillow opens it lazily, so its
+    size is all that is read, and a 20000 x 20000 image costs nothing to make."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b""))
+
+
+def test_an_image_pillow_calls_a_decompression_bomb_is_the_max_pixels_line(model_dir, signs, tmp_path):
+    """Over twice Image.MAX_IMAGE_PIXELS Pillow refuses the image on opening, over it once it warns: either way the
+    one line is --max-pixels', without Pillow's "DOS attack" text."""
+    huge, big = tmp_path / "huge.png", tmp_path / "big.png"
+    huge.write_bytes(_png_header(20000, 20000))
+    big.write_bytes(_png_header(10000, 10000))
+    for path, size in ((huge, "400000000 pixels"), (big, "10000x10000 = 100000000 pixels")):
+        result = predict(model_dir, signs[0][0], path)
+        assert (result.returncode, result.stdout) == (2, "")
+        assert result.stderr == f"error: {path}: {size}, above the limit of 40000000 pixels\n"
+    pre = Preprocessing(32, 32, (0.5,) * 3, (0.5,) * 3)
+    with pytest.raises(ImageRejected) as raised:  # --max-pixels raised past what Pillow opens at all
+        pre.decode(huge.read_bytes(), max_pixels=10**9, name="huge.png")
+    assert raised.value.status == 413
+    assert str(raised.value) == ("huge.png: 400000000 pixels, above Pillow's limit of 178956970 pixels (twice "
+                                 "PIL.Image.MAX_IMAGE_PIXELS)")
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--threads", "-1", "error: --threads -1: must be >= 0 (0: every core)"),
+    ("--top-k", "0", "error: --top-k 0: must be >= 1"),
+    ("--max-pixels", "0", "error: --max-pixels 0: must be >= 1"),
+])
+def test_a_bad_number_is_one_line_exit_2(flag, value, message, tmp_path, capsys):
+    from results.predict import main
+
+    assert main([str(tmp_path), "--benchmark", flag, value]) == 2
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("", message + "\n")

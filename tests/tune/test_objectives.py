@@ -43,6 +43,8 @@ def test_objectives_set_asha_metric_and_single_objective_files_dump_as_before(tm
     ({"objectives": [TWO[0], {"metric": "latency", "mode": "min"}]},
      "objectives: unknown metric 'latency' (allowed: train_loss, val_loss, val_acc, lr, images_per_s, epoch_s, "
      "latency_ms)"),
+    ({"objectives": [TWO[0], {"metric": "latency_ms", "mode": "max"}]},
+     "objectives: latency_ms is minimised (a faster model is better): give it mode: min, got mode: max"),
     ({"objectives": [TWO[0], {"metric": "val_acc", "mode": "min"}]},
      "objectives: val_acc named twice; each metric can be one objective only"),
     ({"objectives": TWO, "metric": "val_loss"},

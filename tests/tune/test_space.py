@@ -152,6 +152,13 @@ BAD = {
     "bad experiment name": ({"experiment": "my search"}, "experiment: String should match pattern"),
     "missing experiment": ({"experiment": _DELETE}, "experiment: Field required"),
     "concurrency zero": ({"max_concurrent_trials": 0}, "max_concurrent_trials must be >= 1 or 'auto'"),
+    "tpe setting under wandb_bayes": ({"searcher|algorithm": "wandb_bayes", "searcher|multivariate": False},
+                                      "searcher.multivariate: false is a TPE setting that wandb_bayes (W&B's engine) "
+                                      "does not use: leave it at true or use algorithm tpe"),
+    "tpe setting under wandb_random": ({"searcher|algorithm": "wandb_random", "searcher|constant_liar": True},
+                                       "searcher.constant_liar: true is a TPE setting that wandb_random"),
+    "group under wandb_bayes": ({"searcher|algorithm": "wandb_bayes", "searcher|group": False},
+                                "searcher.group: false is a TPE setting that wandb_bayes"),
 }
 
 
@@ -175,3 +182,57 @@ def test_bad_yaml_and_missing_file(tmp_path):
         load_search_file(tmp_path / "absent.yaml")
     with pytest.raises(ConfigError, match="expected dotted.key=value"):
         load_search_file(REPO / "search_spaces/smoke.yaml", ["budget.num_samples"])
+
+
+def test_settings_the_search_ignores_are_one_warning_line_each(capsys):
+    """Made by the documented engine comparisons (a TPE space switched to W&B's engine, the no-early-stopping
+    baseline of a W&B hyperband space): they load, each ignored setting named on stderr."""
+    smoke = REPO / "search_spaces/smoke.yaml"
+    search = load_search_file(smoke, ["searcher.algorithm=wandb_bayes", "budget.scheduler=wandb_hyperband",
+                                      "budget.early_stopping=false"])
+    assert search.searcher.startup_trials == 3  # smoke.yaml's, for its TPE
+    assert capsys.readouterr().err.splitlines() == [
+        f"warning: {smoke}: searcher.startup_trials (3) is a TPE setting: wandb_bayes (W&B's engine) does not use it",
+        f"warning: {smoke}: budget.scheduler: wandb_hyperband stops no trial with budget.early_stopping: false "
+        "(every trial runs to trial.epochs)"]
+    load_search_file(smoke, ["searcher.algorithm=wandb_bayes", "searcher.startup_trials=4"])  # the default: silent
+    load_search_file(smoke)
+    assert capsys.readouterr().err == ""
+
+
+def test_a_space_parameter_is_overridden_in_part_or_whole():
+    """Space keys are dotted themselves: --set space.optim.lr.high=0.1 is the `high` of parameter optim.lr."""
+    smoke = REPO / "search_spaces/smoke.yaml"
+    lr = load_search_file(smoke, ["space.optim.lr.high=0.1"]).space["optim.lr"]
+    assert (lr.type, lr.low, lr.high) == ("loguniform", 3e-4, 0.1)
+    whole = load_search_file(smoke, ["space.optim.lr={type: uniform, low: 0.001, high: 0.1}"]).space
+    assert (whole["optim.lr"].type, whole["optim.lr"].high, list(whole)) == ("uniform", 0.1, list(space_keys(smoke)))
+    added = load_search_file(smoke, ["space.optim.momentum={type: uniform, low: 0.8, high: 0.99}"]).space
+    assert list(added)[-1] == "optim.momentum"
+    with pytest.raises(ConfigError) as error:
+        load_search_file(smoke, ["space.optim.wd.high=0.1"])
+    assert str(error.value) == (
+        "--set 'space.optim.wd.high=0.1': space has no entry 'optim.wd.high' nor one it starts with (entries: "
+        f"{', '.join(space_keys(smoke))}); a new entry is given whole, e.g. --set "
+        "'space.optim.lr={type: loguniform, low: 1.0e-4, high: 0.1}'")
+    with pytest.raises(ConfigError, match=r"space\.optim\.lr: empty range: low \(0\.0003\) must be below high"):
+        load_search_file(smoke, ["space.optim.lr.high=1e-5"])
+
+
+def space_keys(path: Path) -> list[str]:
+    return list(yaml.safe_load(path.read_text())["space"])
+
+
+def test_every_set_example_of_the_search_help_is_a_key_it_takes(capsys):
+    import re
+
+    from tune.run_search import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    examples = re.findall(r"\b([a-z_]+(?:\.[a-z_]+)+=\S+?)[,;)]?(?:\s|$)", text)
+    assert "trial.workers.fake_gpus=true" in examples and len(examples) >= 3, examples
+    for example in examples:
+        example = re.sub(r"=[A-Z]+$", "=2", example)  # a placeholder (budget.num_samples=N)
+        load_search_file(REPO / "search_spaces/smoke.yaml", [example])

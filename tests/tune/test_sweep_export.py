@@ -116,6 +116,34 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path):
     assert not out.exists()
 
 
+def test_an_out_that_cannot_be_a_file_is_one_line(tmp_path):
+    """--out in a folder that does not exist is reported, not created (a mistyped folder); onto a folder too."""
+    missing = tmp_path / "sweeps" / "sweep.yaml"
+    result = export("search_spaces/smoke.yaml", "--out", str(missing))
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == f"error: --out {missing}: folder {missing.parent} does not exist (create it first)\n"
+    assert not missing.parent.exists()
+    result = export("search_spaces/smoke.yaml", "--out", str(tmp_path))
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (f"error: --out {tmp_path}: is a folder; give the file to write (e.g. "
+                             f"{tmp_path / 'sweep.yaml'})\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_grid_cut_short_by_run_cap_says_so(tmp_path):
+    """run_cap stays budget.num_samples (the budget the file asks for); a grid with more points gets a warning."""
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump({"experiment": "x", "trial": {"epochs": 4}, "space": {
+        "model.cnn.blocks": {"type": "randint", "low": 2, "high": 4},
+        "augment.erasing": {"type": "quniform", "low": 0.0, "high": 0.2, "q": 0.1}}}))
+    cut = export(str(space), "--method", "grid", "--set", "budget.num_samples=4")
+    assert cut.returncode == 0 and yaml.safe_load(cut.stdout)["run_cap"] == 4
+    assert cut.stderr == ("warning: method grid has 6 points but budget.num_samples (4) caps the sweep at 4 runs "
+                          "(run_cap): add --set budget.num_samples=6 to run them all\n")
+    whole = export(str(space), "--method", "grid", "--set", "budget.num_samples=6")
+    assert (whole.returncode, whole.stderr) == (0, "")
+
+
 def test_grid_where_every_parameter_is_finite(tmp_path):
     space = tmp_path / "space.yaml"
     space.write_text(yaml.safe_dump({"experiment": "x", "trial": {"epochs": 4}, "space": {

@@ -5,8 +5,9 @@
     python -m tune.sweep agent-trial --space SPACE.yaml [--set KEY=VALUE ...] ARGS.json | --key=value ...
 
 export prints (or writes, atomically) a sweep config ``wandb sweep`` takes; agent-trial is what its ``command``
-runs on a W&B agent: one trial of the space with the agent's values. A bad space, method or argument is one line
-on stderr and exit 2, with nothing written.
+runs on a W&B agent: one trial of the space with the agent's values. A bad space, method or argument (an --out
+that is a folder, or in a folder that does not exist) is one line on stderr and exit 2, with nothing written.
+A grid with more points than budget.num_samples (the sweep's run_cap) is exported as asked, with a warning line.
 """
 
 from __future__ import annotations
@@ -46,11 +47,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "export":
             if rest:
                 raise ConfigError(f"export: unknown argument(s) {' '.join(rest)}")
-            text = export_text(args.space, args.overrides, args.method, args.objective)
+            if args.out:
+                check_out(Path(args.out))
+            text, notes = export_text(args.space, args.overrides, args.method, args.objective)
+            for note in notes:
+                print(f"warning: {note}", file=sys.stderr)
             if args.out:
                 from train.files import write_atomic
 
-                write_atomic(Path(args.out), text)
+                try:
+                    write_atomic(Path(args.out), text)
+                except OSError as error:  # e.g. no permission to write in the folder
+                    raise ConfigError(f"--out {args.out}: cannot be written ({error.strerror or error})") from None
                 print(args.out)
             else:
                 sys.stdout.write(text)
@@ -64,17 +72,31 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def export_text(space_file: str, overrides: list[str], method: str, objective: str | None = None) -> str:
+def check_out(out: Path) -> None:
+    """ConfigError (one line) for an --out that cannot be a file: a folder, or a file in a folder that does not
+    exist. The folder is not created: like a shell redirection or ``gcc -o``, a mistyped folder is reported
+    rather than made."""
+    from train.config import ConfigError
+
+    if out.is_dir():
+        raise ConfigError(f"--out {out}: is a folder; give the file to write (e.g. {out / 'sweep.yaml'})")
+    if not out.parent.is_dir():
+        raise ConfigError(f"--out {out}: folder {out.parent} does not exist (create it first)")
+
+
+def export_text(space_file: str, overrides: list[str], method: str,
+                objective: str | None = None) -> tuple[str, list[str]]:
+    """(the sweep config as YAML, warnings for the user: e.g. a grid cut short by run_cap)."""
     import yaml
 
     from tune.space import load_search_file
-    from tune.sweep.config import one_objective, sweep_config
+    from tune.sweep.config import export_notes, one_objective, sweep_config
 
     # Paths stay as written (relative to the repository root, where W&B's agent runs), not made absolute.
     search = one_objective(load_search_file(space_file, overrides, base=Path(".")), objective)
     config = sweep_config(search, method, space_file=space_file, overrides=overrides)
     header = f"# W&B sweep of {space_file} (python -m tune.sweep export); create it with: wandb sweep <this file>\n"
-    return header + yaml.safe_dump(config, sort_keys=False)
+    return header + yaml.safe_dump(config, sort_keys=False), export_notes(config)
 
 
 if __name__ == "__main__":

@@ -12,13 +12,15 @@ Mapping (one space, two engines):
 * ``early_terminate``: hyperband with ``min_iter`` = budget.grace_period, ``eta`` = budget.reduction_factor (none
   when budget.early_stopping is false).
 * ``run_cap``: budget.num_samples. W&B's server takes it (W&B's launch scheduler reads it too), but the schema of
-  the sweeps package (0.2.0) predates it, so the schema check runs on the config without it.
+  the sweeps package (0.2.0) predates it, so the schema check runs on the config without it. A grid with more
+  points than that is kept to num_samples runs, as the budget says, and the export warns (:func:`export_notes`).
 * ``program`` / ``command``: this project's trial entry (tune/sweep/agent.py), given the space file and overrides,
   the agent's values through ``${args_json_file}``.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Optional
 
 from train.config import ConfigError
@@ -74,6 +76,22 @@ def sweep_config(search: SearchFile, method: str = "bayes", *, space_file: Optio
     validate(config)
     config["run_cap"] = search.budget.num_samples
     return config
+
+
+def grid_points(config: dict[str, Any]) -> int:
+    """How many runs a method-grid config has: the product of its parameters' value counts."""
+    return math.prod(len(parameter["values"]) for parameter in config["parameters"].values())
+
+
+def export_notes(config: dict[str, Any]) -> list[str]:
+    """Warnings for the user about an exported config: a grid that run_cap (budget.num_samples) cuts short."""
+    if config["method"] != "grid" or config.get("run_cap") is None:
+        return []
+    points = grid_points(config)
+    if points <= config["run_cap"]:
+        return []
+    return [f"method grid has {points} points but budget.num_samples ({config['run_cap']}) caps the sweep at "
+            f"{config['run_cap']} runs (run_cap): add --set budget.num_samples={points} to run them all"]
 
 
 def one_objective(search: SearchFile, metric: Optional[str]) -> SearchFile:
