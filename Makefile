@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed-stamp
 # Extra arguments for `make search`, e.g. make search ARGS="--num-samples 8"
 ARGS ?=
 
-.PHONY: search test bench clean
+.PHONY: search test test-matrix bench clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -19,6 +19,10 @@ search: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest tests
+
+# The crash-point matrix alone (also part of `make test`): every hold point x kill -9/SIGINT/SIGTERM x 1-/2-worker.
+test-matrix: $(STAMP)
+	$(PY) -m pytest tests -m crash_matrix
 
 bench: $(STAMP)
 	$(PY) bench/train_overhead.py

@@ -8,6 +8,7 @@ Unset, every method returns at once.
 
 from __future__ import annotations
 
+import posixpath
 from typing import Any, Optional
 
 from ray.tune import Callback
@@ -17,7 +18,8 @@ from train import hold
 
 
 def _where(trial: Any) -> dict[str, Any]:
-    return {"trial_id": trial.trial_id, "experiment_dir": trial.local_experiment_path}
+    # trial.path: the trial's folder on storage (Trial is a Tune DeveloperAPI); its parent is the experiment.
+    return {"trial_id": trial.trial_id, "experiment_dir": posixpath.dirname(trial.path)}
 
 
 def _epoch(trial: Any) -> int:

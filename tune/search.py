@@ -14,6 +14,7 @@ from ray.tune.search import ConcurrencyLimiter
 from ray.tune.stopper import CombinedStopper
 
 from train import hold
+from train.atomic_fs import ray_storage
 from train.config import ConfigError
 from train.connect import RayConnection
 from tune import preflight
@@ -183,13 +184,16 @@ def build_tuner(search: SearchFile, experiment: Experiment, resume: bool, data_k
         raise_budget(search.budget.num_samples)  # a raised budget.num_samples (tune/resumable.py)
         for line in align_for_resume(experiment.uri):  # the saved state behind its trials' folders
             print(f"resume: {line}", flush=True)
-        return tune.Tuner.restore(experiment.uri, trainable=trainable, resume_unfinished=True, resume_errored=True)
+        path, filesystem = ray_storage(experiment.uri)
+        return tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=True,
+                                  storage_filesystem=filesystem)
     scheduler = _scheduler(search)
     stall_guard = _stall_guard(search, experiment)
     holds = HoldPoints()  # test-only pauses (train/hold.py); nothing unless $SIGNSEARCH_HOLD asks
     # The budget and the concurrency limit wrap the searcher here (not through TuneConfig) so that a
     # resumed search can raise the budget.
     searcher = _searcher(search, experiment, concurrency)
+    storage_path, storage_filesystem = ray_storage(experiment.root)
     search_alg = ExtendableSearch(ConcurrencyLimiter(searcher, max_concurrent=concurrency))
     return tune.Tuner(
         trainable,
@@ -200,7 +204,8 @@ def build_tuner(search: SearchFile, experiment: Experiment, resume: bool, data_k
                                     trial_dirname_creator=_trial_dirname),
         run_config=tune.RunConfig(
             name=experiment.name,
-            storage_path=experiment.root,
+            # Files written whole on a local path (train/atomic_fs.py): a kill never cuts off the search state.
+            storage_path=storage_path, storage_filesystem=storage_filesystem,
             callbacks=_callbacks(search, experiment, stall_guard, holds),
             stop=CombinedStopper(stall_guard, holds),
             failure_config=tune.FailureConfig(max_failures=search.failure.max_failures),

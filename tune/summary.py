@@ -74,7 +74,7 @@ def _trial_record(result, search: SearchFile, experiment: Experiment, saved: Opt
         state = UNFINISHED
     # A trial that never reported has no config in its (empty) last result: the one Tune saved for it.
     config = result.config or (saved.config if saved is not None else None)
-    checkpoint = result.checkpoint.path if result.checkpoint else metrics.get("checkpoint_path")
+    checkpoint = result.checkpoint.path if result.checkpoint else _train_checkpoint(result)
     if checkpoint is not None and "epoch" in metrics:
         # The checkpoint of the epoch whose numbers these are (an interrupted search may have registered only
         # the one before): the summary, export and the model card then speak of one epoch.
@@ -86,6 +86,17 @@ def _trial_record(result, search: SearchFile, experiment: Experiment, saved: Opt
         params=sampled_params(config, search.space), config=config, epochs=_epochs(result),
         metrics={key: _clean(metrics[key]) for key in SUMMARY_METRICS if key in metrics},
         path=experiment.relative(result.path), checkpoint=experiment.relative(checkpoint))
+
+
+def _train_checkpoint(result) -> Optional[str]:
+    """A multi-worker trial's last Ray Train checkpoint: the ``checkpoint_path`` its reports carry
+    (TuneReportCallback), from the last row that has one (a report repeated after a resume has none)."""
+    path = (result.metrics or {}).get("checkpoint_path")
+    rows = result.metrics_dataframe
+    if path is None and rows is not None and "checkpoint_path" in rows:
+        known = rows["checkpoint_path"].dropna()
+        path = str(known.iloc[-1]) if len(known) else None
+    return path
 
 
 def _error_file(result, experiment: Experiment) -> Optional[str]:

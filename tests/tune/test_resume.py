@@ -267,3 +267,52 @@ def test_sigterm_stops_like_ctrl_c(tiny_data, tmp_path):
     summary = json.loads((experiment / "summary.json").read_text())
     assert summary["interrupted"] is True
     assert [(t["status"], t["epochs"]) for t in summary["trials"]] == [("UNFINISHED", 1)]
+
+
+@pytest.mark.timeout(400)
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_a_stop_while_a_trial_is_pending_lists_it_as_not_started(tiny_data, tmp_path, signum):
+    """Between trials (one slot: the 2nd trial is sampled and pending while nothing runs): the stop exits 130/143
+    with summary.json marked interrupted, the first trial TERMINATED and the pending one NOT_STARTED with the config
+    it was sampled with, and the resume command last."""
+    storage, log, holds = tmp_path / "runs", tmp_path / "first.log", tmp_path / "hold"
+    args = search_args(tiny_data, storage, "budget.num_samples=2", "trial.epochs=1", "max_concurrent_trials=1")
+    proc = start_search(args, log, **{hold.ENV: f"pending:2:{holds}"})
+    try:
+        held = wait_held(proc, holds, log)
+        os.kill(proc.pid, signum)
+        hold.release(holds)
+        assert proc.wait(timeout=240) == 128 + signum, log.read_text()[-5000:]
+    finally:
+        kill_group(proc)
+    experiment = next(storage.iterdir())
+    out = log.read_text().strip().splitlines()
+    assert out[-1] == f"  python tune/run_search.py --config {experiment}/search.yaml --resume {experiment}", out[-5:]
+    summary = json.loads((experiment / "summary.json").read_text())
+    assert summary["interrupted"] is True and summary["num_trials"] == 2, summary
+    by_id = {t["trial_id"]: t for t in summary["trials"]}
+    pending = by_id[held["trial_id"]]
+    assert (pending["status"], pending["epochs"], pending["metrics"]) == ("NOT_STARTED", 0, {})
+    assert pending["params"] and pending["config"]["epochs"] == 1  # what it was sampled with
+    assert [t["status"] for t in summary["trials"] if t is not pending] == ["TERMINATED"]
+
+
+@pytest.mark.timeout(400)
+def test_resume_on_a_ray_too_small_for_the_trials_is_one_line(tiny_data, tmp_path):
+    """A 2-worker search (2 x 0.5 CPU + the trial's driver) continued on a 1-CPU Ray: refused with the capacity
+    line, exit 2, as a new search of that shape is, instead of a trial waiting for resources forever."""
+    storage, log, holds = tmp_path / "runs", tmp_path / "first.log", tmp_path / "hold"
+    shape = ["trial.workers.num_workers=2", "trial.workers.cpus_per_worker=0.5"]
+    args = search_args(tiny_data, storage, "budget.num_samples=1", "trial.epochs=2", *shape)
+    proc = start_search(args, log, **{hold.ENV: f"started:1:{holds}"})
+    stop_when_held(proc, holds, log, lambda pid: (os.kill(pid, signal.SIGINT), hold.release(holds)), 130)
+    resume_log = tmp_path / "resume.log"
+    smaller = list(args)
+    smaller[smaller.index("--num-cpus") + 1] = "1"
+    proc = start_search(smaller + ["--resume"], resume_log)
+    try:
+        assert proc.wait(timeout=240) == 2, resume_log.read_text()[-5000:]
+    finally:
+        kill_group(proc)
+    assert resume_log.read_text().strip().splitlines()[-1].startswith(
+        "error: resources: no node of this cluster, now or after autoscaling, fits a trial (2 worker(s) of 0.5 CPU)")
