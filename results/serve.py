@@ -6,7 +6,7 @@
 
 Routes (results/serving/api.py): ``POST /predict`` (raw ``image/*`` body or multipart field ``file``;
 ``?top_k=``), ``GET /healthz``, ``GET /metadata``, ``GET /stats``. Ray is found like the search finds it
-(train/connect.py): ``--address``, else $RAY_ADDRESS, else a cluster running on this machine, else a private
+(train/connect.py): ``--address``, else $RAY_ADDRESS, else the cluster ``ray start`` recorded here, else a private
 one started here (``--address local`` always does that). A Ray started here runs Serve's HAProxy ingress
 (results/serving/ingress.py) with every listening socket on --host (loopback unless it says otherwise) and one
 replica holding all its CPUs. Prints the URL once the application answers. SIGINT and SIGTERM, at any moment,
