@@ -191,15 +191,20 @@ def answers(address: str, reach_s: float = REACH_TIMEOUT_S) -> Optional[str]:
             if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
                 return None
             sock.sendall(HTTP2_PREFACE)
-            sock.settimeout(max(0.1, deadline - time.monotonic()))
-            reply = sock.recv(9)
+            reply = b""
+            while len(reply) < 4:  # a frame header's length (3 bytes) and type
+                sock.settimeout(max(0.1, deadline - time.monotonic()))
+                chunk = sock.recv(9 - len(reply))
+                if not chunk:
+                    break
+                reply += chunk
     except socket.timeout:
         return f"no answer within {reach_s:g} s"
     except OSError as error:
         return error.strerror or type(error).__name__
     if not reply:
         return "it closed the connection without a word"
-    if len(reply) < 4 or reply[3] != 4:  # the frame type of SETTINGS
+    if len(reply) < 4 or reply[3] != 4:  # 4: the frame type of SETTINGS
         return "what answers there is not a Ray GCS (no HTTP/2 greeting)"
     return None
 
@@ -207,7 +212,10 @@ def answers(address: str, reach_s: float = REACH_TIMEOUT_S) -> Optional[str]:
 def note_other_rays() -> None:
     """One line when other Ray instances run on this machine (another search's, a server's): they share its
     cores (a search's ``max_concurrent_trials: auto`` counts only the free ones, tune/cluster.py)."""
-    others = other_rays_here()
+    try:
+        others = other_rays_here()
+    except Exception:  # Ray Client mode (ray://): no runtime context of a node here to compare with
+        return
     if others:
         cpus = sum(cpus for _, cpus in others)
         print(f"note: {len(others)} other Ray instance(s) run on this machine ({', '.join(a for a, _ in others)}), "
