@@ -6,7 +6,7 @@
 
 Routes (results/serving/api.py): ``POST /predict`` (raw ``image/*`` body or multipart field ``file``;
 ``?top_k=``), ``GET /healthz``, ``GET /metadata``, ``GET /stats``. Ray is found like the search finds it
-(train/connect.py): ``--address``, else $RAY_ADDRESS, else a cluster running on this machine, else a private
+(train/connect.py): ``--address``, else $RAY_ADDRESS, else the cluster ``ray start`` recorded here, else a private
 one started here (``--address local`` always does that). A Ray started here runs Serve's HAProxy ingress
 (results/serving/ingress.py) with every listening socket on --host (loopback unless it says otherwise) and one
 replica holding all its CPUs. Prints the URL once the application answers. SIGINT and SIGTERM, at any moment,
@@ -26,7 +26,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from results.serving.checks import WILDCARDS, check_fits, check_host, check_port, check_port_free
 from results.serving.ingress import INGRESSES, haproxy_environment
@@ -140,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         env, haproxy_files = haproxy_environment(args.host)
         os.environ.update(env)
     try:
-        return serve_until_stopped(args, options, spec, signals)
+        return serve_until_stopped(args, options, spec, signals,
+                                   on_abort=lambda: haproxy_files and shutil.rmtree(haproxy_files, ignore_errors=True))
     except Stopped:
         return 0
     finally:
@@ -148,8 +149,10 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(haproxy_files, ignore_errors=True)
 
 
-def serve_until_stopped(args: argparse.Namespace, options, spec, signals: StopSignals) -> int:
-    """Start (or join) Ray, deploy, print the URL, wait for a signal; always clean up what this run started."""
+def serve_until_stopped(args: argparse.Namespace, options, spec, signals: StopSignals,
+                        on_abort: Callable[[], object] = lambda: None) -> int:
+    """Start (or join) Ray, deploy, print the URL, wait for a signal; always clean up what this run started
+    (``on_abort``: what a signal while Ray starts or is joined removes, when the process ends at once)."""
     ray_processes: set = set()
     serve_was_running = True  # until known otherwise: never shut down a Serve this run did not start
     try:
@@ -160,7 +163,8 @@ def serve_until_stopped(args: argparse.Namespace, options, spec, signals: StopSi
         from train.connect import RayConnection
 
         try:
-            dashboard = RayConnection(address=args.address, num_cpus=args.num_cpus).connect()
+            # A signal while Ray starts or is joined ends the process at once, exit 0 (train/connect.py).
+            dashboard = RayConnection(address=args.address, num_cpus=args.num_cpus, stop_exit=0).connect(on_abort)
         except SystemExit as exit_:  # SIGTERM inside ray.init, whose own handler exits with the signal's number
             if exit_.code != signal.SIGTERM:
                 raise

@@ -123,18 +123,19 @@ def distribution_contains(distribution: Any, value: Any) -> bool:
         return False
 
 
-def auto_address() -> tuple[str | None, str]:
+def auto_address(legacy: bool = False) -> tuple[str | None, str]:
     """The GCS address to join when no address is given, and where it was found: (None, "") when none.
 
-    Private because Ray has no public way to ask which cluster "auto" means without connecting, and
-    connecting to a dead GCS (a ``ray_current_cluster`` file left by a Ray that was killed, not stopped)
-    retries for minutes. The ``ray_current_cluster`` file in Ray's temp folder (``$RAY_TMPDIR``/ray, else
-    /tmp/ray), which ``ray start`` writes, comes first; else Ray's own "auto" lookup (a GCS process among this
-    machine's processes). Ray's "auto" would prefer a lone GCS process over the file; train/connect.py joins
-    the address found here instead, so that what it checked is what it joins.
+    With no address Ray's ``ray.init()`` joins the cluster ``ray start`` recorded in the ``ray_current_cluster``
+    file of its temp folder (``$RAY_TMPDIR``/ray, else /tmp/ray), else starts its own: never another driver's
+    embedded Ray, which no file records. ``legacy`` is ``--address auto``: that file, else Ray's legacy lookup of
+    any GCS process among this machine's processes (``ray.init("auto")``), which may be someone else's embedded
+    Ray. Private because Ray has no public way to ask which cluster either means without connecting, and
+    connecting to a dead GCS (a file left by a Ray that was killed, not stopped) retries for minutes;
+    train/connect.py checks the address found here answers and joins exactly it.
     """
     from ray._common.utils import get_ray_address_file
-    from ray._private.services import get_ray_address_from_environment
+    from ray._private.services import find_gcs_addresses
 
     cluster_file = get_ray_address_file(None)
     try:
@@ -143,10 +144,40 @@ def auto_address() -> tuple[str | None, str]:
         named = ""
     if named:
         return named, cluster_file
-    try:
-        return get_ray_address_from_environment("auto", None), "a running GCS process"
-    except ConnectionError:  # no GCS process either: nothing to join
-        return None, ""
+    if legacy:
+        found = sorted(find_gcs_addresses())  # Ray's "auto" takes any one of them
+        if found:
+            return found[0], "a GCS process running on this machine"
+    return None, ""
+
+
+def ray_instances_here() -> list[tuple[str, float]]:
+    """(GCS address, CPUs) of every Ray node running on this machine, from its raylet's command line.
+
+    Private because Ray has no public view of the Ray instances on a machine other than the one a driver is
+    connected to: another driver's embedded Ray records itself nowhere. The raylet's ``--gcs-address`` and
+    ``--static_resource_list`` (``CPU,2.0,...``) flags are what Ray's own "auto" lookup
+    (``ray._private.services._find_address_from_flag``) parses.
+    """
+    import ray  # noqa: F401  (puts Ray's bundled psutil on sys.path)
+    import psutil
+
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        try:
+            args = process.info.get("cmdline") or []
+        except psutil.Error:
+            continue
+        if not args or not args[0].endswith("/raylet"):
+            continue
+        flags = dict(arg[2:].split("=", 1) for arg in args[1:] if arg.startswith("--") and "=" in arg)
+        resources = flags.get("static_resource_list", "").split(",")
+        cpus = dict(zip(resources[::2], resources[1::2])).get("CPU", "0")
+        try:
+            found.append((flags.get("gcs-address", ""), float(cpus)))
+        except ValueError:
+            continue
+    return found
 
 
 def replica_grpc_binder() -> tuple[Any, str]:

@@ -28,8 +28,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "(trial.optim.lr=3e-3 for a search file)")
     parser.add_argument("--storage", default="runs/train", help="where the run's checkpoints go (default: ./runs/train)")
     parser.add_argument("--name", help="run name (default: train-<timestamp>)")
-    parser.add_argument("--address", help="Ray to run on: a cluster address, or 'local' to always start one here "
-                                          "(default: $RAY_ADDRESS, else a cluster running here, else start one)")
+    parser.add_argument("--address", help="Ray to run on: a cluster address, 'auto' (Ray's lookup), or 'local' to "
+                                          "always start one here (default: $RAY_ADDRESS, else the cluster `ray start` "
+                                          "recorded here, else start one)")
     parser.add_argument("--num-cpus", type=int, help="CPUs of the embedded local Ray (default: all)")
     return parser.parse_args(argv)
 

@@ -22,7 +22,7 @@ import copy
 import math
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
@@ -46,6 +46,8 @@ class NodeGroup:
     resources: Mapping[str, float]
     count: int
     autoscaled: bool = False
+    here: bool = False
+    """The node this driver runs on (this machine), whose cores other Ray instances here may hold."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,20 @@ class Capacity:
     groups: tuple[NodeGroup, ...]
     max_workers: Optional[int] = None
     source: str = "live nodes"
+    held_here: float = 0.0
+    """CPUs of this machine that other Ray instances on it hold (another search's, a server's)."""
+    machine_cpus: int = 0
+    """CPUs of this machine (0: unknown)."""
+
+    def free_here(self) -> "Capacity":
+        """This capacity with this machine's node cut to the CPUs no other Ray instance here holds: two Rays on
+        one machine each see all its cores, and trials sized to both would share them."""
+        if not self.held_here or not self.machine_cpus:
+            return self
+        free = max(0.0, self.machine_cpus - self.held_here)
+        groups = tuple(replace(group, resources={**group.resources, "CPU": min(group.resources.get("CPU", 0.0), free)})
+                       if group.here else group for group in self.groups)
+        return replace(self, groups=groups, held_here=0.0)
 
     def describe(self) -> str:
         parts = []
@@ -64,26 +80,29 @@ class Capacity:
             count = f"up to {group.count}" if group.autoscaled else f"{group.count}"
             parts.append(f"{count} x {group.name} ({shape or 'no CPU/GPU'})")
         cap = f", at most {self.max_workers} workers in all" if self.max_workers is not None else ""
-        return f"{'; '.join(parts)}{cap} [{self.source}]"
+        held = (f"; other Ray instances on this machine hold {self.held_here:g} of its {self.machine_cpus} CPUs"
+                if self.held_here else "")
+        return f"{'; '.join(parts)}{cap} [{self.source}]{held}"
 
 
-def capacity_from_nodes(nodes: Iterable[Mapping[str, Any]]) -> Capacity:
-    """Capacity of the alive nodes of ``ray.nodes()``."""
+def capacity_from_nodes(nodes: Iterable[Mapping[str, Any]], here: Optional[str] = None) -> Capacity:
+    """Capacity of the alive nodes of ``ray.nodes()``; ``here``: the NodeID of this driver's node."""
     groups = []
     for node in nodes:
         if not node.get("Alive", True):
             continue
         resources = {k: float(v) for k, v in node.get("Resources", {}).items() if _is_plain(k)}
         name = "head" if "node:__internal_head__" in node.get("Resources", {}) else f"node {node['NodeID'][:8]}"
-        groups.append(NodeGroup(name, resources, 1))
+        groups.append(NodeGroup(name, resources, 1, here=here is not None and node.get("NodeID") == here))
     return Capacity(tuple(groups), None, "live nodes")
 
 
 def capacity_from_config(config: Mapping[str, Any], source: str = "autoscaling config",
-                         head_resources: Optional[Mapping[str, float]] = None) -> Capacity:
+                         head_resources: Optional[Mapping[str, float]] = None, head_here: bool = False) -> Capacity:
     """The head plus every worker node type at its ``max_workers``, as the autoscaler can launch them.
 
-    ``head_resources`` (the live head's) replace the head type's declared resources when given.
+    ``head_resources`` (the live head's) replace the head type's declared resources when given; ``head_here``:
+    this driver runs on the head.
     A worker type without ``max_workers`` may use the global ``max_workers`` (as in Ray).
     """
     types = config.get("available_node_types") or {}
@@ -93,7 +112,8 @@ def capacity_from_config(config: Mapping[str, Any], source: str = "autoscaling c
     for name, spec in types.items():
         resources = {k: float(v) for k, v in (spec.get("resources") or {}).items() if _is_plain(k)}
         if name == head_type:
-            groups.append(NodeGroup(name, dict(head_resources) if head_resources is not None else resources, 1))
+            groups.append(NodeGroup(name, dict(head_resources) if head_resources is not None else resources, 1,
+                                    here=head_here))
             continue
         count = spec.get("max_workers", global_max)
         if count is None or count <= 0:
@@ -131,17 +151,24 @@ def autoscaling_config_path(gcs_address: str) -> Optional[Path]:
 
 
 def cluster_capacity() -> Capacity:
-    """What the connected cluster can grow to (its autoscaling config), else its alive nodes."""
+    """What the connected cluster can grow to (its autoscaling config), else its alive nodes; with the CPUs that
+    other Ray instances on this machine hold (train/connect.py other_rays_here)."""
     import ray
 
+    from train.connect import machine_cpus, other_rays_here
+
     nodes = [node for node in ray.nodes() if node.get("Alive")]
-    live = capacity_from_nodes(nodes)
+    here = ray.get_runtime_context().get_node_id()
+    live = capacity_from_nodes(nodes, here)
+    held = {"held_here": sum(cpus for _, cpus in other_rays_here()), "machine_cpus": machine_cpus()}
     path = autoscaling_config_path(ray.get_runtime_context().gcs_address)
     if path is None or not path.is_file():
-        return live
+        return replace(live, **held)
     config = yaml.safe_load(path.read_text()) or {}
-    head = next((group.resources for group in live.groups if group.name == "head"), None)
-    return capacity_from_config(config, source=f"autoscaling config {path}", head_resources=head)
+    head = next((group for group in live.groups if group.name == "head"), None)
+    return replace(capacity_from_config(config, source=f"autoscaling config {path}",
+                                        head_resources=head.resources if head else None,
+                                        head_here=bool(head and head.here)), **held)
 
 
 def max_trials(capacity: Capacity, per_worker: Mapping[str, float], workers: int,

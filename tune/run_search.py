@@ -28,8 +28,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--resume", nargs="?", const="latest", default=None, metavar="EXPERIMENT_DIR",
                         help="continue an interrupted search: the given folder, or the newest of this experiment")
     parser.add_argument("--num-samples", type=int, help="shorthand for --set budget.num_samples=N")
-    parser.add_argument("--address", help="Ray to run on: a cluster address, or 'local' to always start one here "
-                                          "(default: $RAY_ADDRESS, else a cluster running here, else start one)")
+    parser.add_argument("--address", help="Ray to run on: a cluster address, 'auto' (Ray's lookup), or 'local' to "
+                                          "always start one here (default: $RAY_ADDRESS, else the cluster `ray start` "
+                                          "recorded here, else start one)")
     parser.add_argument("--num-cpus", type=int, help="CPUs of the embedded local Ray (default: all)")
     parser.add_argument("--num-gpus", type=int, help="GPUs of the embedded local Ray (default: all); with --set "
                                                      "trial.workers.fake_gpus=true logical ones, to try a GPU space "

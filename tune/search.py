@@ -254,7 +254,9 @@ def run(search: SearchFile, *, storage: str, resume: Optional[str] = None,
         if any(objective.metric == LATENCY_METRIC for objective in search.objective_list):
             # Before Ray starts: the machine is idle, and a resumed search reads the same numbers back.
             latencies = measure_search(search, experiment, len(data.class_names))
-        dashboard = ray_connection.connect()
+        # A stop, or a cluster that never answers, while joining ends the process at once (train/connect.py):
+        # a new search's folder goes with it.
+        dashboard = ray_connection.connect(on_abort=(lambda: None) if resume else experiment.remove)
         # From here on, after ray.init (which replaces any SIGTERM handler set before it): Ctrl-C and SIGTERM.
         with interrupts:
             print(f"Ray dashboard: {dashboard}", flush=True)

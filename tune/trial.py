@@ -147,20 +147,24 @@ def max_concurrent_trials(workers: WorkersConfig, setting: int | str, capacity: 
     ``capacity`` (:func:`tune.cluster.cluster_capacity`) counts every node type of an autoscaling
     cluster at its max_workers, not just the nodes up now: Tune must queue enough trials for the
     autoscaler to see demand for them. Workers are packed per node (a GPU worker never lands on a
-    CPU-only head), fractional GPUs put several workers on one GPU.
+    CPU-only head), fractional GPUs put several workers on one GPU. Cores of this machine that other Ray
+    instances on it hold (another search, a server) are not counted (``Capacity.free_here``), down to one trial.
     """
     if setting != "auto":
         return int(setting)
     per_worker = {"CPU": workers.cpus_per_worker, "GPU": workers.gpus_per_worker}
-    fits = max_trials(capacity, per_worker, workers.num_workers,
-                      driver_cpu=DRIVER_CPU if workers.num_workers > 1 else 0.0,
-                      one_node=workers.placement == "strict_pack")
-    if fits < 1:
+
+    def fitting(on: Capacity) -> int:
+        return max_trials(on, per_worker, workers.num_workers,
+                          driver_cpu=DRIVER_CPU if workers.num_workers > 1 else 0.0,
+                          one_node=workers.placement == "strict_pack")
+
+    if fitting(capacity) < 1:
         wanted = ", ".join(f"{value:g} {key}" for key, value in per_worker.items() if value > 0)
         together = " on one node (workers.placement: strict_pack)" if workers.placement == "strict_pack" else ""
         raise ConfigError(f"resources: no node of this cluster, now or after autoscaling, fits a trial "
                           f"({workers.num_workers} worker(s) of {wanted}{together}); cluster: {capacity.describe()}")
-    return fits
+    return max(1, fitting(capacity.free_here()))
 
 
 def idle_gpu_warnings(workers: WorkersConfig, capacity: Capacity) -> list[str]:

@@ -111,6 +111,21 @@ def test_auto_address_reads_rays_cluster_file(tmp_path, monkeypatch):
     except (ImportError, AttributeError, TypeError) as error:
         raise AssertionError(_moved("auto_address", f"ray's cluster-file lookup ({error})")) from None
     assert found == ("127.0.0.1:1", str(tmp_path / "ray" / "ray_current_cluster"))
+    (tmp_path / "ray" / "ray_current_cluster").unlink()
+    # No file: no address means none, whatever GCS processes (other drivers' embedded Rays) run here.
+    assert ray_compat.auto_address() == (None, "")
+
+
+def test_ray_instances_here_reads_the_raylets_flags():
+    import ray
+
+    ray.init(num_cpus=1, include_dashboard=False)
+    try:
+        own = ray.get_runtime_context().gcs_address
+        assert (own, 1.0) in ray_compat.ray_instances_here(), \
+            _moved("ray_instances_here", "the raylet's --gcs-address / --static_resource_list flags")
+    finally:
+        ray.shutdown()
 
 
 def test_replica_grpc_binder():
