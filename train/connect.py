@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 import ray
@@ -104,15 +105,48 @@ class RayConnection:
         return f"http://{url}" if url and not url.startswith("http") else url
 
     def _start_local(self):
+        for attempt in range(1, START_ATTEMPTS + 1):
+            before = _own_children()
+            try:
+                with loopback_node():
+                    return ray.init(address="local", num_cpus=self.num_cpus, num_gpus=self.num_gpus,
+                                    include_dashboard=True, dashboard_host=self.dashboard_host,
+                                    dashboard_port=self.dashboard_port)
+            except ValueError as error:
+                if "already occupied" not in str(error):
+                    raise
+                raise ConfigError(f"dashboard port {self.dashboard_port} on {self.dashboard_host} is in use: give "
+                                  "another one, or none (Ray then takes 8265 or the next free port)") from None
+            except Exception as error:  # noqa: BLE001 - only Ray's start-up timeout is retried, below
+                if STARTUP_TIMEOUT not in str(error) or attempt == START_ATTEMPTS:
+                    raise
+                # The machine is busy (Ray gives a starting raylet a fixed 30 s to register): the processes of the
+                # failed start go, by their own ids, and Ray starts again.
+                ray.shutdown()
+                for pid in _own_children() - before:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+                print(f"Ray did not start within its 30 s (attempt {attempt} of {START_ATTEMPTS}; is the machine "
+                      "busy?); starting it again", file=sys.stderr, flush=True)
+
+
+START_ATTEMPTS = 3
+STARTUP_TIMEOUT = "timed out during startup"
+"""Ray's message when a starting raylet did not register within its fixed 30 s (ray/_private/node.py)."""
+
+
+def _own_children() -> set[int]:
+    """Pids of this process's children (the GCS, raylet and dashboard a ray.init starts), from /proc."""
+    me, found = str(os.getpid()), set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            with loopback_node():
-                return ray.init(address="local", num_cpus=self.num_cpus, num_gpus=self.num_gpus, include_dashboard=True,
-                                dashboard_host=self.dashboard_host, dashboard_port=self.dashboard_port)
-        except ValueError as error:
-            if "already occupied" not in str(error):
-                raise
-            raise ConfigError(f"dashboard port {self.dashboard_port} on {self.dashboard_host} is in use: give "
-                              "another one, or none (Ray then takes 8265 or the next free port)") from None
+            if stat.read_text().rsplit(")", 1)[1].split()[1] == me:
+                found.add(int(stat.parent.name))
+        except (OSError, IndexError):
+            continue
+    return found
 
 
 def _restore_sigterm(handler: Any) -> None:
