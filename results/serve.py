@@ -11,8 +11,10 @@ one started here (``--address local`` always does that). A Ray started here runs
 (results/serving/ingress.py) with every listening socket on --host (loopback unless it says otherwise) and one
 replica holding all its CPUs. Prints the URL once the application answers. SIGINT and SIGTERM, at any moment,
 delete the application (and shut Serve down if this run started it), shut Ray down, wait for (or kill) every
-process of a Ray this run started, print "stopped" and exit 0. Bad flags or an unusable model folder stop
-before Ray starts, with one line, exit 2.
+process of a Ray this run started, print "stopped" and exit 0. Killed outright (kill -9 of it alone or of its
+process group), its watchdog process ends everything it had started; a serve.py that starts ends what a killed one
+left behind (results/serving/watchdog.py). Bad flags or an unusable model folder stop before Ray starts, with one
+line, exit 2.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ from typing import Callable, Optional
 from results.serving.checks import WILDCARDS, check_fits, check_host, check_port, check_port_free
 from results.serving.ingress import INGRESSES, haproxy_environment
 from results.serving.options import node_cpus
-from results.serving.processes import descendants, reap
+from results.serving.processes import OWNER_ENV, descendants, owner_token, reap
 from results.serving.stopping import StopSignals, Stopped
+from results.serving.watchdog import Watchdog, sweep_dead
 from train import hold
 from train.config import ConfigError
 
@@ -112,6 +115,26 @@ def wait_until_answering(url: str, timeout_s: float) -> Optional[dict]:
     return None
 
 
+def start_serve(args: argparse.Namespace, options) -> None:
+    """serve.start with one ingress (HeadOnly), on the node this runs on (the head, or the only node), at the URL
+    printed later. On a loaded machine Serve's controller may give up on its first proxy before that is ready (3
+    readiness checks of 5 s; seen at load 20-40 on 2 cores) and start another, while serve.start, still waiting on
+    the first, raises ActorDiedError: called again, it connects to that controller, and the /healthz wait that
+    follows covers the new proxy."""
+    import ray
+    from ray import serve
+
+    for attempt in (1, 2):
+        try:
+            serve.start(proxy_location="HeadOnly", http_options={"host": args.host, "port": args.port},
+                        logging_config={"enable_access_log": options.access_log})
+            return
+        except ray.exceptions.ActorDiedError:
+            if attempt == 2:
+                raise
+            print("Serve replaced its proxy, which was slow to start; waiting for the new one", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from results.model_dir import ModelDirError, load_model_dir
@@ -126,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         spec = load_model_dir(args.model_dir.expanduser().absolute())
         OnnxClassifier(spec, threads=1)  # a broken model.onnx stops here, not in every replica
         options = options_from(args, local)
+        for line in sweep_dead():  # a killed serve.py's HAProxy may still hold the port
+            print(line, flush=True)
         if local:
             check_fits(options, args.num_cpus or node_cpus(), "this machine's Ray")
             check_port_free(args.host, args.port)
@@ -135,16 +160,22 @@ def main(argv: list[str] | None = None) -> int:
 
     signals = StopSignals()
     signals.install()
-    haproxy_files = None
-    if args.ingress == "haproxy":  # read by a Ray this process starts (a cluster keeps its own setting)
-        env, haproxy_files = haproxy_environment(args.host)
-        os.environ.update(env)
+    token = owner_token(os.getpid())
+    os.environ[OWNER_ENV] = token  # inherited by every process of a Ray this process starts, HAProxy included
+    haproxy_files, watchdog = None, None
     try:
+        if args.ingress == "haproxy":  # read by a Ray this process starts (a cluster keeps its own setting)
+            env, haproxy_files = haproxy_environment(args.host, token)
+            os.environ.update(env)
+        watchdog = Watchdog.start(token, haproxy_files)  # ends them all if this process is killed
         return serve_until_stopped(args, options, spec, signals,
                                    on_abort=lambda: haproxy_files and shutil.rmtree(haproxy_files, ignore_errors=True))
     except Stopped:
         return 0
     finally:
+        signals.ignore_further()
+        if watchdog is not None:
+            watchdog.stop()
         if haproxy_files is not None:
             shutil.rmtree(haproxy_files, ignore_errors=True)
 
@@ -180,9 +211,7 @@ def serve_until_stopped(args: argparse.Namespace, options, spec, signals: StopSi
             check_port_free(args.host, args.port)
         hold.at_serve_step(1)  # test-only: Ray up, nothing of Serve started yet
         url = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}"
-        # HeadOnly: one ingress, on the node this runs on (the head, or the only node), at the URL printed below.
-        serve.start(proxy_location="HeadOnly", http_options={"host": args.host, "port": args.port},
-                    logging_config={"enable_access_log": options.access_log})
+        start_serve(args, options)
         serve.run(build(options), name=args.name, route_prefix="/")
         if wait_until_answering(url, READY_TIMEOUT_S) is None:
             print(f"error: the application is deployed but {url}/healthz does not answer (a Serve already running "

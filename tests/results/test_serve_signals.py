@@ -1,8 +1,9 @@
-"""SIGTERM (systemd, Kubernetes, ``timeout``) stops results/serve.py as Ctrl-C does: the application deleted, its
-Ray shut down, "stopped", exit 0 within seconds, no process left (checked with ``ps``), also when it arrives
-during start-up (held at a hold point, train/hold.py, once Ray is up). The Ctrl-C case of a serving server is the
-last test of test_serve.py. The plain uvicorn server (the benchmark's yardstick) answers the same and stops on
-either signal with exit 0."""
+"""A results/serve.py killed outright (kill -9 of its process group, or of it alone) leaves no process, no listener
+and no HAProxy folder behind, and a restart on its port answers. SIGTERM (systemd, Kubernetes, ``timeout``) stops
+it as Ctrl-C does: the application deleted, its Ray shut down, "stopped", exit 0 within seconds, no process left
+(checked with ``ps``), also when it arrives during start-up (held at a hold point, train/hold.py, once Ray is up).
+The Ctrl-C case of a serving server is the last test of test_serve.py. The plain uvicorn server (the benchmark's
+yardstick) answers the same and stops on either signal with exit 0."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import free_port
 from tests.helpers import descendants, kill_group, start_in_session
 from tests.results.deploy_models import SERVE, exported_model, sign_data, sign_files
-from tests.results.serve_process import running, start
+from tests.results.serve_process import Server, identities, listeners, running, start, still_running
 from train.hold import ENV as HOLD_ENV, wait_held
 
 STOP_S = 30
@@ -29,10 +31,44 @@ def model_dir(tmp_path_factory, tiny_data):
     return exported_model(tmp_path_factory, tiny_data)
 
 
-def test_sigterm_stops_serve_and_the_ray_it_started(model_dir, tmp_path):
-    server = start(model_dir, tmp_path / "serve.log")
+def _killed_and_restarted(model_dir: Path, killed: Server, log: Path, kill) -> Server:
+    """``kill`` the server, start another on its port; check that it answers and that nothing of the killed one is
+    left: no process (``ps``, by pid and start time), no listener on the port (``ss``), no HAProxy folder."""
+    first = identities(killed.processes())
+    folders = {folder for pid, _ in first for arg in _args(pid) if "/hap-" in arg
+               for folder in [Path(arg), *Path(arg).parents] if folder.name.startswith("hap-")}
+    assert any("haproxy" in line for line in still_running(first)) and len(folders) == 1, (first, folders)
+    kill(killed.proc)
+    killed.proc.wait(timeout=STOP_S)
+    restarted = start(model_dir, log, port=killed.port)  # fails unless it answers within START_TIMEOUT_S
     try:
-        assert server.request("GET", "/healthz") == (200, {"status": "ok"})
+        assert restarted.request("GET", "/healthz") == (200, {"status": "ok"})
+        assert still_running(first) == []
+        assert listeners(killed.port) <= set(restarted.processes())
+        assert [folder for folder in folders if folder.exists()] == []
+    except BaseException:
+        kill_group(restarted.proc)
+        raise
+    return restarted
+
+
+def _args(pid: int) -> list[str]:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().decode().split("\0")
+    except OSError:
+        return []
+
+
+def test_a_killed_server_leaves_nothing_a_restart_recovers_and_sigterm_stops_it(model_dir, tmp_path):
+    """kill -9 of serve.py's process group (a supervisor, a harness after a timeout), then of serve.py alone (the
+    OOM killer): each time a restart on the same port answers, and no process of the killed server is left (its
+    watchdog ends them: HAProxy kept the port and the Ray agents lingered ~66 s). The last one then stops on
+    SIGTERM as on Ctrl-C: "stopped", exit 0 within seconds, no process left."""
+    server = start(model_dir, tmp_path / "first.log")
+    try:
+        server = _killed_and_restarted(model_dir, server, tmp_path / "second.log",
+                                       lambda proc: os.killpg(proc.pid, signal.SIGKILL))
+        server = _killed_and_restarted(model_dir, server, tmp_path / "third.log", lambda proc: proc.kill())
         started = server.processes()
         assert len(started) > 5  # Ray's own processes, HAProxy and the replica
         sent = time.monotonic()
