@@ -165,7 +165,8 @@ def fake_cluster(request, tmp_path) -> Iterator[FakeCluster]:
     config_path.write_text(yaml.safe_dump(config))
     head = config["available_node_types"][config["head_node_type"]]["resources"]
     env = {**os.environ, "RAY_FAKE_CLUSTER": "1", "AUTOSCALER_UPDATE_INTERVAL_S": "1",
-           # A killed node is declared dead and replaced after this many seconds without a heartbeat.
+           # Ray's lost-contact check (seconds without a heartbeat). It passes fake nodes by (they never become
+           # "up-to-date"): a killed one is dropped by cluster/local.yaml's provider (tune/fake_nodes.py) instead.
            "AUTOSCALER_HEARTBEAT_TIMEOUT_S": "10",
            # A token of its own: a driver elsewhere on this machine whose ray.init("auto") finds this
            # cluster's GCS cannot join it (and fills its nodes with trials of its own).
