@@ -292,7 +292,7 @@ HELD_EPOCH = 2
 HOLD_S = 480
 # ... and the bound README's Cluster section states for the rest of the search after the node is killed:
 # the lost worker group fails at once, the dead node is dropped at the autoscaler's next update
-# (tune/fake_nodes.py), a replacement comes up, the trial resumes there (91-151 s measured, load 17-26).
+# (tune/fake_nodes.py), a replacement comes up, the trial resumes there (91-151 s measured, load 16-26).
 AFTER_KILL_S = 300
 
 
