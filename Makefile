@@ -17,8 +17,14 @@ $(STAMP): requirements.lock pyproject.toml
 search: $(STAMP)
 	$(PY) tune/run_search.py --config search_spaces/smoke.yaml $(ARGS)
 
+# pytest's temp folders: a new one per run. pytest's shared default (/tmp/pytest-of-$USER) lets one suite's
+# clean-up delete the folders of another running beside it. Short and under /tmp, not in the checkout: some
+# tests put Ray's socket paths under it (at most 107 bytes). Removed when the suite passes, kept (and named)
+# when it fails.
 test: $(STAMP)
-	$(PY) -m pytest tests
+	tmp=$$(mktemp -d /tmp/signsearch-test-XXXXXX) && \
+	  if $(PY) -m pytest tests --basetemp=$$tmp; then rm -rf $$tmp; \
+	  else status=$$?; echo "pytest's temp folders kept in $$tmp"; exit $$status; fi
 
 # The crash-point matrix alone (also part of `make test`): every hold point x kill -9/SIGINT/SIGTERM x 1-/2-worker.
 test-matrix: $(STAMP)

@@ -207,3 +207,14 @@ def serve_constants_source() -> str:
     from ray.serve._private import constants
 
     return Path(constants.__file__).read_text()
+
+
+def fake_multinode_provider() -> type:
+    """Ray's fake multi-node provider class (cluster/local.yaml's nodes), for tune/fake_nodes.py to subclass.
+
+    Private because Ray ships no public provider that runs nodes on one machine; the subclass also reads the
+    provider's node table (``_nodes``, ``lock``, ``_terminate_node``) to drop a node whose raylet has died.
+    """
+    from ray.autoscaler._private.fake_multi_node.node_provider import FakeMultiNodeProvider
+
+    return FakeMultiNodeProvider

@@ -221,8 +221,9 @@ def validate_cluster_config(path: str | Path) -> dict[str, Any]:
     """Check a cluster YAML as Ray does; return the config as the autoscaler will see it.
 
     ``ray up`` fills in the provider's defaults (``prepare_config``) and then validates against
-    Ray's schema (``validate_config``); the autoscaler of a ``fake_multinode`` cluster validates the
-    file as written (Ray's wheel lacks that provider's defaults file). Errors become one line.
+    Ray's schema (``validate_config``); the autoscaler of a fake cluster (``fake_multinode``, or
+    local.yaml's ``external`` subclass of it) validates the file as written (Ray's wheel lacks that
+    provider's defaults file). Errors become one line.
     """
     from train.overrides import safe_load
     from train.ray_compat import cluster_config_tools
@@ -238,7 +239,7 @@ def validate_cluster_config(path: str | Path) -> dict[str, Any]:
     try:
         try:
             _get_default_config(config.get("provider") or {})
-            has_defaults = True
+            has_defaults = (config.get("provider") or {}).get("type") != "external"  # Ray's are a stub
         except (OSError, NotImplementedError, KeyError):
             has_defaults = False
         if has_defaults:

@@ -46,7 +46,9 @@ def test_cloud_configs_pass_rays_validator_as_ray_up_runs_it(path, provider):
 def test_local_yaml_passes_rays_validator_as_the_autoscaler_reads_it():
     config = _load(LOCAL)
     validate_config(config)  # what the fake cluster's autoscaler runs on the file
-    assert config["provider"]["type"] == "fake_multinode"
+    # Ray's fake_multinode provider, subclassed so that a lost node is reported gone (tune/fake_nodes.py)
+    provider = config["provider"]
+    assert (provider["type"], provider["module"]) == ("external", "tune.fake_nodes.FakeNodeProvider")
     assert FAKE_PROVIDER_KEYS <= set(config), sorted(FAKE_PROVIDER_KEYS - set(config))
     validate_cluster_config(LOCAL)
 

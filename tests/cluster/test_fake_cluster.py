@@ -165,7 +165,8 @@ def fake_cluster(request, tmp_path) -> Iterator[FakeCluster]:
     config_path.write_text(yaml.safe_dump(config))
     head = config["available_node_types"][config["head_node_type"]]["resources"]
     env = {**os.environ, "RAY_FAKE_CLUSTER": "1", "AUTOSCALER_UPDATE_INTERVAL_S": "1",
-           # A killed node is declared dead and replaced after this many seconds without a heartbeat.
+           # Ray's lost-contact check (seconds without a heartbeat). It passes fake nodes by (they never become
+           # "up-to-date"): a killed one is dropped by cluster/local.yaml's provider (tune/fake_nodes.py) instead.
            "AUTOSCALER_HEARTBEAT_TIMEOUT_S": "10",
            # A token of its own: a driver elsewhere on this machine whose ray.init("auto") finds this
            # cluster's GCS cannot join it (and fills its nodes with trials of its own).
@@ -194,6 +195,9 @@ def fake_cluster(request, tmp_path) -> Iterator[FakeCluster]:
         try:
             for path in cluster.monitor_logs():  # kept for a look after a failure
                 shutil.copy(path, tmp_path / path.name)
+            # Every log of the cluster (GCS, raylets, Train controllers and workers; ~3 MB), for the same look.
+            for logs in temp_dir.glob("session_2*/logs"):
+                shutil.copytree(logs, tmp_path / "ray-logs", dirs_exist_ok=True, ignore_dangling_symlinks=True)
         finally:
             _kill_session(starter.pid)
             shutil.rmtree(temp_dir, ignore_errors=True)
@@ -211,6 +215,18 @@ def _start_search(cluster: FakeCluster, tiny_data: dict, storage: Path, log: Pat
     env = {**os.environ, "RAY_ADDRESS": cluster.address, "RAY_AUTH_MODE": "token",
            "RAY_AUTH_TOKEN": cluster.env["RAY_AUTH_TOKEN"]}
     return start_in_session(command, log, env)
+
+
+def _wait_search(proc: subprocess.Popen, log: Path, timeout: float, cluster: FakeCluster) -> None:
+    """Wait until the search exits 0; if it does not, or not within ``timeout``, fail with the tail of its
+    own log and the autoscaler's."""
+    try:
+        code = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"the search did not end within {timeout:.0f} s; its log ends:\n"
+                             f"{log.read_text(errors='replace')[-5000:]}\n{cluster.autoscaler_log()}") from None
+    assert code == 0, f"the search exited {code}; its log ends:\n{log.read_text(errors='replace')[-5000:]}\n" \
+                      f"{cluster.autoscaler_log()}"
 
 
 def _summary(log: Path) -> dict:
@@ -237,7 +253,7 @@ def test_trials_scale_the_cluster_up_run_on_workers_and_nodes_go_when_idle(fake_
     proc = _start_search(cluster, tiny_data, tmp_path / "runs", log, "trial.workers.gpus_per_worker=1",
                          "budget.num_samples=3", "trial.epochs=2")
     try:
-        assert proc.wait(timeout=240) == 0, log.read_text()[-5000:] + cluster.autoscaler_log()
+        _wait_search(proc, log, 240, cluster)
     finally:
         kill_group(proc)
     search_s = time.monotonic() - start
@@ -271,9 +287,16 @@ def test_trials_scale_the_cluster_up_run_on_workers_and_nodes_go_when_idle(fake_
 
 
 HELD_EPOCH = 2
+# A 2-core machine that other test suites load (load average 10-48 measured): up to ~6 min until the first
+# rank 0 commits its epoch-2 checkpoint (both trials' processes, four fake nodes, their worker groups) ...
+HOLD_S = 480
+# ... and the bound README's Cluster section states for the rest of the search after the node is killed:
+# the lost worker group fails at once, the dead node is dropped at the autoscaler's next update
+# (tune/fake_nodes.py), a replacement comes up, the trial resumes there (91-151 s measured, load 16-26).
+AFTER_KILL_S = 300
 
 
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(HOLD_S + AFTER_KILL_S + 120)
 @pytest.mark.parametrize("fake_cluster", [{"hold": f"checkpoint:{HELD_EPOCH}"}], indirect=True, ids=["held"])
 def test_a_lost_worker_node_costs_no_trial(fake_cluster, tiny_data, tmp_path):
     """2-worker DDP trials (a TorchTrainer each) on GPU workers. The first rank 0 to commit its
@@ -283,19 +306,20 @@ def test_a_lost_worker_node_costs_no_trial(fake_cluster, tiny_data, tmp_path):
     storage, log, holds = tmp_path / "runs", tmp_path / "search.log", tmp_path / "hold"
     epochs = 5  # trial.epochs
     # placement pack: a trial's two workers may land on two single-GPU nodes (DDP across nodes), which is what
-    # this test is about; with the default strict_pack only the one gpu.multi fits a trial, and the fake
-    # provider keeps listing a killed node, so its max_workers of 1 would never let it be replaced.
+    # this test is about; with the default strict_pack only the one gpu.multi fits a trial.
     proc = _start_search(cluster, tiny_data, storage, log, "trial.workers.num_workers=2",
                          "trial.workers.gpus_per_worker=1", "trial.workers.placement=pack", "budget.num_samples=2",
                          f"trial.epochs={epochs}", "budget.early_stopping=false", "failure.max_failures=2",
                          "trial.optim.batch_size=8")
     try:
-        held = wait_held(proc, holds, log)
+        held = wait_held(proc, holds, log, timeout=HOLD_S)
         assert held["node_id"] != HEAD_NODE_ID, held  # GPU trials never run on the GPU-less head
         killed = cluster.kill_node(held["node_id"])
+        killed_at = time.monotonic()
         hold.release(holds)
         print(f"killed node {held['node_id'][-5:]} ({len(killed)} processes) under trial {held['trial_id']}")
-        assert proc.wait(timeout=300) == 0, log.read_text()[-5000:] + cluster.autoscaler_log()
+        _wait_search(proc, log, AFTER_KILL_S, cluster)
+        after_kill_s = time.monotonic() - killed_at
     finally:
         kill_group(proc)
     summary = _summary(log)
@@ -317,5 +341,6 @@ def test_a_lost_worker_node_costs_no_trial(fake_cluster, tiny_data, tmp_path):
     # The held trial went on from its committed epoch-2 checkpoint, exactly, on other nodes.
     assert after and after[0]["epoch"] == HELD_EPOCH + 1, epochs
     assert held["node_id"] not in {row["node_id"] for row in after}, (nodes, held["node_id"])
-    print(f"held trial's epochs {epochs} on nodes {[n[-5:] for n in nodes]}; "
+    print(f"search ended {after_kill_s:.0f} s after the kill; held trial's epochs {epochs} on nodes "
+          f"{[n[-5:] for n in nodes]}; "
           f"autoscaler: {cluster.autoscaler_events()}")

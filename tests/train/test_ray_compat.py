@@ -147,3 +147,19 @@ def test_the_serve_ingress_sets_only_settings_ray_serve_reads():
     env, folder = haproxy_environment("127.0.0.1")
     shutil.rmtree(folder)
     assert {name for name in env if name.startswith("RAY_")} <= set(ray_compat.SERVE_HAPROXY_SETTINGS)
+
+
+def test_fake_multinode_provider_has_the_node_table_fake_nodes_reads():
+    try:
+        provider = ray_compat.fake_multinode_provider()
+    except ImportError as error:
+        pytest.fail(_moved("fake_multinode_provider", f"FakeMultiNodeProvider ({error})"))
+    os.environ.setdefault("RAY_FAKE_CLUSTER", "1")  # the provider refuses to start without it
+    instance = provider({"type": "external"}, "compat")
+    assert isinstance(instance._nodes, dict) and hasattr(instance, "lock") and callable(instance._terminate_node), \
+        _moved("fake_multinode_provider", "FakeMultiNodeProvider._nodes/lock/_terminate_node")
+    from ray._private import ray_constants
+
+    from tune.fake_nodes import RAYLET
+
+    assert ray_constants.PROCESS_TYPE_RAYLET == RAYLET, _moved("fake_multinode_provider", "PROCESS_TYPE_RAYLET")
