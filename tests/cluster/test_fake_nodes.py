@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.cluster.test_fake_cluster import HEAD_NODE_ID, fake_cluster  # noqa: F401  (the fixture)
+from tests.cluster.conftest import HEAD_NODE_ID
 from train import hold
 
 # A driver that wants one gpu.small's resources all along: a placement group that Ray reschedules when its node
