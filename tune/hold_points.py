@@ -9,7 +9,7 @@ Unset, every method returns at once.
 from __future__ import annotations
 
 import posixpath
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 from ray.tune import Callback
 from ray.tune.stopper import Stopper
@@ -27,12 +27,19 @@ def _epoch(trial: Any) -> int:
 
 
 class HoldPoints(Callback, Stopper):
-    """Pauses the driver at the driver points of train/hold.py (always installed; a no-op unless asked for)."""
+    """Pauses the driver at the driver points of train/hold.py (always installed; a no-op unless asked for).
+
+    The same object is the run's callback and (in a CombinedStopper) its stopper, but ``Tuner.restore`` unpickles
+    the two as separate copies: what the callback side tells the stopper side goes through the class (one search
+    per driver process), never through the instance.
+    """
+
+    _registered: ClassVar[Optional[tuple[Any, int]]] = None
+    """(trial, epoch) of a checkpoint Tune is registering in this step; the stopper holds on it."""
 
     def __init__(self) -> None:
         self._seen: set[str] = set()
         self._started = 0
-        self._registered: Optional[tuple[Any, int]] = None
 
     def __getstate__(self) -> dict[str, Any]:
         return {}  # pickled with the run config: a resumed session counts its own trials
@@ -56,7 +63,7 @@ class HoldPoints(Callback, Stopper):
 
     def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any) -> None:
         # Tune registers the checkpoint right after this call: held in stop_all, asked after the event.
-        self._registered = (trial, _epoch(trial))
+        HoldPoints._registered = (trial, _epoch(trial))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         hold.at("complete", _epoch(trial), lambda: _where(trial))
@@ -68,8 +75,8 @@ class HoldPoints(Callback, Stopper):
         return False  # never stops a trial
 
     def stop_all(self) -> bool:
-        if self._registered is not None:
-            trial, epoch = self._registered
-            self._registered = None
+        if HoldPoints._registered is not None:
+            trial, epoch = HoldPoints._registered
+            HoldPoints._registered = None
             hold.at("checkpoint_registered", epoch, lambda: _where(trial))
         return False

@@ -37,7 +37,7 @@ from tune.summary import build_summary, saved_trials
 from tune.trial_checkpoints import align_for_resume
 from tune.trial import (TRIAL_ERROR, describe_workers, idle_gpu_warnings, max_concurrent_trials, reuse_trial_processes,
                         run_trial, trial_resources)
-from tune.watch import ErrorFiles, ReleaseTrainResources, SearchStalled, StallGuard
+from tune.watch import ErrorFiles, ReleaseTrainResources, SearchStalled, StallGuard, clear_stall
 
 
 class SearchInterrupted(Exception):
@@ -311,6 +311,7 @@ def _write_summary(results, search: SearchFile, experiment: Experiment, record: 
 def _stall_reason(experiment: Experiment) -> Optional[str]:
     """The stall guard's line if it stopped this session of the search (tune/watch.py); the file is consumed,
     so a resumed search starts clean."""
+    clear_stall(experiment.uri)
     if not experiment.has(STALL_FILE):
         return None
     reason = experiment.read_text(STALL_FILE).strip()

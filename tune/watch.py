@@ -103,6 +103,17 @@ class SearchStalled(Exception):
     """Trials waited for resources with nothing running; the message is one line."""
 
 
+_STALLED: dict[str, str] = {}
+"""Experiment -> the stall guard's line, in the driver process. The guard is the run's callback and its stopper,
+but ``Tuner.restore`` unpickles the two as separate copies, so the callback side (which sees the trials) tells the
+stopper side through here, not through the instance: on a resumed search the guard would otherwise never stop."""
+
+
+def clear_stall(experiment_uri: str) -> None:
+    """Forget a stall the driver has handled (tune/search.py reads the line from the experiment's file)."""
+    _STALLED.pop(experiment_uri, None)
+
+
 class StallGuard(Callback, Stopper):
     """Stops the search after ``timeout_s`` seconds in which trials were pending and none ran."""
 
@@ -131,12 +142,13 @@ class StallGuard(Callback, Stopper):
                            f"(each needs {self.resources_text}; Ray has {_available()} free): the search stopped; "
                            f"free the resources or lower resources.*, then --resume")
             Experiment.at(self.experiment_uri).write_text(STALL_FILE, self.reason)
+            _STALLED[self.experiment_uri] = self.reason
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         return False  # never stops a single trial
 
     def stop_all(self) -> bool:
-        return self.reason is not None
+        return self.experiment_uri in _STALLED
 
 
 def _available() -> str:

@@ -7,7 +7,7 @@ import time
 from types import SimpleNamespace
 
 from tune.experiment.storage import Experiment
-from tune.watch import STALL_FILE, StallGuard
+from tune.watch import STALL_FILE, StallGuard, clear_stall
 
 
 def _trials(*statuses: str) -> list:
@@ -26,6 +26,7 @@ def test_pending_trials_with_none_running_stop_the_search_after_the_timeout(tmp_
     time.sleep(0.3)
     guard.on_step_end(4, _trials("TERMINATED", "PENDING", "PENDING"))
     assert guard.stop_all() and not guard("t1", {})  # stops everything, never one trial on its own
+    clear_stall(experiment.uri)
     line = experiment.read_text(STALL_FILE)
     assert line.startswith("2 trial(s) waited 0.2 s for resources with no trial running (each needs 2 worker(s) "
                            "x 0.5 CPU; Ray has unknown free)") and "\n" not in line
@@ -44,3 +45,16 @@ def test_a_resumed_guard_starts_its_own_clock():
     guard.reason, guard._idle_since = "stalled", 1.0
     restored = pickle.loads(pickle.dumps(guard))
     assert restored.reason is None and restored._idle_since is None and restored.timeout_s == 5
+
+
+def test_a_restored_guard_stops_the_search_through_its_separate_stopper_copy(tmp_path):
+    """Tuner.restore unpickles the run's callbacks and its stopper as separate copies of the one guard (seen with
+    Ray 2.60): the copy that sees the trials must still stop the search through the other."""
+    experiment = Experiment.create(str(tmp_path), "exp")
+    guard = StallGuard(experiment.uri, timeout_s=0.0, resources_text="1 worker(s) x 1 CPU")
+    callback, stopper = pickle.loads(pickle.dumps(guard)), pickle.loads(pickle.dumps(guard))
+    assert callback is not stopper and not stopper.stop_all()
+    callback.on_step_end(1, _trials("PENDING"))
+    assert stopper.stop_all()
+    clear_stall(experiment.uri)  # the driver handled it: a resumed search starts clean
+    assert not stopper.stop_all()
