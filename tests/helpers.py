@@ -86,6 +86,13 @@ def result_rows(trial_dir: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def trained_rows(trial_dir: Path) -> list[dict]:
+    """The rows of epochs trained, without the rows a resumed run reports again (train/metrics.py REPORTED_AGAIN)."""
+    from train.metrics import REPORTED_AGAIN
+
+    return [row for row in result_rows(trial_dir) if not row.get(REPORTED_AGAIN)]
+
+
 def last_line_path(log: Path) -> Path:
     """The path a CLI printed as its last line (summary.json, a checkpoint)."""
     return Path(log.read_text().strip().splitlines()[-1])

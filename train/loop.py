@@ -110,12 +110,15 @@ class Trainer:
 
     # -- epochs -------------------------------------------------------------------------------
     def fit(self) -> list[Epoch]:
-        if self.start_epoch >= self.cfg.epochs and self.restored_metrics is not None:
-            # Restored from the final epoch's checkpoint (the search was killed after it was committed, before
-            # the trial was recorded as finished): nothing is left to train, but the trial must end with its
-            # final numbers, not with none (ASHA and the summary need the metric). The same row again, with the
-            # same ``trained_at``: reported twice, trained once.
+        finished = self.start_epoch >= self.cfg.epochs
+        if self.restored_metrics is not None and (finished or self.session.repeats_restored_epoch):
+            # The restored checkpoint's epoch, reported again (the same row, the same ``trained_at``: reported
+            # twice, trained once). Restored from the final epoch's checkpoint, nothing is left to train, but the
+            # trial must end with its final numbers, not with none (ASHA and the summary need the metric). A Ray
+            # Train run's report reaches Tune only after its checkpoint is committed, so a search killed in between
+            # has the checkpoint but not the epoch's row: the row comes back here.
             self.session.report({**self.restored_metrics, REPORTED_AGAIN: True}, None)
+        if finished:
             return []
         history = []
         for epoch in range(self.start_epoch, self.cfg.epochs):

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from train.metrics import REPORTED_AGAIN
 from tune.experiment import layout
 from tune.experiment.records import (ERROR, TERMINATED, ExperimentError, Summary, TrialRecord, open_experiment,
                                      read_search)
@@ -161,6 +162,8 @@ def _trial(folder: Experiment, record: TrialRecord, metric: str) -> Trial:
         trial.started = start
         for row in rows:
             epoch = int(row.get("epoch") or row.get("training_iteration"))
+            if row.get(REPORTED_AGAIN) and epoch in trial.curve:
+                continue  # a resumed run repeating an epoch it had reported: it finished when first reported
             trial.curve[epoch] = float(row[metric])
             trial.done_at[epoch] = start + row["time_total_s"]
     elif trial.value is not None:  # no result.json (copied without trial folders): the summary's last epoch

@@ -20,7 +20,7 @@ import pytest
 
 from tests.cluster.conftest import HEAD_NODE_ID, FakeCluster
 from tests.conftest import REPO
-from tests.helpers import dotted, kill_group, last_line_path, result_rows, start_in_session, wait_held
+from tests.helpers import dotted, kill_group, last_line_path, result_rows, start_in_session, trained_rows, wait_held
 from train import hold
 
 SMOKE = REPO / "search_spaces" / "smoke.yaml"
@@ -155,9 +155,9 @@ def test_a_lost_worker_node_costs_no_trial(fake_cluster, tiny_data, tmp_path):
     for trial in summary["trials"]:  # Train's checkpoints, relative to the experiment folder
         assert trial["checkpoint"].startswith(f"train_runs/train_{trial['trial_id']}/checkpoint_"), trial
     for trial in summary["trials"]:  # no epoch trained twice (the other trial may have lost a node too)
-        reported = [row["epoch"] for row in result_rows(experiment / trial["path"])]
+        reported = [row["epoch"] for row in trained_rows(experiment / trial["path"])]
         assert reported == sorted(set(reported)) and reported[-1] == epochs, (trial["trial_id"], reported)
-    rows = result_rows(experiment / f"trial_{held['trial_id']}")
+    rows = trained_rows(experiment / f"trial_{held['trial_id']}")
     nodes = [row["node_id"] for row in rows]
     epochs = [row["epoch"] for row in rows]
     after = [row for row in rows if row["epoch"] > HELD_EPOCH]

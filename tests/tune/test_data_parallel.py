@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import dotted, fixed_model_smoke, kill_group, last_line_path, result_rows, wait_held
+from tests.helpers import dotted, fixed_model_smoke, kill_group, last_line_path, trained_rows, wait_held
 from tests.tune.test_resume import start_search
 from train import hold
 
@@ -66,7 +66,7 @@ def check_complete_search(summary: dict, num_samples: int) -> dict[str, list[int
     rows = {}
     for trial in summary["trials"]:
         assert trial["status"] == "TERMINATED" and trial["error"] is None, trial
-        epochs = rows[trial["trial_id"]] = [row["epoch"] for row in result_rows(experiment / trial["path"])]
+        epochs = rows[trial["trial_id"]] = [row["epoch"] for row in trained_rows(experiment / trial["path"])]
         assert epochs == sorted(set(epochs)) and epochs[-1] == trial["epochs"] <= MAX_EPOCHS, (trial, epochs)
     return rows
 
@@ -120,6 +120,6 @@ def test_a_killed_two_worker_search_resumes_to_the_end(tiny_data, tmp_path):
     rows = check_complete_search(summary, num_samples)
     # The held trial went on from its epoch-1 checkpoint (or ASHA had stopped it there): epoch 1 never twice.
     assert rows[held["trial_id"]] in ([1], [1, 2], [2]), rows
-    after = [row["epoch"] for row in result_rows(Path(summary["experiment_dir"]) / f"trial_{held['trial_id']}")
+    after = [row["epoch"] for row in trained_rows(Path(summary["experiment_dir"]) / f"trial_{held['trial_id']}")
              if row["timestamp"] > killed_at]
     assert 1 not in after, after

@@ -17,7 +17,7 @@ import optuna
 import pytest
 
 from tests.conftest import REPO
-from tests.helpers import (dotted, kill_group, last_line_path, result_rows, start_in_session, stop_when_held,
+from tests.helpers import (dotted, kill_group, last_line_path, start_in_session, stop_when_held, trained_rows,
                            wait_held)
 from train import hold
 
@@ -48,7 +48,7 @@ def search_to_the_end(args: list[str], log: Path, timeout: float) -> None:
 
 
 def epochs_of(trial_dir: Path) -> list[int]:
-    return [row["epoch"] for row in result_rows(trial_dir)]
+    return [row["epoch"] for row in trained_rows(trial_dir)]
 
 
 @pytest.mark.timeout(400)
