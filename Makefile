@@ -23,12 +23,15 @@ search: $(STAMP)
 # when it fails.
 test: $(STAMP)
 	tmp=$$(mktemp -d /tmp/signsearch-test-XXXXXX) && \
-	  if $(PY) -m pytest tests --basetemp=$$tmp; then rm -rf $$tmp; \
+	  if $(PY) -m pytest tests -m "not crash_matrix" --basetemp=$$tmp; then rm -rf $$tmp; \
 	  else status=$$?; echo "pytest's temp folders kept in $$tmp"; exit $$status; fi
 
-# The crash-point matrix alone (also part of `make test`): every hold point x kill -9/SIGINT/SIGTERM x 1-/2-worker.
+# The crash-point matrix (tests/tune/test_crash_matrix.py): every hold point x kill -9/SIGINT/SIGTERM x 1-/2-worker
+# trials, 6 chains of ~10 sessions each (~40 min on 2 quiet cores), so not in `make test`.
 test-matrix: $(STAMP)
-	$(PY) -m pytest tests -m crash_matrix
+	tmp=$$(mktemp -d /tmp/signsearch-matrix-XXXXXX) && \
+	  if $(PY) -m pytest tests -m crash_matrix --basetemp=$$tmp; then rm -rf $$tmp; \
+	  else status=$$?; echo "pytest's temp folders kept in $$tmp"; exit $$status; fi
 
 bench: $(STAMP)
 	$(PY) bench/train_overhead.py
