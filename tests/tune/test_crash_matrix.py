@@ -2,13 +2,13 @@
 driver's process group, SIGINT or SIGTERM, with 1-worker and 2-worker trials, resumes with --resume and loses at
 most the epoch in progress.
 
-Each chain is one experiment (6 trials of 2 epochs, one at a time, ASHA on) continued session after session: each
+Each chain is one experiment (8 trials of 2 epochs, one at a time, ASHA on) continued session after session: each
 session is held at the next point of :data:`POINTS` (train/hold.py; the first arrival in that session), stopped
 there by the chain's action, and resumed by the next; a last session runs the search to its end. The points
 follow a search's life, and each session leaves work for the next: trial 1 committed its first epoch; Tune
 registers its last checkpoint (the one before deleted, the state not yet saved); a trial is pending, starts,
-starts an epoch, reports it, the driver gets a result, a trial ends (finished or ASHA-stopped), a trial process
-dies and Tune retries it, the summary is about to be written. After every session and at the end, the invariants:
+starts an epoch, reports it, the driver gets a result, a trial process dies and Tune retries it, a trial ends
+(finished or ASHA-stopped), the summary is about to be written. After every session and at the end, the invariants:
 
 - the session stopped as asked: exit 130 (SIGINT) / 143 (SIGTERM) with the resume command last;
 - a trial Tune had saved as TERMINATED keeps its result.json rows unchanged to the end;
@@ -40,7 +40,7 @@ RUN_SEARCH = REPO / "tune" / "run_search.py"
 ACTIONS = {"kill": None, "sigint": signal.SIGINT, "sigterm": signal.SIGTERM}
 POINTS = {
     "1-worker": ["checkpoint", "checkpoint_registered", "pending", "started", "epoch_start", "reported", "result",
-                 "complete", "recover", "summary"],
+                 "recover", "complete", "summary"],
     # A multi-worker trial's checkpoints are Ray Train's: Tune registers none of them. A killed Train worker is
     # retried by Ray Train, not Tune (tests/tune/test_data_parallel.py).
     "2-worker": ["checkpoint", "pending", "started", "epoch_start", "reported", "result", "complete", "summary"],
@@ -52,7 +52,7 @@ WORKERS = {"1-worker": ["trial.workers.num_workers=1", "trial.workers.cpus_per_w
 def _search_args(config: Path, tiny_data: dict, storage: Path, shape: str) -> list[str]:
     data = [f"trial.data.{key}={value}" for key, value in dotted(tiny_data)]
     return ["--config", str(config), "--storage", str(storage), "--address", "local", "--num-cpus", "2",
-            "--set", *data, *WORKERS[shape], "wandb.enabled=false", "budget.num_samples=6", "trial.epochs=2",
+            "--set", *data, *WORKERS[shape], "wandb.enabled=false", "budget.num_samples=8", "trial.epochs=2",
             "max_concurrent_trials=1", "budget.grace_period=1", "budget.reduction_factor=2", "failure.max_failures=2"]
 
 
@@ -139,7 +139,7 @@ def test_a_search_stopped_at_any_point_resumes_without_loss(tiny_data, tmp_path,
     finally:
         kill_group(proc)
     summary = json.loads((experiment / "summary.json").read_text())
-    assert summary["num_trials"] == 6 and summary["interrupted"] is False, summary
+    assert summary["num_trials"] == 8 and summary["interrupted"] is False, summary
     assert all(t["status"] == "TERMINATED" for t in summary["trials"]), [t["status"] for t in summary["trials"]]
     for trial_id, rows in finished.items():
         assert _rows(experiment / f"trial_{trial_id}") == rows, f"{trial_id} changed after it finished"
