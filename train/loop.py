@@ -110,15 +110,15 @@ class Trainer:
 
     # -- epochs -------------------------------------------------------------------------------
     def fit(self) -> list[Epoch]:
-        finished = self.start_epoch >= self.cfg.epochs
-        if self.restored_metrics is not None and (finished or self.session.repeats_restored_epoch):
+        if self.restored_metrics is not None:
             # The restored checkpoint's epoch, reported again (the same row, the same ``trained_at``: reported
-            # twice, trained once). Restored from the final epoch's checkpoint, nothing is left to train, but the
-            # trial must end with its final numbers, not with none (ASHA and the summary need the metric). A Ray
-            # Train run's report reaches Tune only after its checkpoint is committed, so a search killed in between
-            # has the checkpoint but not the epoch's row: the row comes back here.
+            # twice, trained once). A search killed after the checkpoint was written and before Tune saved the
+            # epoch's row to storage (Ray Train hands its report to Tune after the commit; Tune copies result.json
+            # with its state) would otherwise miss that row for good; and restored from the final epoch's
+            # checkpoint nothing is left to train, but the trial must end with its numbers (ASHA and the summary
+            # need the metric). Where Tune has the row already, the repeat is marked and readers skip it.
             self.session.report({**self.restored_metrics, REPORTED_AGAIN: True}, None)
-        if finished:
+        if self.start_epoch >= self.cfg.epochs:
             return []
         history = []
         for epoch in range(self.start_epoch, self.cfg.epochs):

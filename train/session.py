@@ -28,9 +28,6 @@ class Session(Protocol):
 
     world_rank: int
     world_size: int
-    repeats_restored_epoch: bool
-    """Whether a run restored from a checkpoint reports that checkpoint's epoch again before it trains on (Ray
-    Train: its reports reach Tune after the checkpoint is committed, so Tune may lack the epoch's row)."""
 
     def device(self, workers: WorkersConfig) -> torch.device: ...
 
@@ -54,7 +51,6 @@ class RaySession:
         self.world_size = world_size
         self.assigned_device = assigned_device
         self.tags = tags or {}
-        self.repeats_restored_epoch = getattr(api, "__name__", "") == "ray.train"
 
     def device(self, workers: WorkersConfig) -> torch.device:
         return pick_device(workers, ray_gpu_ids(), self.assigned_device)
@@ -100,7 +96,6 @@ class LocalSession:
 
     world_rank = 0
     world_size = 1
-    repeats_restored_epoch = False
 
     def __init__(self, on_report: Callable[[dict[str, Any]], None] = lambda metrics: None,
                  checkpoint_root: Optional[Path] = None) -> None:

@@ -3,19 +3,19 @@
 A 1-worker trial's checkpoints are Tune's (``trial_<id>/checkpoint_<n>/``; a multi-worker trial's are Ray Train's,
 whose own checkpoint manager writes its state before it deletes an old checkpoint). Tune keeps one
 (``CheckpointConfig(num_to_keep=1)``) and does three things per epoch, in this order: the trial writes the new
-checkpoint folder; the driver appends the epoch's row to ``result.json``; the driver registers the checkpoint
-(deleting the previous one) and then saves its experiment state, which is what ``--resume`` reads. A driver
-killed between two of them leaves a saved state that is behind the folder:
+checkpoint folder to storage; the driver records the epoch's row and registers the checkpoint (deleting the
+previous one); then it saves its experiment state, with result.json, to storage: that is what ``--resume`` reads.
+A driver killed between two of them leaves a saved state behind the trial's folder:
 
-- the state names a checkpoint that was already deleted (killed after the registration, before the save):
-  Tune's restore fails ("does not exist on storage anymore") and a finished trial would end as ERROR;
-- the state names an older checkpoint than the last row of ``result.json`` (killed after the row, before the
-  registration): the restored trial would train that epoch a second time.
+- the state names a checkpoint that was already deleted: Tune's restore fails ("does not exist on storage
+  anymore") and a finished trial would end as ERROR;
+- the state names an older checkpoint than the newest whole one: the restored trial would train an epoch again.
 
-:func:`align_for_resume` puts the newest whole checkpoint whose epoch has its row in ``result.json`` where the
-state expects one, before ``Tuner.restore`` reads it; the epoch in progress (a checkpoint without its row) is
-dropped and trained again, which is the one thing a kill may cost. Every checkpoint folder holds its epoch's
-reported numbers (``metrics.json``, train/checkpoint.py), so no weights are read to know its epoch.
+:func:`align_for_resume` puts the newest whole checkpoint where the state expects one, before ``Tuner.restore``
+reads it. The restored run reports that checkpoint's epoch again first (train/loop.py), so an epoch whose row
+never reached storage gets it back; nothing is trained twice and nothing after the checkpoint is lost but the
+epoch in progress. Every checkpoint folder holds its epoch's reported numbers (``metrics.json``,
+train/checkpoint.py), so no weights are read to know its epoch.
 """
 
 from __future__ import annotations
@@ -29,8 +29,7 @@ from typing import Any, Optional
 
 import pyarrow.fs
 
-from train.checkpoint import CHECKPOINT_FILE, METRICS_FILE
-from tune.experiment.layout import RESULT_FILE
+from train.checkpoint import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE
 
 PREFIX = "checkpoint_"
 
@@ -77,9 +76,9 @@ def saved_checkpoints(fs: pyarrow.fs.FileSystem, trial_dir: str) -> list[SavedCh
 
 
 def is_whole(fs: pyarrow.fs.FileSystem, checkpoint: SavedCheckpoint) -> bool:
-    """The weights file is there and passes its zip CRC checks (a folder cut off while copied is not)."""
+    """Its files are there and the weights pass their zip CRC checks (a folder cut off while copied is not)."""
     data = _read(fs, posixpath.join(checkpoint.path, CHECKPOINT_FILE))
-    if data is None:
+    if data is None or fs.get_file_info(posixpath.join(checkpoint.path, CONFIG_FILE)).type != pyarrow.fs.FileType.File:
         return False
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
@@ -88,25 +87,10 @@ def is_whole(fs: pyarrow.fs.FileSystem, checkpoint: SavedCheckpoint) -> bool:
         return False
 
 
-def recorded_epochs(fs: pyarrow.fs.FileSystem, trial_dir: str) -> set[int]:
-    """Epochs that have a row in the trial's result.json (a row cut off by a kill is not one)."""
-    text = _read(fs, posixpath.join(trial_dir, RESULT_FILE))
-    epochs = set()
-    for line in (text or b"").decode(errors="replace").splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict) and isinstance(row.get("epoch"), int):
-            epochs.add(row["epoch"])
-    return epochs
-
-
 def resume_point(fs: pyarrow.fs.FileSystem, trial_dir: str) -> Optional[SavedCheckpoint]:
-    """The newest whole checkpoint whose epoch has its result.json row: where the trial continues."""
-    recorded = recorded_epochs(fs, trial_dir)
+    """The newest whole checkpoint: where the trial continues."""
     for candidate in reversed(saved_checkpoints(fs, trial_dir)):
-        if candidate.epoch in recorded and is_whole(fs, candidate):
+        if is_whole(fs, candidate):
             return candidate
     return None
 
@@ -115,15 +99,19 @@ def align_trial(fs: pyarrow.fs.FileSystem, trial_dir: str, expected: str) -> Opt
     """Make ``expected`` (the checkpoint path the saved state names) hold the trial's resume point; drop the
     folders after it. Returns a line saying what moved, or None when the state was already right."""
     target = resume_point(fs, trial_dir)
-    if target is None or target.path == expected:
+    if target is None:
         return None
-    expected_info = fs.get_file_info(expected)
-    if expected_info.type == pyarrow.fs.FileType.Directory:
-        fs.delete_dir(expected)
-    fs.move(target.path, expected)
-    for later in saved_checkpoints(fs, trial_dir):
-        if posixpath.basename(later.path) > posixpath.basename(expected):
-            fs.delete_dir(later.path)  # epochs without their row: trained again
+    moved = target.path != expected
+    if moved:
+        if fs.get_file_info(expected).type == pyarrow.fs.FileType.Directory:
+            fs.delete_dir(expected)
+        fs.move(target.path, expected)
+    for later in fs.get_file_info(pyarrow.fs.FileSelector(trial_dir)):
+        if later.type == pyarrow.fs.FileType.Directory and later.base_name.startswith(PREFIX) \
+                and later.base_name > posixpath.basename(expected):
+            fs.delete_dir(later.path)  # not whole: the epoch in progress, trained again where Tune writes next
+    if not moved:
+        return None
     return (f"{posixpath.basename(trial_dir)}: continues from epoch {target.epoch} "
             f"({posixpath.basename(target.path)} -> {posixpath.basename(expected)})")
 

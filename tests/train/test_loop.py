@@ -127,7 +127,8 @@ def test_two_workers_match_one_worker_with_the_same_global_batch(tiny_data, tmp_
 def test_a_run_restored_from_its_final_checkpoint_reports_that_epoch_again(tiny_data, tmp_path):
     """A search killed after a trial's final checkpoint was committed, before the trial was recorded as finished:
     the restored run has nothing to train and reports the final epoch's numbers again (the same row, the same
-    trained_at, marked), instead of ending without the metric."""
+    trained_at, marked), instead of ending without the metric. (Restored from an earlier epoch, the repeat comes
+    first and training goes on: tests/tune/test_resume.py.)"""
     from ray.train import Checkpoint
 
     from train.loop import Trainer

@@ -19,7 +19,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from tests.helpers import descendants, kill_group, last_line_path, result_rows
+from tests.helpers import descendants, kill_group, last_line_path, result_rows, trained_rows
 from tests.results.searched import tiny_search
 from tests.tune.test_resume import search_args, start_search
 from tests.tune.wandb_records import read_offline_run
@@ -134,7 +134,7 @@ def test_a_wandb_engine_search_resumes_exactly_after_a_kill(engine_search):
     finished = [name for name in engine_search["before"] if name != f"trial_{held['trial_id']}"]
     assert len(finished) == 1
     assert (experiment / finished[0] / "result.json").read_text() == engine_search["before"][finished[0]]
-    held_epochs = [row["epoch"] for row in result_rows(experiment / f"trial_{held['trial_id']}")]
+    held_epochs = [row["epoch"] for row in trained_rows(experiment / f"trial_{held['trial_id']}")]
     # Stopped at epoch 2 by W&B's hyperband, which judged it against the first trial: a scheduler that had lost its
     # history at the restart would have had no other run to compare it with and let it finish.
     assert held_epochs == [1, 2], held_epochs
@@ -209,7 +209,7 @@ def test_compare_a_tpe_and_a_wandb_search(engine_search, tiny_data, tmp_path_fac
         cells = [folder.name, engine_name, summary["num_trials"], summary["total_epochs"], round(summary["wall_s"], 1),
                  best["metrics"]["val_acc"], best["trial_id"], evaluation["accuracy"]]
         assert [cell(value) for value in cells] in table_rows(page)[0], cells
-        rows = [row for path in folder.glob("trial_*/result.json") for row in result_rows(path.parent)]
+        rows = [row for path in folder.glob("trial_*/result.json") for row in trained_rows(path.parent)]
         assert entries[-1].epochs[-1] == len(rows) == summary["total_epochs"]
         assert entries[-1].best[-1] == pytest.approx(max(row["val_acc"] for row in rows))
     assert summary_rows(entries)[1][0][1] == "tpe+asha"
@@ -219,7 +219,7 @@ def test_compare_a_tpe_and_a_wandb_search(engine_search, tiny_data, tmp_path_fac
     for i, folder in enumerate((tpe, engine)):
         done = []
         for path in folder.glob("trial_*/result.json"):
-            rows = result_rows(path.parent)
+            rows = trained_rows(path.parent)
             start = max(row["timestamp"] - row["time_total_s"] for row in rows)
             done += [(start + row["time_total_s"], row["val_acc"]) for row in rows]
         done.sort()

@@ -51,29 +51,33 @@ def test_the_state_names_a_checkpoint_tune_already_deleted(tmp_path, epochs):
     assert _epoch_in(trial / "checkpoint_000001") == 3
 
 
-def test_a_recorded_epoch_is_not_trained_again(tmp_path, epochs):
-    """Killed after epoch 2's row was written, before its checkpoint was registered: the state names epoch 1's
-    checkpoint, but the trial continues after epoch 2 (its row is there: training it again would repeat it)."""
-    trial = _trial(tmp_path, epochs, checkpoints=[1, 2], rows=[1, 2])
+def test_a_written_epoch_is_not_trained_again(tmp_path, epochs):
+    """Killed after epoch 2's checkpoint was written, before Tune registered it and saved its state (even before
+    the epoch's row reached storage): the state names epoch 1's checkpoint, but the trial continues after epoch 2
+    (the restored run reports epoch 2 again, so its row comes back)."""
+    trial = _trial(tmp_path, epochs, checkpoints=[1, 2], rows=[1])
     align_trial(FS, str(trial), str(trial / "checkpoint_000000"))
     assert [p.name for p in sorted(trial.glob("checkpoint_*"))] == ["checkpoint_000000"]
     assert _epoch_in(trial / "checkpoint_000000") == 2
 
 
-def test_the_epoch_in_progress_is_dropped_and_a_right_state_is_left_alone(tmp_path, epochs):
-    """Epoch 3's checkpoint was written but its row never was (killed in between): it is not trusted; the state
-    naming epoch 2's checkpoint is right, and the unrecorded folder after it goes (it is trained again)."""
-    trial = _trial(tmp_path, epochs, checkpoints=[2, 3], rows=[1, 2])
+def test_a_right_state_is_left_alone(tmp_path, epochs):
+    trial = _trial(tmp_path, epochs, checkpoints=[2], rows=[1, 2])
     assert resume_point(FS, str(trial)).epoch == 2
     assert align_trial(FS, str(trial), str(trial / "checkpoint_000001")) is None
-    assert (trial / "checkpoint_000002").exists()  # left for Tune, which writes its next checkpoint there
 
 
-def test_a_cut_off_checkpoint_is_never_the_resume_point(tmp_path, epochs):
-    trial = _trial(tmp_path, epochs, checkpoints=[2, 3], rows=[1, 2, 3])
+def test_a_cut_off_checkpoint_is_never_the_resume_point_and_goes(tmp_path, epochs):
+    """The epoch in progress: its folder is cut off (or lacks a file); the trial continues after epoch 2 and the
+    folder after the one the state expects is removed (Tune writes its next checkpoint there)."""
+    trial = _trial(tmp_path, epochs, checkpoints=[1, 2, 3], rows=[1, 2, 3])
     weights = trial / "checkpoint_000002" / CHECKPOINT_FILE
     weights.write_bytes(weights.read_bytes()[:1000])
     assert resume_point(FS, str(trial)).epoch == 2
+    (trial / "checkpoint_000001" / "trial_config.json").unlink()
+    assert resume_point(FS, str(trial)).epoch == 1
+    align_trial(FS, str(trial), str(trial / "checkpoint_000000"))
+    assert [p.name for p in sorted(trial.glob("checkpoint_*"))] == ["checkpoint_000000"]
 
 
 def test_a_summary_row_names_the_checkpoint_of_its_own_epoch(tmp_path, epochs):
