@@ -150,9 +150,10 @@ def autoscaling_config_path(gcs_address: str) -> Optional[Path]:
     return bootstrap if bootstrap.is_file() else None
 
 
-def cluster_capacity() -> Capacity:
+def cluster_capacity(count_other_rays: bool = True) -> Capacity:
     """What the connected cluster can grow to (its autoscaling config), else its alive nodes; with the CPUs that
-    other Ray instances on this machine hold (train/connect.py other_rays_here)."""
+    other Ray instances on this machine hold (train/connect.py other_rays_here) unless ``count_other_rays`` is
+    false (an embedded Ray whose CPUs were given with --num-cpus: the user sized it)."""
     import ray
 
     from train.connect import machine_cpus, other_rays_here
@@ -160,7 +161,8 @@ def cluster_capacity() -> Capacity:
     nodes = [node for node in ray.nodes() if node.get("Alive")]
     here = ray.get_runtime_context().get_node_id()
     live = capacity_from_nodes(nodes, here)
-    held = {"held_here": sum(cpus for _, cpus in other_rays_here()), "machine_cpus": machine_cpus()}
+    held = {"held_here": sum(cpus for _, cpus in other_rays_here()) if count_other_rays else 0.0,
+            "machine_cpus": machine_cpus()}
     path = autoscaling_config_path(ray.get_runtime_context().gcs_address)
     if path is None or not path.is_file():
         return replace(live, **held)

@@ -156,7 +156,7 @@ def _reporter(search: SearchFile, verbose: bool, links: list[str], experiment_ur
 
 def build_tuner(search: SearchFile, experiment: Experiment, resume: bool, data_key: str, *, verbose: bool = False,
                 dashboard: Optional[str] = None, data_keys: Optional[dict[int, str]] = None,
-                latencies: Optional[LatencyTable] = None) -> tune.Tuner:
+                latencies: Optional[LatencyTable] = None, count_other_rays: bool = True) -> tune.Tuner:
     """``data_keys``: the cache entry of each searched image size; ``latencies``: latency_ms per architecture
     (multi-objective searches with a latency objective)."""
     trainable = _trainable(search, experiment, data_key, data_keys, latencies)
@@ -174,7 +174,7 @@ def build_tuner(search: SearchFile, experiment: Experiment, resume: bool, data_k
     base = search.trial_config({})
     # What the cluster can grow to (an autoscaling cluster's max_workers), not just what is up now. Checked on
     # --resume too: a search continued on a smaller Ray than its trials need is one line, not a wait forever.
-    capacity = cluster_capacity()
+    capacity = cluster_capacity(count_other_rays)
     concurrency = max_concurrent_trials(base.workers, search.max_concurrent_trials, capacity)
     print(f"max concurrent trials: {concurrency} ({search.max_concurrent_trials}; "
           f"{capacity.describe()})", flush=True)
@@ -261,7 +261,10 @@ def run(search: SearchFile, *, storage: str, resume: Optional[str] = None,
         with interrupts:
             print(f"Ray dashboard: {dashboard}", flush=True)
             tuner = build_tuner(search, experiment, resume=bool(resume), data_key=data.cache_key,
-                                verbose=verbose, dashboard=dashboard, data_keys=data_keys, latencies=latencies)
+                                verbose=verbose, dashboard=dashboard, data_keys=data_keys, latencies=latencies,
+                                # --num-cpus sizes the embedded Ray as asked; without it, "auto" concurrency counts
+                                # only the cores other Ray instances on this machine leave free.
+                                count_other_rays=ray_connection.num_cpus is None)
             # The trials' time only: Ray's start, data preparation and the summary are not the search's work,
             # and would add ~20 s to every --resume of a finished search.
             with record.clock(experiment, time.monotonic()):
