@@ -16,7 +16,8 @@ never leaves a search (and its Ray) waiting forever. The driver and its trials r
 Training processes (rank 0 of a run; train/loop.py): ``epoch_start``, ``reported`` (the epoch's report returned,
 its checkpoint not yet known to be committed), ``checkpoint`` (the checkpoint is *committed*, below).
 The search driver (tune/hold_points.py, a Tune callback and stopper): ``pending`` (the n-th trial of this session
-was sampled and waits to start), ``started`` (the n-th trial of this session started), ``result`` (a result of
+was sampled and waits for a process to start in; a 1-worker trial that takes over a finished trial's process at
+once never waits), ``started`` (the n-th trial of this session started), ``result`` (a result of
 epoch n reached the driver, before Tune records it), ``checkpoint_registered`` (Tune registered the epoch-n
 checkpoint and deleted the one before; its experiment state is not saved yet), ``complete`` (a trial ended at
 epoch n, finished or stopped by ASHA, not yet saved as such), ``recover`` (a failed trial is about to be retried),

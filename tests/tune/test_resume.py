@@ -272,11 +272,13 @@ def test_sigterm_stops_like_ctrl_c(tiny_data, tmp_path):
 @pytest.mark.timeout(400)
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
 def test_a_stop_while_a_trial_is_pending_lists_it_as_not_started(tiny_data, tmp_path, signum):
-    """Between trials (one slot: the 2nd trial is sampled and pending while nothing runs): the stop exits 130/143
-    with summary.json marked interrupted, the first trial TERMINATED and the pending one NOT_STARTED with the config
-    it was sampled with, and the resume command last."""
+    """Between data-parallel trials (one slot: the 2nd trial is sampled and waits for a process of its own, nothing
+    runs): the stop exits 130/143 with summary.json marked interrupted, the first trial TERMINATED and the pending
+    one NOT_STARTED with the config it was sampled with, and the resume command last. (A 1-worker trial takes over
+    the finished trial's process at once, so it is never seen pending there.)"""
     storage, log, holds = tmp_path / "runs", tmp_path / "first.log", tmp_path / "hold"
-    args = search_args(tiny_data, storage, "budget.num_samples=2", "trial.epochs=1", "max_concurrent_trials=1")
+    args = search_args(tiny_data, storage, "budget.num_samples=2", "trial.epochs=1", "max_concurrent_trials=1",
+                       "trial.workers.num_workers=2", "trial.workers.cpus_per_worker=0.5")
     proc = start_search(args, log, **{hold.ENV: f"pending:2:{holds}"})
     try:
         held = wait_held(proc, holds, log)
@@ -315,4 +317,4 @@ def test_resume_on_a_ray_too_small_for_the_trials_is_one_line(tiny_data, tmp_pat
     finally:
         kill_group(proc)
     assert resume_log.read_text().strip().splitlines()[-1].startswith(
-        "error: resources: no node of this cluster, now or after autoscaling, fits a trial (2 worker(s) of 0.5 CPU)")
+        "error: resources: no node of this cluster, now or after autoscaling, fits a trial (2 worker(s) of 0.5 CPU")
