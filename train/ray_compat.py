@@ -82,6 +82,18 @@ def raise_sample_budget(generator: Any, total: int) -> None:
         generator._finished = False
 
 
+def count_restored_trials(generator: Any, restored: int) -> None:
+    """Make a restored SearchGenerator count at least the trials Tune's saved state restores (tune/resumable.py).
+
+    Private because SearchGenerator keeps its count of created trials in a private attribute. Tune saves that count
+    (search_gen_state-*.json) and the trial list (experiment_state-*.json) in separate files of one copy to storage,
+    so a driver killed during the copy can leave a count one behind the list: the resumed search would then sample
+    one trial more than its budget.
+    """
+    if restored > generator._counter:
+        generator._counter = restored
+
+
 def status_table(reporter: Any, trials: list, done: bool, *extra: str) -> str:
     """The status block and trial table a CLIReporter would print (tune/progress.py's compact display).
 

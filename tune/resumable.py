@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Iterator, Optional
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import SearchGenerator
 
-from train.ray_compat import raise_sample_budget, replay_into_asha
+from train.ray_compat import count_restored_trials, raise_sample_budget, replay_into_asha
 
 
 class ResumableASHA(ASHAScheduler):
@@ -59,13 +59,20 @@ class ExtendableSearch(SearchGenerator):
     """Set by :func:`raise_budget` before ``Tuner.restore(...).fit()``; read when the saved state is
     loaded (Tune unpickles this object from the experiment, so the new budget cannot be passed in)."""
 
+    restored_trials: ClassVar[int] = 0
+    """Trials in the experiment state being restored (set with :func:`raise_budget`): the sample count restored
+    with them is never below it (train/ray_compat.py count_restored_trials)."""
+
     def set_state(self, state: dict) -> None:
         super().set_state(state)
+        count_restored_trials(self, ExtendableSearch.restored_trials)
         total = ExtendableSearch.raised_total
         if total is not None:
             raise_sample_budget(self, total)
 
 
-def raise_budget(num_samples: Optional[int]) -> None:
-    """The budget a search restored in this process gets (None: the saved one)."""
+def raise_budget(num_samples: Optional[int], restored_trials: int = 0) -> None:
+    """The budget a search restored in this process gets (None: the saved one), and how many trials its saved
+    state holds."""
     ExtendableSearch.raised_total = num_samples
+    ExtendableSearch.restored_trials = restored_trials

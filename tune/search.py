@@ -181,7 +181,8 @@ def build_tuner(search: SearchFile, experiment: Experiment, resume: bool, data_k
     for line in idle_gpu_warnings(base.workers, capacity):
         print(line, flush=True)
     if resume:
-        raise_budget(search.budget.num_samples)  # a raised budget.num_samples (tune/resumable.py)
+        # A raised budget.num_samples, and the trials the saved state holds (tune/resumable.py).
+        raise_budget(search.budget.num_samples, len(saved_trials(experiment)))
         for line in align_for_resume(experiment.uri):  # the saved state behind its trials' folders
             print(f"resume: {line}", flush=True)
         path, filesystem = ray_storage(experiment.uri)

@@ -66,6 +66,17 @@ def test_raise_sample_budget():
     assert (generator._total_samples, generator.is_finished()) == (8, False)
 
 
+def test_count_restored_trials():
+    from ray.tune.search import BasicVariantGenerator, SearchGenerator
+    from ray.tune.search.optuna import OptunaSearch
+
+    generator = SearchGenerator(OptunaSearch())
+    assert hasattr(generator, "_counter") and not isinstance(generator, BasicVariantGenerator), \
+        _moved("count_restored_trials", "SearchGenerator._counter")
+    ray_compat.count_restored_trials(generator, 3)
+    assert generator._counter == 3
+
+
 def test_status_table():
     from ray.tune import CLIReporter
 

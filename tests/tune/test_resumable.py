@@ -49,5 +49,9 @@ def test_a_restored_search_takes_a_raised_budget():
         raise_budget(4)  # never lowered: a budget can only be raised
         search.set_state(dict(saved))
         assert search.total_samples == 6
+        # A count saved one behind the trial list (a kill during Tune's copy of its state files): never below it.
+        raise_budget(None, restored_trials=6)
+        search.set_state({**saved, "counter": 5})
+        assert search.is_finished()
     finally:
         raise_budget(None)
