@@ -137,11 +137,17 @@ def paired(fs: pyarrow.fs.FileSystem, checkpoint_path: str, metrics: dict[str, A
     it was written (an interrupted search may have registered only the one before), else the registered one with
     its own epoch's numbers. ``checkpoint_path`` is the registered checkpoint, ``metrics`` the last report."""
     epoch = metrics.get("epoch")
-    siblings = saved_checkpoints(fs, posixpath.dirname(checkpoint_path))
-    same = [saved for saved in siblings if saved.epoch == epoch and is_whole(fs, saved)]
+    text = _read(fs, posixpath.join(checkpoint_path, METRICS_FILE))
+    try:
+        own = json.loads(text) if text is not None else None
+    except ValueError:
+        own = None
+    if not isinstance(own, dict) or own.get("epoch") == epoch:
+        # The common case (no weights read, which on object storage would download them): the registered checkpoint
+        # is the last epoch's, or predates metrics.json.
+        return checkpoint_path, metrics
+    same = [saved for saved in saved_checkpoints(fs, posixpath.dirname(checkpoint_path))
+            if saved.epoch == epoch and is_whole(fs, saved)]
     if same:
         return same[-1].path, metrics
-    own = next((saved for saved in siblings if saved.path == checkpoint_path), None)
-    if own is None or own.epoch == epoch:
-        return checkpoint_path, metrics  # a checkpoint without metrics.json (written before they were kept)
-    return checkpoint_path, {**metrics, **own.metrics}
+    return checkpoint_path, {**metrics, **own}
