@@ -22,7 +22,7 @@ from tune.space import SearchFile
 from tune.experiment import layout
 from tune.objectives import LATENCY_METRIC
 from tune.trial import TRIAL_ERROR
-from tune.trial_checkpoints import paired
+from tune.trial_checkpoints import TRAIN_CHECKPOINT, paired
 
 KEY_PACKAGES = ("ray", "torch", "torchvision", "timm", "kornia", "optuna", "wandb", "numpy", "pydantic")
 SUMMARY_METRICS = (*REPORTED_METRICS, LATENCY_METRIC, "epoch", "training_iteration", "time_total_s")
@@ -74,7 +74,8 @@ def _trial_record(result, search: SearchFile, experiment: Experiment, saved: Opt
         state = UNFINISHED
     # A trial that never reported has no config in its (empty) last result: the one Tune saved for it.
     config = result.config or (saved.config if saved is not None else None)
-    checkpoint = result.checkpoint.path if result.checkpoint else _train_checkpoint(result)
+    # A multi-worker trial's weights are in Ray Train's checkpoint (Tune's is a pointer: tune/train_relay.py).
+    checkpoint = _train_checkpoint(result) or (result.checkpoint.path if result.checkpoint else None)
     if checkpoint is not None and "epoch" in metrics:
         # The checkpoint of the epoch whose numbers these are (an interrupted search may have registered only
         # the one before): the summary, export and the model card then speak of one epoch.
@@ -89,12 +90,12 @@ def _trial_record(result, search: SearchFile, experiment: Experiment, saved: Opt
 
 
 def _train_checkpoint(result) -> Optional[str]:
-    """A multi-worker trial's last Ray Train checkpoint: the ``checkpoint_path`` its reports carry
-    (TuneReportCallback), from the last row that has one (a report repeated after a resume has none)."""
-    path = (result.metrics or {}).get("checkpoint_path")
+    """A multi-worker trial's last Ray Train checkpoint: the one its reports name (tune/train_relay.py), from the
+    last row that has one (a report repeated after a resume has none). None for a 1-worker trial."""
+    path = (result.metrics or {}).get(TRAIN_CHECKPOINT)
     rows = result.metrics_dataframe
-    if path is None and rows is not None and "checkpoint_path" in rows:
-        known = rows["checkpoint_path"].dropna()
+    if path is None and rows is not None and TRAIN_CHECKPOINT in rows:
+        known = rows[TRAIN_CHECKPOINT].dropna()
         path = str(known.iloc[-1]) if len(known) else None
     return path
 

@@ -1,7 +1,7 @@
 """One Tune trial: a function trainable that trains one sampled config.
 
 Ray 2.60 runs Ray Train V2, where a Tune trial is a *driver* function: a multi-worker trial builds a
-``TorchTrainer`` whose workers report through ``TuneReportCallback``. A 1-worker trial runs the very
+``TorchTrainer`` whose reports the trial relays to Tune (tune/train_relay.py). A 1-worker trial runs the very
 same loop in the trial's own process, which saves the worker-group start (~10 s) on every trial.
 """
 
@@ -67,14 +67,14 @@ def _train(cfg: TrialConfig, storage_path: str, data_key: Optional[str], extra: 
         session.tags.update(extra)
         run(cfg, session, data_key=data_key)
         return
-    from ray.tune.integration.ray_train import TuneReportCallback
-
     from train.launch import torch_trainer
+    from tune.train_relay import RelayReports, fit_reporting
 
     # Named by the trial id: a retry of this trial finds the run's checkpoints and resumes.
     trial_id = ray.tune.get_context().get_trial_id()
-    torch_trainer(cfg, name=f"train_{trial_id}", storage_path=storage_path, data_key=data_key,
-                  callbacks=[TuneReportCallback()], tags=extra).fit()
+    relay = RelayReports()
+    fit_reporting(torch_trainer(cfg, name=f"train_{trial_id}", storage_path=storage_path, data_key=data_key,
+                                callbacks=[relay], tags=extra), relay)
 
 
 def is_permanent(error: BaseException) -> bool:
@@ -120,10 +120,10 @@ def reuse_trial_processes(workers: WorkersConfig) -> bool:
 
     Yes for 1-worker trials: the loop runs in the trial's own thread, which sees Tune's stop at its next
     ``ray.tune.report`` and ends, so Tune's ``reset_config`` finds it gone, and the next trial skips the
-    process start and the torch/timm imports (~5 s). No for multi-worker trials: their thread waits in
-    ``TorchTrainer.fit()`` (reports reach Tune through ``TuneReportCallback`` on another thread) and never
-    sees the stop, so every reuse would fail ("reset_config() ... return True") and error the trial; a
-    fresh process per trial instead ends the old one, and with it its TorchTrainer and workers.
+    process start and the torch/timm imports (~5 s). No for multi-worker trials: the TorchTrainer a stopped
+    trial started (its controller and workers) goes on training until the trial's process ends, so a reused
+    process would fail Tune's ``reset_config`` and error the next trial; a fresh process per trial ends the old
+    one, and with it its TorchTrainer and workers.
     """
     return workers.num_workers == 1
 

@@ -1,7 +1,8 @@
-"""Which of a 1-worker trial's checkpoints goes with which epoch, before a resume and in the summary.
+"""Which of a trial's checkpoints goes with which epoch, before a resume and in the summary.
 
-A 1-worker trial's checkpoints are Tune's (``trial_<id>/checkpoint_<n>/``; a multi-worker trial's are Ray Train's,
-whose own checkpoint manager writes its state before it deletes an old checkpoint). Tune keeps one
+A 1-worker trial's checkpoints are Tune's (``trial_<id>/checkpoint_<n>/``). A multi-worker trial's weights are in
+Ray Train's checkpoints (whose own manager writes its state before it deletes an old one); Tune holds a pointer per
+epoch for it (tune/train_relay.py: ``metrics.json`` alone, Train's checkpoint path in it). Tune keeps one
 (``CheckpointConfig(num_to_keep=1)``) and does three things per epoch, in this order: the trial writes the new
 checkpoint folder to storage; the driver records the epoch's row and registers the checkpoint (deleting the
 previous one); then it saves its experiment state, with result.json, to storage: that is what ``--resume`` reads.
@@ -32,6 +33,9 @@ import pyarrow.fs
 from train.checkpoint import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE
 
 PREFIX = "checkpoint_"
+TRAIN_CHECKPOINT = "checkpoint_path"
+"""Key of a multi-worker trial's reports (and pointers) holding that epoch's Ray Train checkpoint (the key Ray's
+``TuneReportCallback`` uses, so searches run before the pointers read the same)."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,10 @@ def saved_checkpoints(fs: pyarrow.fs.FileSystem, trial_dir: str) -> list[SavedCh
 
 
 def is_whole(fs: pyarrow.fs.FileSystem, checkpoint: SavedCheckpoint) -> bool:
-    """Its files are there and the weights pass their zip CRC checks (a folder cut off while copied is not)."""
+    """Its files are there and the weights pass their zip CRC checks (a folder cut off while copied is not); a
+    pointer is whole once its metrics.json reads (it is its only file)."""
+    if TRAIN_CHECKPOINT in checkpoint.metrics:
+        return True
     data = _read(fs, posixpath.join(checkpoint.path, CHECKPOINT_FILE))
     if data is None or fs.get_file_info(posixpath.join(checkpoint.path, CONFIG_FILE)).type != pyarrow.fs.FileType.File:
         return False
@@ -117,7 +124,7 @@ def align_trial(fs: pyarrow.fs.FileSystem, trial_dir: str, expected: str) -> Opt
 
 
 def align_for_resume(experiment_uri: str) -> list[str]:
-    """Before ``Tuner.restore``: every unfinished 1-worker trial's expected checkpoint holds its resume point
+    """Before ``Tuner.restore``: every unfinished trial's expected checkpoint holds its resume point
     (see the module docstring). Returns a line per trial that moved."""
     from ray.tune import ExperimentAnalysis
 
@@ -142,6 +149,11 @@ def paired(fs: pyarrow.fs.FileSystem, checkpoint_path: str, metrics: dict[str, A
         own = json.loads(text) if text is not None else None
     except ValueError:
         own = None
+    if own is None and fs.get_file_info(checkpoint_path).type == pyarrow.fs.FileType.NotFound:
+        # Deleted after a newer one was committed whose report never reached the rows (a multi-worker trial's Ray
+        # Train checkpoint, named by the last row): the newest whole one, with its own epoch's numbers.
+        newest = resume_point(fs, posixpath.dirname(checkpoint_path))
+        return (newest.path, {**metrics, **newest.metrics}) if newest else (checkpoint_path, metrics)
     if not isinstance(own, dict) or own.get("epoch") == epoch:
         # The common case (no weights read, which on object storage would download them): the registered checkpoint
         # is the last epoch's, or predates metrics.json.

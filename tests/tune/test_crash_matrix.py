@@ -41,9 +41,10 @@ ACTIONS = {"kill": None, "sigint": signal.SIGINT, "sigterm": signal.SIGTERM}
 POINTS = {
     "1-worker": ["checkpoint", "checkpoint_registered", "pending", "started", "epoch_start", "reported", "result",
                  "recover", "complete", "summary"],
-    # A multi-worker trial's checkpoints are Ray Train's: Tune registers none of them. A killed Train worker is
-    # retried by Ray Train, not Tune (tests/tune/test_data_parallel.py).
-    "2-worker": ["checkpoint", "pending", "started", "epoch_start", "reported", "result", "complete", "summary"],
+    # A multi-worker trial's weights are in Ray Train's checkpoints; Tune registers a pointer per epoch
+    # (tune/train_relay.py). A killed Train worker is retried by Ray Train, not Tune (tests/tune/test_data_parallel.py).
+    "2-worker": ["checkpoint", "checkpoint_registered", "pending", "started", "epoch_start", "reported", "result",
+                 "complete", "summary"],
 }
 WORKERS = {"1-worker": ["trial.workers.num_workers=1", "trial.workers.cpus_per_worker=1"],
            "2-worker": ["trial.workers.num_workers=2", "trial.workers.cpus_per_worker=0.5"]}

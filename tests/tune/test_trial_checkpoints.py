@@ -12,7 +12,7 @@ import pytest
 from train.checkpoint import CHECKPOINT_FILE
 from train.config import parse
 from train.loop import run_local
-from tune.trial_checkpoints import align_trial, paired, resume_point
+from tune.trial_checkpoints import TRAIN_CHECKPOINT, align_trial, paired, resume_point
 
 FS = pyarrow.fs.LocalFileSystem()
 
@@ -91,3 +91,36 @@ def test_a_summary_row_names_the_checkpoint_of_its_own_epoch(tmp_path, epochs):
     checkpoint, metrics = paired(FS, str(trial / "checkpoint_000001"), {**last, "training_iteration": 3})
     assert checkpoint == str(trial / "checkpoint_000001") and metrics["epoch"] == 2
     assert metrics["val_acc"] == json.loads((trial / "checkpoint_000001" / "metrics.json").read_text())["val_acc"]
+
+
+def _pointers(tmp_path, epochs, pointers: list[int], train: list[int]):
+    """A multi-worker trial: Ray Train's run folder with the given epochs' checkpoints (named as Train names them),
+    and Tune's trial folder with a pointer (tune/train_relay.py: metrics.json alone) per given epoch."""
+    run = tmp_path / "train_x"
+    trial = tmp_path / "trial_x"
+    for epoch in train:
+        shutil.copytree(epochs / f"checkpoint_{epoch:04d}", run / f"checkpoint_2026-12-07_10-00-0{epoch}.000000")
+    for epoch in pointers:
+        metrics = json.loads((epochs / f"checkpoint_{epoch:04d}" / "metrics.json").read_text())
+        metrics[TRAIN_CHECKPOINT] = str(run / f"checkpoint_2026-12-07_10-00-0{epoch}.000000")
+        (trial / f"checkpoint_{epoch - 1:06d}").mkdir(parents=True)
+        (trial / f"checkpoint_{epoch - 1:06d}" / "metrics.json").write_text(json.dumps(metrics))
+    return run, trial
+
+
+def test_a_pointer_tune_already_deleted_is_put_back(tmp_path, epochs):
+    """A 2-worker trial killed after Tune registered epoch 2's pointer (deleting epoch 1's), before it saved its state:
+    the state's path holds epoch 2's pointer again, so Tune's restore finds it (Train resumes from its own)."""
+    _, trial = _pointers(tmp_path, epochs, pointers=[2], train=[2])
+    line = align_trial(FS, str(trial), str(trial / "checkpoint_000000"))
+    assert line == "trial_x: continues from epoch 2 (checkpoint_000001 -> checkpoint_000000)"
+    assert _epoch_in(trial / "checkpoint_000000") == 2
+
+
+def test_a_summary_row_whose_train_checkpoint_was_replaced(tmp_path, epochs):
+    """The last row names epoch 2's Train checkpoint, which Train deleted after committing epoch 3's (whose report
+    never reached the rows): the row names epoch 3's checkpoint, with its numbers."""
+    run, _ = _pointers(tmp_path, epochs, pointers=[2], train=[3])
+    last = json.loads((epochs / "checkpoint_0002" / "metrics.json").read_text())
+    checkpoint, metrics = paired(FS, str(run / "checkpoint_2026-12-07_10-00-02.000000"), last)
+    assert checkpoint == str(run / "checkpoint_2026-12-07_10-00-03.000000") and metrics["epoch"] == 3
