@@ -44,7 +44,8 @@ def one_line(error: pydantic.ValidationError, root: type, at: tuple[str, ...] = 
     key = ".".join((*at, *path))
     cause = (first.get("ctx") or {}).get("error")
     if isinstance(cause, Invalid):  # a class's own check: its key is relative to where pydantic stopped
-        return f"{'.'.join((*at, *path, *[cause.key] * bool(cause.key)))}: got {cause.value!r}, allowed: {cause.allowed}"
+        where = ".".join((*at, *path, *[cause.key] * bool(cause.key)))  # no key of its own: a field validator's
+        return f"{where}: got {cause.value!r}, allowed: {cause.allowed}"
     if first["type"] in BOUNDS and field is not None:  # every bound of the field, in the checks' own words
         return f"{key}: got {_as_given(first['input'], field)!r}, allowed: {_bounds(field)}"
     if first["type"] in ("extra_forbidden", "unexpected_keyword_argument"):

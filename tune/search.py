@@ -30,7 +30,7 @@ from tune.experiment.storage import Experiment, read_text
 from tune.latency import LatencyTable, measure_search
 from tune.objectives import LATENCY_METRIC
 from tune import moved
-from tune.engines import engine, engine_name
+from tune.engines import engine_name, get_engine
 from tune.engines.study import StudySearcher, study_url
 from tune.resume import (ExtendableSearch, check_same_data, continue_search, find_experiment, has_saved_state,
                          raise_budget)
@@ -73,7 +73,7 @@ def _searcher(search: SearchFile, experiment: Experiment, concurrency: int) -> S
     the start."""
     folder = experiment.local_dir()  # SQLite needs a local file: for s3:// storage, ./runs/<name>
     folder.mkdir(parents=True, exist_ok=True)
-    searcher = engine(search.searcher.algorithm).searcher(search, storage_url=study_url(folder),
+    searcher = get_engine(search.searcher.algorithm).searcher(search, storage_url=study_url(folder),
                                                           study_name=experiment.name, concurrency=concurrency)
     searcher.open()  # study.db exists (and the warm-start points are queued) before Tune starts
     return searcher

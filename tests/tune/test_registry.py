@@ -1,4 +1,5 @@
-"""The engine and scheduler registries: adding one is its module plus its name in the registry (README, search engines)."""
+"""The engine and scheduler registries: adding one is its module plus its name in the registry (README: search
+engines and schedulers)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import pytest
 
 import tune.engines
 import tune.schedulers
-from tune.engines import ENGINES, engine
-from tune.schedulers import NO_EARLY_STOPPING, SCHEDULERS, scheduler
+from tune.engines import ENGINES, get_engine
+from tune.schedulers import NO_EARLY_STOPPING, SCHEDULERS, get_scheduler
 from tune.space import Budget, SearcherConfig
 
 SHARED = {"engines": {"engine", "study", "wandb_sweep"}, "schedulers": {"scheduler"}}
@@ -25,13 +26,13 @@ def _modules(package) -> set[str]:
 def test_every_engine_is_a_module_and_every_module_an_engine():
     assert set(ENGINES) == _modules(tune.engines) - SHARED["engines"]
     for name in ENGINES:
-        entry = engine(name)
+        entry = get_engine(name)
         assert entry.name == name and entry.sampler.__module__.startswith("tune.engines.")
 
 
 def test_every_scheduler_is_a_module_and_every_module_a_scheduler():
     assert set(SCHEDULERS) == _modules(tune.schedulers) - SHARED["schedulers"]
-    assert all(scheduler(name).name == name for name in SCHEDULERS)
+    assert all(get_scheduler(name).name == name for name in SCHEDULERS)
 
 
 def test_the_search_file_accepts_exactly_the_registered_names():
@@ -42,7 +43,7 @@ def test_the_search_file_accepts_exactly_the_registered_names():
 
 def test_an_unknown_name_is_refused():
     with pytest.raises(KeyError, match="not one of tpe, random"):
-        engine("hyperopt")
+        get_engine("hyperopt")
 
 
 @pytest.mark.parametrize("old, name, new", [

@@ -21,7 +21,7 @@ ENGINES = ("tpe", "random", "nsga2", "wandb_bayes", "wandb_random")
 used, not here: Optuna, Ray and W&B's sweeps are slow imports that checking a search file never needs."""
 
 
-def engine(name: str) -> "Engine":
+def get_engine(name: str) -> "Engine":
     """The engine registered as ``name`` (a value the search file's schema already checked)."""
     if name not in ENGINES:
         raise KeyError(f"searcher.algorithm {name!r} is not one of {', '.join(ENGINES)}")

@@ -44,7 +44,7 @@ from ray.tune.search import Searcher
 from train.overrides import set_dotted
 from tune.experiment.layout import STUDY_FILE
 from tune.distributions import Param, define_by_run
-from tune.engines import engine
+from tune.engines import get_engine
 from tune.objectives import Objective, direction
 from tune.space import SearcherConfig
 
@@ -129,7 +129,7 @@ class StudySearcher(Searcher):
 
     def _sampler(self, trials_before: int):
         # A resumed search must not replay the random draws it made before the interruption.
-        return engine(self.settings.algorithm).sampler(self.settings, self.space, self.concurrency,
+        return get_engine(self.settings.algorithm).sampler(self.settings, self.space, self.concurrency,
                                                        self.settings.seed + trials_before)
 
     def _attach(self, study) -> None:

@@ -29,7 +29,7 @@ def scheduler_name(budget: "Budget") -> str:
     return budget.scheduler if budget.early_stopping else NO_EARLY_STOPPING
 
 
-def scheduler(name: str) -> "Scheduler":
+def get_scheduler(name: str) -> "Scheduler":
     if name not in SCHEDULERS:
         raise KeyError(f"scheduler {name!r} is not one of {', '.join(SCHEDULERS)}")
     return importlib.import_module(f"{__name__}.{name}").SCHEDULER
@@ -37,10 +37,10 @@ def scheduler(name: str) -> "Scheduler":
 
 def create_scheduler(search: "SearchFile"):
     """The Tune scheduler of ``search``."""
-    return scheduler(scheduler_name(search.budget)).create(search)
+    return get_scheduler(scheduler_name(search.budget)).create(search)
 
 
 def stopper_name(budget: "Budget") -> str:
     """Who stops trials early, for people (budget.scheduler, also when early stopping is off: the progress display
     and reports name the scheduler a search was written for)."""
-    return scheduler(budget.scheduler).label
+    return get_scheduler(budget.scheduler).label

@@ -2,8 +2,8 @@
 trial that reported stops.
 
 W&B's controller runs hyperband over every run's metric history (``early_terminate``: min_iter = grace period,
-eta = reduction factor; tune/engines/wandb_sweep.py engine_config). It looks at a run's history by row index: band b judges
-a running run once it has more than b rows, against the top 1/eta of all runs' values at row b, by the run's best
+eta = reduction factor; tune/engines/wandb_sweep.py engine_config). It looks at a run's history by row index: band b
+judges a running run once it has more than b rows, against the top 1/eta of all runs' values at row b, by the run's best
 value so far. :class:`WandbHyperband` keeps each trial's metric per epoch (its history, one row per epoch, as W&B
 would have it), marks the trials that ended, and hands them all to ``stop_runs``; Tune then stops the trial.
 The searcher sees a stopped trial as PRUNED (fewer epochs than trial.epochs), as for ASHA.
