@@ -156,7 +156,8 @@ def plain_loop_child(assignments: list[str]) -> None:
     from train.prepared import prepare
     from train.loop import Trainer
     from train.session import LocalSession
-    from tune.searcher import tpe_options
+    from tune.engines.tpe import tpe_options
+    from tune.objectives import direction
     from tune.distributions import define_by_run
     from tune.space import load_search_file
 
@@ -167,7 +168,7 @@ def plain_loop_child(assignments: list[str]) -> None:
     torch.set_num_threads(cores)
     budget = search.budget
     study = optuna.create_study(
-        direction="maximize" if search.mode == "max" else "minimize",
+        direction=direction(search.mode),
         sampler=optuna.samplers.TPESampler(seed=search.searcher.seed,
                                            **tpe_options(search.searcher, search.space, concurrency=1)),
         pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=budget.grace_period,

@@ -2,8 +2,9 @@
 
 A trial config arrives as a nested dict (from YAML, from ``--set`` overrides, or from the dict Ray
 hands each worker) and is rebuilt here into :class:`TrialConfig`. The classes are standard
-dataclasses validated by pydantic (``extra="forbid"``), so a wrong type or unknown key is rejected
-with its key path; :func:`parse` turns that into one readable line.
+dataclasses validated by pydantic (``extra="forbid"``): bounds are ``Field`` constraints, rules between fields
+``model_validator``s (as tune/space.py), so a wrong type, value or unknown key is rejected with its key path;
+:func:`parse` turns that into one readable line (train/config_errors.py).
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 import pydantic
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Field, field_validator, model_validator
 from pydantic.dataclasses import dataclass
 
-from train.config_errors import ConfigError, check, one_line
+from train.config_errors import ConfigError, Invalid, one_line
 
 # Attribute docstrings become pydantic field descriptions, so they are the documentation.
 _STRICT = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
@@ -30,24 +31,18 @@ DataFormat = Literal["auto", "gtsrb", "gtsrb_kaggle", "asl", "imagefolder", "syn
 class SyntheticConfig:
     """Size and seed of the generated synthetic traffic-sign set (format ``synthetic``)."""
 
-    num_classes: int = 10
+    num_classes: int = Field(10, ge=2, le=43)
     """Number of sign classes, 2..43 (each a distinct plate shape / colour / glyph combination)."""
-    tracks_per_class: int = 8
+    tracks_per_class: int = Field(8, ge=1)
     """Physical signs per class in the training set; each becomes one track of frames."""
-    frames_per_track: int = 10
+    frames_per_track: int = Field(10, ge=1)
     """Frames per track, taken at growing scale as in GTSRB."""
-    test_per_class: int = 12
+    test_per_class: int = Field(12, ge=1)
     """Test images per class (in ``Final_Test`` with ``GT-final_test.csv``)."""
-    frame_size: int = 48
+    frame_size: int = Field(48, ge=16)
     """Side of the largest generated frame, in pixels."""
     seed: int = 0
     """Seed for the generator: the same seed writes byte-identical files."""
-
-    def __post_init__(self):
-        check(2 <= self.num_classes <= 43, "num_classes", self.num_classes, "2..43")
-        for name in ("tracks_per_class", "frames_per_track", "test_per_class"):
-            check(getattr(self, name) >= 1, name, getattr(self, name), ">= 1")
-        check(self.frame_size >= 16, "frame_size", self.frame_size, ">= 16")
 
 
 @dataclass(config=_STRICT)
@@ -59,78 +54,67 @@ class DataConfig:
     root: str = "data/synthetic"
     """Data root directory. A relative path is made absolute against the directory the command was started
     in, on the driver, before any config is shipped (Ray runs trials and workers in folders of their own)."""
-    image_size: int = 32
+    image_size: int = Field(32, ge=8, le=1024)
     """Side of the square images the model sees, in pixels (images are resized once, into the cache)."""
     roi_crop: bool = True
     """Crop GTSRB images to their annotated sign box before resizing."""
-    val_fraction: float = 0.2
+    val_fraction: float = Field(0.2, gt=0, lt=1)
     """Fraction of the training set held out for validation (whole tracks for GTSRB)."""
     split_seed: int = 0
     """Seed of the train/validation split, independent of the training seed."""
-    max_bad_fraction: float = 0.01
+    max_bad_fraction: float = Field(0.01, ge=0, lt=1)
     """Largest fraction of unreadable image files that is skipped rather than fatal."""
     cache_dir: Optional[str] = None
     """Where decoded arrays are cached; default $SIGNSEARCH_CACHE or ~/.cache/signsearch (made absolute like root)."""
-    gpu_cache_fraction: float = 0.5
+    gpu_cache_fraction: float = Field(0.5, ge=0, le=1)
     """Largest share of the GPU memory free at the start of a trial that its train + val uint8 arrays may take
     to be copied to the GPU once (batches are then gathered there); above it, batches are prefetched through
     pinned host memory. Several trials sharing one GPU each see what the others left free. 0 disables."""
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     """Generator settings, used when ``format`` is synthetic."""
 
-    def __post_init__(self):
-        check(8 <= self.image_size <= 1024, "image_size", self.image_size, "8..1024")
-        check(0.0 < self.val_fraction < 1.0, "val_fraction", self.val_fraction, "0 < x < 1")
-        check(0.0 <= self.max_bad_fraction < 1.0, "max_bad_fraction", self.max_bad_fraction, "0 <= x < 1")
-        check(0.0 <= self.gpu_cache_fraction <= 1.0, "gpu_cache_fraction", self.gpu_cache_fraction, "0..1")
-
 
 @dataclass(config=_STRICT)
 class AugmentConfig:
     """Batch augmentation on the training device; every strength is 0 (off) .. 1 (strongest)."""
 
-    geometric: float = 0.3
+    geometric: float = Field(0.3, ge=0, le=1)
     """Rotation (up to 30 deg), scale (up to +-30 %), translation (up to 15 %), shear and perspective."""
-    photometric: float = 0.3
+    photometric: float = Field(0.3, ge=0, le=1)
     """Brightness, contrast, saturation, hue, Gaussian blur and Gaussian noise."""
-    erasing: float = 0.0
+    erasing: float = Field(0.0, ge=0, le=1)
     """Probability of erasing one random rectangle (occlusion)."""
-    p: float = 0.8
+    p: float = Field(0.8, ge=0, le=1)
     """Probability that each enabled augmentation is applied to an image."""
     hflip: bool = False
     """Horizontal flips; off by default since they change the meaning of many signs and letters."""
-
-    def __post_init__(self):
-        for name in ("geometric", "photometric", "erasing", "p"):
-            value = getattr(self, name)
-            check(0.0 <= value <= 1.0, name, value, "0..1")
 
 
 @dataclass(config=_STRICT)
 class CNNConfig:
     """Architecture of the small CNN (model name ``small_cnn``), searchable like any other knob."""
 
-    blocks: int = 3
+    blocks: int = Field(3, ge=1, le=8)
     """Number of conv blocks (conv -> batch norm -> ReLU -> pool)."""
-    width: int = 32
+    width: int = Field(32, ge=1)
     """Channels of the first block; each further block doubles them."""
     kernel_size: int = 3
     """Convolution kernel side, odd."""
-    stride: int = 1
+    stride: int = Field(1, ge=1)
     """Convolution stride."""
     padding: Optional[int] = None
     """Convolution padding; None keeps the size ("same" for stride 1)."""
     pool: Literal["max", "avg", "none"] = "max"
     """2x2 pooling after each block."""
-    dropout: float = 0.2
+    dropout: float = Field(0.2, ge=0, lt=1)
     """Dropout before the classifier."""
 
-    def __post_init__(self):
-        check(1 <= self.blocks <= 8, "blocks", self.blocks, "1..8")
-        check(self.width >= 1, "width", self.width, ">= 1")
-        check(self.kernel_size % 2 == 1, "kernel_size", self.kernel_size, "an odd number")
-        check(self.stride >= 1, "stride", self.stride, ">= 1")
-        check(0.0 <= self.dropout < 1.0, "dropout", self.dropout, "0 <= x < 1")
+    @field_validator("kernel_size")
+    @classmethod
+    def _odd(cls, kernel_size: int) -> int:
+        if kernel_size % 2 != 1:
+            raise Invalid("", kernel_size, "an odd number")
+        return kernel_size
 
 
 @dataclass(config=_STRICT)
@@ -144,21 +128,20 @@ class ModelConfig:
     weights: Optional[str] = None
     """Local weights file, or a directory holding ``<name>.safetensors|.pth|.bin`` or ``<name>/`` (made absolute
     like data.root)."""
-    drop_rate: float = 0.0
+    drop_rate: float = Field(0.0, ge=0, lt=1)
     """Dropout before the classifier of timm models."""
     freeze_backbone: bool = False
     """Feature extraction: train only the classifier head."""
-    unfreeze_epoch: Optional[int] = None
+    unfreeze_epoch: Optional[int] = Field(None, ge=1)
     """With a frozen backbone, unfreeze it at the start of this epoch (0-based); None keeps it frozen."""
     cnn: CNNConfig = field(default_factory=CNNConfig)
     """Architecture of ``small_cnn``."""
 
-    def __post_init__(self):
-        check(0.0 <= self.drop_rate < 1.0, "drop_rate", self.drop_rate, "0 <= x < 1")
-        if self.unfreeze_epoch is not None:
-            check(self.freeze_backbone, "unfreeze_epoch", self.unfreeze_epoch,
-                   "null unless freeze_backbone is true")
-            check(self.unfreeze_epoch >= 1, "unfreeze_epoch", self.unfreeze_epoch, ">= 1")
+    @model_validator(mode="after")
+    def _unfreeze_needs_frozen(self):
+        if self.unfreeze_epoch is not None and not self.freeze_backbone:
+            raise Invalid("unfreeze_epoch", self.unfreeze_epoch, "null unless freeze_backbone is true")
+        return self
 
 
 @dataclass(config=_STRICT)
@@ -167,41 +150,35 @@ class OptimConfig:
 
     optimizer: Literal["adamw", "sgd"] = "adamw"
     """AdamW, or SGD with Nesterov momentum."""
-    lr: float = 2e-3
+    lr: float = Field(2e-3, gt=0)
     """Peak learning rate, reached after the warm-up (for the global batch, not scaled by workers)."""
-    weight_decay: float = 0.01
+    weight_decay: float = Field(0.01, ge=0)
     """Decoupled weight decay (AdamW) or L2 (SGD)."""
     momentum: float = 0.9
     """SGD momentum (ignored by AdamW)."""
-    warmup_epochs: float = 0.5
+    warmup_epochs: float = Field(0.5, ge=0)
     """Linear warm-up length in epochs (fractions allowed), then cosine decay to zero."""
-    label_smoothing: float = 0.1
+    label_smoothing: float = Field(0.1, ge=0, lt=1)
     """Cross-entropy label smoothing."""
-    grad_clip: Optional[float] = 5.0
+    grad_clip: Optional[float] = Field(5.0, gt=0, json_schema_extra={"allowed": "> 0 or null"})
     """Clip the global gradient norm to this; None disables clipping."""
-    batch_size: int = 64
+    batch_size: int = Field(64, ge=1)
     """Batch size per worker, not global."""
-
-    def __post_init__(self):
-        check(self.lr > 0, "lr", self.lr, "> 0")
-        check(self.weight_decay >= 0, "weight_decay", self.weight_decay, ">= 0")
-        check(self.warmup_epochs >= 0, "warmup_epochs", self.warmup_epochs, ">= 0")
-        check(0.0 <= self.label_smoothing < 1.0, "label_smoothing", self.label_smoothing, "0 <= x < 1")
-        check(self.grad_clip is None or self.grad_clip > 0, "grad_clip", self.grad_clip, "> 0 or null")
-        check(self.batch_size >= 1, "batch_size", self.batch_size, ">= 1")
 
 
 @dataclass(config=_STRICT)
 class WorkersConfig:
     """Data-parallel workers of one trial."""
 
-    num_workers: int = 1
+    num_workers: int = Field(1, ge=1)
     """Ray Train workers (DDP ranks); 1 runs the loop in the trial's own process."""
-    cpus_per_worker: float = 1.0
+    cpus_per_worker: float = Field(1.0, gt=0)
     """Logical CPUs reserved per worker (fractions let several trials share a core)."""
-    gpus_per_worker: float = 0.0
+    # A worker is one DDP rank on one device: a second GPU would be reserved and never used.
+    gpus_per_worker: float = Field(0.0, ge=0, le=1, json_schema_extra={
+        "allowed": "0..1 (a worker trains on one GPU; more GPUs per trial: num_workers)"})
     """GPUs per worker; fractions put several small trials on one GPU."""
-    threads_per_worker: int = 0
+    threads_per_worker: int = Field(0, ge=0)
     """torch intra-op threads per worker; 0 means max(1, cpus_per_worker)."""
     fake_gpus: bool = False
     """The GPUs Ray hands out are logical labels with no device behind them (Ray's fake multi-node cluster,
@@ -213,18 +190,13 @@ class WorkersConfig:
     with room for all its workers; pack only prefers one node (the autoscaler may then split a trial over
     single-GPU nodes); spread puts them on different nodes."""
 
-    def __post_init__(self):
-        check(self.num_workers >= 1, "num_workers", self.num_workers, ">= 1")
-        check(self.cpus_per_worker > 0, "cpus_per_worker", self.cpus_per_worker, "> 0")
-        # A worker is one DDP rank on one device: a second GPU would be reserved and never used.
-        check(0 <= self.gpus_per_worker <= 1, "gpus_per_worker", self.gpus_per_worker,
-              "0..1 (a worker trains on one GPU; more GPUs per trial: num_workers)")
-        if self.num_workers > 1 and not self.fake_gpus:
-            # Ray would pack several ranks of one trial onto one GPU, and NCCL refuses duplicate GPUs.
-            check(self.gpus_per_worker in (0, 1), "gpus_per_worker",
-                  self.gpus_per_worker, "0 or 1 with several workers (NCCL cannot run two ranks on one "
-                   "GPU); fractions only for 1-worker trials")
-        check(self.threads_per_worker >= 0, "threads_per_worker", self.threads_per_worker, ">= 0")
+    @model_validator(mode="after")
+    def _whole_gpus_for_several_workers(self):
+        # Ray would pack several ranks of one trial onto one GPU, and NCCL refuses duplicate GPUs.
+        if self.num_workers > 1 and not self.fake_gpus and self.gpus_per_worker not in (0, 1):
+            raise Invalid("gpus_per_worker", self.gpus_per_worker, "0 or 1 with several workers (NCCL cannot run "
+                          "two ranks on one GPU); fractions only for 1-worker trials")
+        return self
 
 
 @dataclass(config=_STRICT)
@@ -241,7 +213,7 @@ class TrialConfig:
     """Optimizer, schedule, loss and batch size."""
     workers: WorkersConfig = field(default_factory=WorkersConfig)
     """Data-parallel workers and their resources."""
-    epochs: int = 6
+    epochs: int = Field(6, ge=1)
     """Training epochs (the schedule's length; ASHA may stop a trial earlier)."""
     seed: int = 0
     """Seed for weights init, shuffling and augmentation."""
@@ -252,11 +224,11 @@ class TrialConfig:
     """torch.compile the model (CUDA only; searchable). Pays off on long runs: compiling takes tens of seconds
     per trial, which ASHA's short early rungs may not win back."""
 
-    def __post_init__(self):
-        check(self.epochs >= 1, "epochs", self.epochs, ">= 1")
-        if self.model.unfreeze_epoch is not None:
-            check(self.model.unfreeze_epoch < self.epochs, "model.unfreeze_epoch",
-                   self.model.unfreeze_epoch, f"< epochs ({self.epochs})")
+    @model_validator(mode="after")
+    def _unfreeze_within_epochs(self):
+        if self.model.unfreeze_epoch is not None and self.model.unfreeze_epoch >= self.epochs:
+            raise Invalid("model.unfreeze_epoch", self.model.unfreeze_epoch, f"< epochs ({self.epochs})")
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (JSON/YAML-safe) that :func:`parse` turns back into this config."""

@@ -20,17 +20,17 @@ class ConfigError(ValueError):
 
 
 class Invalid(ValueError):
-    """A value a config class's own check refused: ``key`` is relative to the class that checked it."""
+    """A value a config class's validator refused: ``key`` is relative to the class that checked it (a
+    ``model_validator``), or empty for the field a ``field_validator`` checks."""
 
     def __init__(self, key: str, value: Any, allowed: str):
         super().__init__(f"{key}: got {value!r}, allowed: {allowed}")
         self.key, self.value, self.allowed = key, value, allowed
 
 
-def check(ok: bool, key: str, value: Any, allowed: str) -> None:
-    """Raise :class:`Invalid` unless ``ok`` (used in the config classes' ``__post_init__``)."""
-    if not ok:
-        raise Invalid(key, value, allowed)
+BOUNDS = {"greater_than": "gt", "greater_than_equal": "ge", "less_than": "lt", "less_than_equal": "le"}
+"""pydantic's error types of a ``Field(gt=, ge=, lt=, le=)`` bound, and the bound each one names."""
+_SYMBOLS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
 
 
 def one_line(error: pydantic.ValidationError, root: type, at: tuple[str, ...] = ()) -> str:
@@ -40,11 +40,14 @@ def one_line(error: pydantic.ValidationError, root: type, at: tuple[str, ...] = 
     validated on its own).
     """
     first = error.errors()[0]
-    path, allowed = _walk(root, tuple(first["loc"]))
+    path, allowed, field = _walk(root, tuple(first["loc"]))
     key = ".".join((*at, *path))
     cause = (first.get("ctx") or {}).get("error")
     if isinstance(cause, Invalid):  # a class's own check: its key is relative to where pydantic stopped
-        return f"{'.'.join((*at, *path, cause.key))}: got {cause.value!r}, allowed: {cause.allowed}"
+        where = ".".join((*at, *path, *[cause.key] * bool(cause.key)))  # no key of its own: a field validator's
+        return f"{where}: got {cause.value!r}, allowed: {cause.allowed}"
+    if first["type"] in BOUNDS and field is not None:  # every bound of the field, in the checks' own words
+        return f"{key}: got {_as_given(first['input'], field)!r}, allowed: {_bounds(field)}"
     if first["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
         return f"unknown key '{key}'" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
     message = first["msg"].removeprefix("Value error, ")
@@ -58,8 +61,33 @@ def one_line(error: pydantic.ValidationError, root: type, at: tuple[str, ...] = 
     return f"{key or '<top level>'}: {message} (got {first.get('input')!r})"
 
 
-def _walk(root: type, loc: tuple) -> tuple[list[str], list[str]]:
-    """(the keys of ``loc`` as written in the file, the keys allowed beside the last one).
+def _bounds(field: Any) -> str:
+    """A field's ``Field`` bounds as people write them: ``>= 1``, ``> 0``, ``2..43``, ``0 <= x < 1``; or its
+    ``json_schema_extra={"allowed": ...}`` where the bounds need a word of why."""
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    if "allowed" in extra:
+        return str(extra["allowed"])
+    bound = {name: getattr(rule, name) for rule in field.metadata for name in _SYMBOLS
+             if getattr(rule, name, None) is not None}
+    if "ge" in bound and "le" in bound:
+        return f"{bound['ge']:g}..{bound['le']:g}"
+    lower = next(((name, bound[name]) for name in ("ge", "gt") if name in bound), None)
+    upper = next(((name, bound[name]) for name in ("le", "lt") if name in bound), None)
+    if lower and upper:  # 0 <= x < 1
+        return f"{lower[1]:g} {_SYMBOLS[lower[0]].replace('>', '<')} x {_SYMBOLS[upper[0]]} {upper[1]:g}"
+    name, value = lower or upper
+    return f"{_SYMBOLS[name]} {value:g}"
+
+
+def _as_given(value: Any, field: Any) -> Any:
+    """The value as the field holds it (an int given for a float field is that float), as a check of the
+    validated object would have printed it."""
+    numeric = isinstance(value, int) and not isinstance(value, bool)
+    return float(value) if numeric and float in (field.annotation, *typing.get_args(field.annotation)) else value
+
+
+def _walk(root: type, loc: tuple) -> tuple[list[str], list[str], Any]:
+    """(the keys of ``loc`` as written in the file, the keys allowed beside the last one, the last one's field).
 
     pydantic puts the tag of a discriminated union member into the location (``space.optim.lr.loguniform.low``);
     it is not a key of the file and is left out.
@@ -75,7 +103,8 @@ def _walk(root: type, loc: tuple) -> tuple[list[str], list[str]]:
         path.append(str(part))
         parent, node = node, _child(node, part)
     model = _model(parent)
-    return path, list(_fields(model)) if model else []
+    fields = _fields(model) if model else {}
+    return path, list(fields), fields.get(path[-1]) if path else None
 
 
 def _child(node: Any, part: Any) -> Any:

@@ -22,7 +22,7 @@ from torch import nn
 
 from train import hold
 from train.augment import build_augment
-from train import checkpoint as checkpoints
+from train import checkpoint as checkpoints, schedule
 from train.batches import batch_bounds, batch_sources, fixed_bounds
 from train.prepared import PreparedData, prepare
 from train.config import TrialConfig
@@ -65,8 +65,7 @@ class Trainer:
         self.frozen: Optional[bool] = None
         self.optimizer = _build_optimizer(cfg, self.model)
         self.steps_per_epoch = math.ceil(self._shard_length(len(self.data.train.labels)) / cfg.optim.batch_size)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, _warmup_cosine(cfg, self.steps_per_epoch))
+        self.scheduler = schedule.warmup_cosine(self.optimizer, cfg, self.steps_per_epoch)
         self.amp_dtype = amp_dtype(self.device, cfg.amp)
         # Loss scaling is only needed for float16; bfloat16 has float32's exponent range.
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
@@ -103,8 +102,8 @@ class Trainer:
             state = checkpoints.load_state(Path(folder), self.device)
             self.restored_metrics = checkpoints.read_metrics(Path(folder))
         self.model.load_state_dict(state["model"])
+        schedule.resume(self.scheduler, state["scheduler"])  # before the optimizer's learning rate is restored
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
         checkpoints.load_scaler(self.scaler, state["scaler"])
         return state["epoch"] + 1
 
@@ -260,20 +259,6 @@ def _build_optimizer(cfg: TrialConfig, model: nn.Module) -> torch.optim.Optimize
         return torch.optim.SGD(params, lr=optim.lr, momentum=optim.momentum, nesterov=True,
                                weight_decay=optim.weight_decay)
     return torch.optim.AdamW(params, lr=optim.lr, weight_decay=optim.weight_decay)
-
-
-def _warmup_cosine(cfg: TrialConfig, steps_per_epoch: int):
-    """LR multiplier per optimizer step: linear warm-up, then cosine to zero at the last step."""
-    warmup = int(cfg.optim.warmup_epochs * steps_per_epoch)
-    total = max(cfg.epochs * steps_per_epoch, warmup + 1)
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
-
-    return factor
 
 
 def _epoch_seed(seed: int, epoch: int, rank: int) -> int:

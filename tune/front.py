@@ -1,12 +1,12 @@
 """A multi-objective search's Pareto front, read from its Optuna study: the finished (COMPLETE) trials that no
 other finished trial beats on every objective. Optuna's own ``study.best_trials`` decides; trials ASHA stopped
-are PRUNED there and have no values (tune/searcher.py), so they are never on the front."""
+are PRUNED there and have no values (tune/engines/study.py), so they are never on the front."""
 
 from __future__ import annotations
 
 from tune.experiment.storage import Experiment
 from tune.objectives import Objective
-from tune.searcher import TRIAL_ATTR, study_url
+from tune.engines.study import TRIAL_ATTR, study_url
 
 
 def front_trial_ids(experiment: Experiment, objectives: list[Objective]) -> list[str]:

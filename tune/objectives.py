@@ -19,6 +19,12 @@ _STRICT = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 LATENCY_METRIC = "latency_ms"
 """The measured objective: median milliseconds of one onnxruntime call on a batch of ``latency.batch_size``."""
 
+
+def direction(mode: str) -> str:
+    """A mode (max/min) as Optuna and W&B Sweeps name it (a study's direction, a sweep metric's goal)."""
+    return "maximize" if mode == "max" else "minimize"
+
+
 class Objective(BaseModel):
     """One objective of a multi-objective search."""
 

@@ -7,6 +7,11 @@
   unfinished search). Overrides that change nothing (the original command line again) are accepted.
 - The data set must be the one the search started on (its fingerprint, kept in ``run.json``).
 - ``wall_s`` adds up over every session of the search (``run.json``, updated while one runs).
+- The sample budget: Tune restores its search algorithm's sample count and budget from the experiment, and
+  ``Tuner.restore`` takes no new ``TuneConfig``. :class:`ExtendableSearch` (Tune's ``SearchGenerator``) takes a
+  larger budget from :func:`raise_budget` when it is restored, so ``--resume`` with a higher
+  ``budget.num_samples`` continues a finished search with more trials. (The scheduler's state, which Tune does
+  not save either, is each scheduler's own: tune/schedulers/.)
 """
 
 from __future__ import annotations
@@ -14,13 +19,16 @@ from __future__ import annotations
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, ClassVar, Iterator, Optional
+
+from ray.tune.search import SearchGenerator
 
 from train.config import ConfigError
+from train.ray_compat import count_restored_trials, raise_sample_budget
 from train.data import DataError
 from tune.experiment.layout import SEARCH_FILE
 from tune.experiment.records import RunRecord
-from tune.experiment.storage import Experiment, is_uri
+from tune.experiment.storage import Experiment, experiments, is_uri, normalise
 from tune.space import SearchFile, load_search_file
 
 
@@ -48,6 +56,19 @@ def continue_search(experiment: Experiment, overrides: list[str]) -> tuple[Searc
         print(f"resume: budget.num_samples raised from {saved.budget.num_samples} to "
               f"{wanted.budget.num_samples}", flush=True)
     return wanted, source
+
+
+def find_experiment(storage: str, search: SearchFile, resume: str) -> Experiment:
+    """For --resume: the given experiment folder, or ("latest") the newest of this experiment."""
+    if resume != "latest":
+        experiment = Experiment.at(resume)
+        if not experiment.has(SEARCH_FILE):
+            raise ConfigError(f"--resume {resume}: not an experiment folder (no {SEARCH_FILE} inside)")
+        return experiment
+    earlier = experiments(storage, f"{search.experiment}-", SEARCH_FILE)
+    if not earlier:
+        raise ConfigError(f"--resume: no earlier '{search.experiment}' experiment under {normalise(storage)}")
+    return earlier[-1]
 
 
 def has_saved_state(experiment: Experiment) -> bool:
@@ -91,3 +112,29 @@ def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
         return [changed for key in keys
                 for changed in _changed_keys(old.get(key), new.get(key), f"{prefix}{key}.")]
     return [] if old == new else [prefix.rstrip(".")]
+
+
+class ExtendableSearch(SearchGenerator):
+    """Tune's SearchGenerator (a Searcher and its sample budget) whose budget a resume can raise."""
+
+    raised_total: ClassVar[Optional[int]] = None
+    """Set by :func:`raise_budget` before ``Tuner.restore(...).fit()``; read when the saved state is
+    loaded (Tune unpickles this object from the experiment, so the new budget cannot be passed in)."""
+
+    restored_trials: ClassVar[int] = 0
+    """Trials in the experiment state being restored (set with :func:`raise_budget`): the sample count restored
+    with them is never below it (train/ray_compat.py count_restored_trials)."""
+
+    def set_state(self, state: dict) -> None:
+        super().set_state(state)
+        count_restored_trials(self, ExtendableSearch.restored_trials)
+        total = ExtendableSearch.raised_total
+        if total is not None:
+            raise_sample_budget(self, total)
+
+
+def raise_budget(num_samples: Optional[int], restored_trials: int = 0) -> None:
+    """The budget a search restored in this process gets (None: the saved one), and how many trials its saved
+    state holds."""
+    ExtendableSearch.raised_total = num_samples
+    ExtendableSearch.restored_trials = restored_trials

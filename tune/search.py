@@ -1,4 +1,5 @@
-"""Run a search: Ray up, Optuna TPE + ASHA over a search file's space, W&B logging, summary at the end."""
+"""Run a search: Ray up, the search file's engine (tune/engines/) and scheduler (tune/schedulers/) over its space,
+W&B logging, summary at the end."""
 
 from __future__ import annotations
 
@@ -23,21 +24,24 @@ from train.signals import stopped_code
 from tune.hold_points import HoldPoints
 from tune.interrupt import Interrupts
 from tune.progress import CompactReporter, use_compact_engine
-from tune.resumable import ExtendableSearch, ResumableASHA, raise_budget
-from tune.experiment.layout import SEARCH_FILE, STALL_FILE, SUMMARY_FILE, TRAIN_RUNS, trial_dirname
+from tune.experiment.layout import SEARCH_FILE, SUMMARY_FILE, TRAIN_RUNS, trial_dirname
 from tune.experiment.records import NOT_STARTED, UNFINISHED, RunRecord, Summary
-from tune.experiment.storage import Experiment, experiments, normalise, read_text
+from tune.experiment.storage import Experiment, read_text
 from tune.latency import LatencyTable, measure_search
 from tune.objectives import LATENCY_METRIC
-from tune.resume import check_same_data, continue_search, has_saved_state
-from tune.searcher import StudySearcher, study_url
+from tune import moved
+from tune.engines import engine_name, get_engine
+from tune.engines.study import StudySearcher, study_url
+from tune.resume import (ExtendableSearch, check_same_data, continue_search, find_experiment, has_saved_state,
+                         raise_budget)
+from tune.schedulers import create_scheduler, stopper_name
 from tune.sizes import prepare_sizes
 from tune.space import SearchFile
 from tune.summary import build_summary, saved_trials
 from tune.trial_checkpoints import align_for_resume
 from tune.trial import (TRIAL_ERROR, describe_workers, idle_gpu_warnings, max_concurrent_trials, reuse_trial_processes,
                         run_trial, trial_resources)
-from tune.watch import ErrorFiles, ReleaseTrainResources, SearchStalled, StallGuard, clear_stall
+from tune.watch import ErrorFiles, ReleaseTrainResources, SearchStalled, StallGuard, stall_reason
 
 
 class SearchInterrupted(Exception):
@@ -64,32 +68,13 @@ class SearchFailed(Exception):
     """No trial reported the metric; the message is one line."""
 
 
-def find_experiment(storage: str, search: SearchFile, resume: str) -> Experiment:
-    """For --resume: the given experiment folder, or ("latest") the newest of this experiment."""
-    if resume != "latest":
-        experiment = Experiment.at(resume)
-        if not experiment.has(SEARCH_FILE):
-            raise ConfigError(f"--resume {resume}: not an experiment folder (no {SEARCH_FILE} inside)")
-        return experiment
-    earlier = experiments(storage, f"{search.experiment}-", SEARCH_FILE)
-    if not earlier:
-        raise ConfigError(f"--resume: no earlier '{search.experiment}' experiment under {normalise(storage)}")
-    return earlier[-1]
-
-
 def _searcher(search: SearchFile, experiment: Experiment, concurrency: int) -> StudySearcher:
-    """Optuna over the study in study.db (contract B); created here, so the dashboard has it from the start."""
+    """The engine's searcher over the study in study.db (contract B); created here, so the dashboard has it from
+    the start."""
     folder = experiment.local_dir()  # SQLite needs a local file: for s3:// storage, ./runs/<name>
     folder.mkdir(parents=True, exist_ok=True)
-    searcher_class, engine = StudySearcher, ()
-    if search.searcher.algorithm.startswith("wandb_"):  # W&B's sweep engine proposes (tune/sweep/searcher.py)
-        from tune.sweep.config import engine_config
-        from tune.sweep.searcher import SweepSearcher
-
-        searcher_class, engine = SweepSearcher, (engine_config(search),)
-    searcher = searcher_class(*engine, search.space, search.searcher, metric=search.metric, mode=search.mode,
-                              epochs=search.trial.epochs, storage_url=study_url(folder),
-                              study_name=experiment.name, concurrency=concurrency, objectives=search.objectives)
+    searcher = get_engine(search.searcher.algorithm).searcher(search, storage_url=study_url(folder),
+                                                          study_name=experiment.name, concurrency=concurrency)
     searcher.open()  # study.db exists (and the warm-start points are queued) before Tune starts
     return searcher
 
@@ -99,8 +84,6 @@ def _callbacks(search: SearchFile, experiment: Experiment, stall_guard: StallGua
     if not search.wandb.enabled:
         return callbacks
     from tune.wandb_logging import WandbTrialLogger
-
-    from tune.sweep.engine import engine_name
 
     # One run per trial, all from this process (one W&B service); offline without WANDB_API_KEY.
     return callbacks + [WandbTrialLogger(project=search.wandb.project, entity=search.wandb.entity,
@@ -121,23 +104,6 @@ def _trainable(search: SearchFile, experiment: Experiment, data_key: str, data_k
     return tune.with_resources(driver, trial_resources(base.workers))
 
 
-def _scheduler(search: SearchFile):
-    budget = search.budget
-    if not budget.early_stopping:
-        return tune.schedulers.FIFOScheduler()
-    if budget.scheduler == "wandb_hyperband":  # W&B's hyperband stops trials (tune/sweep/hyperband.py)
-        from tune.sweep.config import engine_config
-        from tune.sweep.hyperband import WandbHyperband
-
-        return WandbHyperband(engine_config(search), metric=search.metric, mode=search.mode,
-                              epochs=search.trial.epochs)
-    # "epoch" (not training_iteration): a retried multi-worker trial restarts Tune's iteration count
-    # at 1 while its TorchTrainer resumes from the checkpoint's epoch.
-    return ResumableASHA(metric=search.metric, mode=search.mode, time_attr="epoch",
-                         max_t=search.trial.epochs, grace_period=budget.grace_period,
-                         reduction_factor=budget.reduction_factor)
-
-
 def _trial_dirname(trial) -> str:
     return trial_dirname(trial.trial_id)
 
@@ -146,8 +112,6 @@ def _reporter(search: SearchFile, verbose: bool, links: list[str], experiment_ur
     """The compact display (tune/progress.py), unless --verbose asks for Ray's own output."""
     if verbose:
         return None
-    from tune.sweep.engine import stopper_name
-
     use_compact_engine()
     return CompactReporter(list(search.space), metric=search.metric, mode=search.mode,
                            epochs=search.trial.epochs, links=links, experiment_uri=experiment_uri,
@@ -181,14 +145,15 @@ def build_tuner(search: SearchFile, experiment: Experiment, resume: bool, data_k
     for line in idle_gpu_warnings(base.workers, capacity):
         print(line, flush=True)
     if resume:
-        # A raised budget.num_samples, and the trials the saved state holds (tune/resumable.py).
+        # A raised budget.num_samples, and the trials the saved state holds (tune/resume.py).
         raise_budget(search.budget.num_samples, len(saved_trials(experiment)))
         for line in align_for_resume(experiment.uri):  # the saved state behind its trials' folders
             print(f"resume: {line}", flush=True)
         path, filesystem = ray_storage(experiment.uri)
+        moved.install()  # an experiment pickled before tune/engines/ and tune/schedulers/ names the old paths
         return tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=True,
                                   storage_filesystem=filesystem)
-    scheduler = _scheduler(search)
+    scheduler = create_scheduler(search)
     stall_guard = _stall_guard(search, experiment)
     holds = HoldPoints()  # test-only pauses (train/hold.py); nothing unless $SIGNSEARCH_HOLD asks
     # The budget and the concurrency limit wrap the searcher here (not through TuneConfig) so that a
@@ -305,22 +270,11 @@ def _write_summary(results, search: SearchFile, experiment: Experiment, record: 
                             saved=saved_trials(experiment), interrupted=False,
                             latency=latencies.settings() if latencies is not None else None)
     unfinished = any(t.status in (UNFINISHED, NOT_STARTED) for t in summary.trials)
-    stalled = _stall_reason(experiment)
+    stalled = stall_reason(experiment)
     summary.interrupted = ((interrupts.count > 0 or stalled is not None)
                            and (unfinished or summary.num_trials < search.budget.num_samples))
     summary.stalled = stalled
     return summary, summary.write(experiment), stalled
-
-
-def _stall_reason(experiment: Experiment) -> Optional[str]:
-    """The stall guard's line if it stopped this session of the search (tune/watch.py); the file is consumed,
-    so a resumed search starts clean."""
-    clear_stall(experiment.uri)
-    if not experiment.has(STALL_FILE):
-        return None
-    reason = experiment.read_text(STALL_FILE).strip()
-    experiment.remove_file(STALL_FILE)
-    return reason
 
 
 def _no_result(summary: Summary, search: SearchFile, experiment: Experiment) -> Exception:

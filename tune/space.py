@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from train.config import ConfigError, TrialConfig, absolute_paths, parse
 from train.config_errors import one_line
 from train.metrics import REPORTED_METRICS
+from tune.engines import ENGINES
+from tune.schedulers import NO_EARLY_STOPPING, SCHEDULERS
 from train.overrides import apply_overrides, load_yaml, set_dotted
 from tune.distributions import MISSING, Choice, Param, RandInt, Scalar
 from tune.objectives import Latency, Objective, check_objectives, scheduled
@@ -39,24 +41,26 @@ class Budget(BaseModel):
     """ASHA keeps the top 1/reduction_factor of trials at each rung."""
     early_stopping: bool = True
     """ASHA early stopping; false runs every trial to trial.epochs (a baseline for comparisons)."""
-    scheduler: Literal["asha", "wandb_hyperband"] = "asha"
-    """Who stops trials early (when early_stopping is on): asha (Ray Tune's ASHA), or wandb_hyperband (W&B Sweeps'
-    own hyperband, sweeps.stop_runs, with min_iter = grace_period and eta = reduction_factor; tune/sweep/)."""
+    scheduler: Literal[tuple(name for name in SCHEDULERS if name != NO_EARLY_STOPPING)] = "asha"  # type: ignore[valid-type]
+    """Who stops trials early (when early_stopping is on; tune/schedulers/): asha (Ray Tune's ASHA), or
+    wandb_hyperband (W&B Sweeps' own hyperband, sweeps.stop_runs, with min_iter = grace_period and eta =
+    reduction_factor)."""
 
 
-class Searcher(BaseModel):
-    """Optuna's sampler and its settings (tune/searcher.py); the study is kept in <experiment>/study.db."""
+class SearcherConfig(BaseModel):
+    """The ``searcher:`` section: which engine proposes trials (tune/engines/) and its settings; every engine's
+    trials are recorded in the Optuna study kept in <experiment>/study.db (tune/engines/study.py)."""
 
     model_config = _STRICT
     seed: int = 0
     """Seed of the TPE sampler (and of random search); a resumed search continues from seed + trials so far."""
     startup_trials: int = Field(4, ge=1)
     """Random trials before TPE starts modelling; for nsga2, the population size (the first generation is random)."""
-    algorithm: Literal["tpe", "random", "nsga2", "wandb_bayes", "wandb_random"] = "tpe"
+    algorithm: Literal[ENGINES] = "tpe"  # type: ignore[valid-type]
     """tpe: Optuna TPE (multi-objective TPE with ``objectives``); random: Optuna's random sampler (the baseline);
     nsga2: Optuna's NSGA-II (multi-objective searches only); wandb_bayes / wandb_random: W&B Sweeps' own engine
     (sweeps.next_run, method bayes / random; single-objective) proposing every trial, still recorded in the Optuna
-    study (tune/sweep/)."""
+    study (tune/engines/)."""
     warm_start: list[dict[str, Scalar]] = []
     """Points to evaluate first, keyed like the space (e.g. {optim.lr: 0.001})."""
     multivariate: bool = True
@@ -73,6 +77,10 @@ class Searcher(BaseModel):
         if self.group is True and not self.multivariate:
             raise ValueError("group: true needs multivariate: true")
         return self
+
+
+Searcher = SearcherConfig
+"""The name searches pickled (tuner.pkl: the searcher's settings) before the rename; --resume of one unpickles it."""
 
 
 def _as_yaml(value: Any) -> str:
@@ -120,7 +128,7 @@ class SearchFile(BaseModel):
     budget: Budget = Budget()
     max_concurrent_trials: Union[int, Literal["auto"]] = "auto"
     """Trials at once; "auto" derives it from the cluster's total CPUs/GPUs (max_workers included)."""
-    searcher: Searcher = Searcher()
+    searcher: SearcherConfig = SearcherConfig()
     metric: str = "val_acc"
     """Reported metric that ASHA and the searcher optimise; with ``objectives``, the first objective the loop
     reports (set from it: leave metric/mode out, or give the same)."""
@@ -146,7 +154,7 @@ class SearchFile(BaseModel):
     def _tpe_settings_need_tpe(self):
         algorithm = self.searcher.algorithm
         for key in TPE_ONLY if algorithm.startswith("wandb_") else ():
-            value, default = (_as_yaml(v) for v in (getattr(self.searcher, key), Searcher.model_fields[key].default))
+            value, default = (_as_yaml(v) for v in (getattr(self.searcher, key), SearcherConfig.model_fields[key].default))
             if value != default:
                 raise ValueError(f"searcher.{key}: {value} is a TPE setting that {algorithm} (W&B's engine) does not "
                                  f"use: leave it at {default} or use algorithm tpe")
@@ -215,7 +223,7 @@ def ignored_settings(search: SearchFile) -> list[str]:
     ``--set budget.early_stopping=false`` baseline of a space stopped by W&B hyperband)."""
     notes = []
     algorithm, budget, startup = search.searcher.algorithm, search.budget, search.searcher.startup_trials
-    if algorithm.startswith("wandb_") and startup != Searcher.model_fields["startup_trials"].default:
+    if algorithm.startswith("wandb_") and startup != SearcherConfig.model_fields["startup_trials"].default:
         notes.append(f"searcher.startup_trials ({startup}) is a TPE setting: {algorithm} "
                      "(W&B's engine) does not use it")
     if budget.scheduler == "wandb_hyperband" and not budget.early_stopping:

@@ -114,6 +114,17 @@ def clear_stall(experiment_uri: str) -> None:
     _STALLED.pop(experiment_uri, None)
 
 
+def stall_reason(experiment: Experiment) -> Optional[str]:
+    """The stall guard's line if it stopped this session of the search; the file is consumed, so a resumed search
+    starts clean."""
+    clear_stall(experiment.uri)
+    if not experiment.has(STALL_FILE):
+        return None
+    reason = experiment.read_text(STALL_FILE).strip()
+    experiment.remove_file(STALL_FILE)
+    return reason
+
+
 class StallGuard(Callback, Stopper):
     """Stops the search after ``timeout_s`` seconds in which trials were pending and none ran."""
 

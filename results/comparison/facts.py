@@ -9,14 +9,14 @@ from typing import Optional
 
 from results.report.data import SearchResults
 from tune.experiment.records import ExperimentError
-from tune.sweep.engine import engine_name
+from tune.engines import engine_name
 
 
 @dataclass
 class Entry:
     exp: SearchResults
     engine: str
-    """tune.sweep.engine.engine_name of its search.yaml, e.g. tpe+asha, wandb_bayes+wandb_hyperband."""
+    """tune.engines.engine_name of its search.yaml, e.g. tpe+asha, wandb_bayes+wandb_hyperband."""
     test_accuracy: Optional[float]
     """The best trial's accuracy on the test split (evaluation-test.json beside its checkpoint); None: not evaluated."""
     epochs: list[int]

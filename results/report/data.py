@@ -104,7 +104,7 @@ class SearchResults:
         """Epochs at which ASHA compared trials (grace_period * reduction_factor^k below trial.epochs)."""
         if not self.budget.early_stopping:
             return []
-        # W&B's hyperband judges band b once a run has more than b rows: at epoch b + 1 (tune/sweep/hyperband.py).
+        # W&B's hyperband judges band b once a run has more than b rows: at epoch b + 1 (tune/schedulers/wandb_hyperband.py).
         shift = 1 if self.budget.scheduler == "wandb_hyperband" else 0
         rungs, rung = [], self.budget.grace_period
         while rung + shift < self.epochs:
@@ -125,7 +125,7 @@ class SearchResults:
     @property
     def stopper(self) -> str:
         """Who stopped trials early: ASHA, or W&B hyperband (budget.scheduler: wandb_hyperband)."""
-        from tune.sweep.engine import stopper_name
+        from tune.schedulers import stopper_name
 
         return stopper_name(self.budget)
 

@@ -29,6 +29,7 @@ from results.report.data import SearchResults
 from tune.distributions import Choice, LogUniform, QUniform, RandInt, Uniform
 from tune.experiment.layout import STUDY_FILE
 from tune.experiment.storage import is_file, is_uri, local_copy
+from tune.objectives import direction
 
 
 
@@ -86,8 +87,7 @@ def distribution(param) -> optuna.distributions.BaseDistribution:
 
 def rebuild(experiment: SearchResults) -> optuna.Study:
     """An in-memory study holding the experiment's trials as the searcher would have recorded them."""
-    direction = "maximize" if experiment.mode == "max" else "minimize"
-    study = optuna.create_study(study_name=experiment.name, direction=direction)
+    study = optuna.create_study(study_name=experiment.name, direction=direction(experiment.mode))
     distributions = {key: distribution(param) for key, param in experiment.space.items()}
     # In the order they started, so trial numbers read as in the search.
     for trial in sorted(experiment.trials, key=lambda t: min(t.done_at.values(), default=float("inf"))):

@@ -6,7 +6,7 @@ every part (front in summary.json, report, export, resume) reads the same experi
 
 "Same front as an uninterrupted run" is checked without running the twin (which would double the cost): one
 trial at a time, a multi-objective searcher seeds each proposal with seed + trials asked before it
-(tune/searcher.py), so the uninterrupted search is replayed in process from the study: a fresh study with the
+(tune/engines/study.py), so the uninterrupted search is replayed in process from the study: a fresh study with the
 same sampler, told the same results, must propose every trial's parameters exactly, and its Pareto front must be
 summary.json's. Together with training that continues from its checkpoint (tests/tune/test_resume.py) and
 latencies read back from latency.json, that is the uninterrupted run's front.
@@ -26,7 +26,7 @@ from tests.conftest import REPO
 from tests.helpers import dotted, kill_group, wait_held
 from tests.tune.test_resume import search_to_the_end, start_search
 from train import hold
-from tune.searcher import StudySearcher, study_url
+from tune.engines.study import StudySearcher, study_url
 from tune.space import load_search_file
 
 PARETO = REPO / "search_spaces" / "smoke_pareto.yaml"

@@ -67,7 +67,7 @@ CASES = {  # search-file changes, extra CLI arguments, what the one line says
     "no pretrained weights": ({"trial": {"model": {"name": "mobilenetv3_small_050", "pretrained": True}},
                                "space": FIXED_MODEL["space"], "searcher": FIXED_MODEL["searcher"]}, [],
                               "model.weights: no ImageNet weights for mobilenetv3_small_050 (HF_HUB_OFFLINE is set"),
-    "num-samples 0": ({}, ["--num-samples", "0"], "budget.num_samples: Input should be greater than or equal to 1"),
+    "num-samples 0": ({}, ["--num-samples", "0"], "budget.num_samples: got 0, allowed: >= 1"),
     "fixed and searched": ({}, ["--set", "trial.model.name=x"],
                            "trial.model.name is fixed ('x') and searched by space.model.name: remove it from one of "
                            "the two"),

@@ -1,4 +1,4 @@
-"""What Tune does not restore, restored: ASHA's rungs and a raised sample budget (tune/resumable.py)."""
+"""What Tune does not restore, restored: ASHA's rungs (tune/schedulers/asha.py) and a raised sample budget (tune/resume.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from types import SimpleNamespace
 import pyarrow.fs
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
-from tune.resumable import ExtendableSearch, ResumableASHA, raise_budget
+from tune.resume import ExtendableSearch, raise_budget
+from tune.schedulers.asha import ResumableASHA
 
 
 def _trial(trial_id: str, folder, rows: list[dict]):

@@ -12,7 +12,8 @@ import yaml
 
 from tests.conftest import REPO
 from tune.space import load_search_file
-from tune.sweep.config import engine_config, sweeps_module, validate
+from tune.engines.wandb_sweep import engine_config
+from tune.sweep.config import sweeps_module, validate
 
 SPACES = sorted((REPO / "search_spaces").glob("*.yaml"))
 
@@ -156,7 +157,7 @@ def test_grid_where_every_parameter_is_finite(tmp_path):
 def test_the_engine_proposes_the_same_values_from_the_same_runs_and_seed(tmp_path):
     """Two studies, same seed, same outcomes: the same proposals (W&B bayes, seeded per suggestion); a conditional
     parameter is kept in the engine's values but left out of the trial's where its condition fails."""
-    from tune.sweep.searcher import SWEEP_ATTR, SweepSearcher
+    from tune.engines.wandb_sweep import SWEEP_ATTR, SweepSearcher
 
     search = load_search_file(REPO / "search_spaces" / "smoke.yaml",
                               ["searcher.algorithm=wandb_bayes", "searcher.warm_start=[]"])
@@ -187,7 +188,7 @@ def test_hyperband_schedules_as_wandb_would():
     judged once it has 2 rows, against the top third at row index 1."""
     from ray.tune.schedulers import TrialScheduler
 
-    from tune.sweep.hyperband import WandbHyperband
+    from tune.schedulers.wandb_hyperband import WandbHyperband
 
     search = load_search_file(REPO / "search_spaces" / "smoke.yaml", ["budget.scheduler=wandb_hyperband"])
     config = engine_config(search)  # W&B's hyperband under Optuna's TPE: the scheduler alone

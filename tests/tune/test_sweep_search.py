@@ -153,8 +153,7 @@ def test_a_wandb_engine_search_resumes_exactly_after_a_kill(engine_search):
     # Exact resume of the engine: the 3rd trial, proposed after the restart, is what W&B's engine proposes from the
     # first two trials with the same seed (the runs come from study.db, the seed is seed + trials so far).
     from tune.space import load_search_file
-    from tune.sweep.config import engine_config
-    from tune.sweep.searcher import SWEEP_ATTR, SweepSearcher
+    from tune.engines.wandb_sweep import SWEEP_ATTR, SweepSearcher, engine_config
 
     search = load_search_file(experiment / "search.yaml")
     trials = sorted(study.trials, key=lambda t: t.number)

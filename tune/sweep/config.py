@@ -1,4 +1,5 @@
-"""A search file as a W&B Sweeps config: what ``python -m tune.sweep export`` writes and the in-Ray engine runs.
+"""A search file as a W&B Sweeps config: what ``python -m tune.sweep export`` writes and the in-Ray engine runs
+(tune/engines/wandb_sweep.py engine_config).
 
 Mapping (one space, two engines):
 
@@ -24,7 +25,7 @@ import math
 from typing import Any, Optional
 
 from train.config import ConfigError
-from tune.objectives import LATENCY_METRIC
+from tune.objectives import LATENCY_METRIC, direction
 from tune.space import SearchFile
 from tune.sweep.params import conditions, sweep_parameter
 
@@ -54,7 +55,7 @@ def sweep_config(search: SearchFile, method: str = "bayes", *, space_file: Optio
         parameters[key] = mapped
     config: dict[str, Any] = {"name": search.experiment, "method": method,
                               "metric": {"name": search.metric,
-                                         "goal": "maximize" if search.mode == "max" else "minimize"},
+                                         "goal": direction(search.mode)},
                               "parameters": parameters}
     notes = conditions(search.space)
     described = []
@@ -126,20 +127,6 @@ def validate(config: dict[str, Any]) -> None:
     violations = schema_violations_from_proposed_config(checked)
     if violations:
         raise ConfigError(f"the sweep config fails W&B's sweep schema: {violations[0]}")
-
-
-def engine_config(search: SearchFile) -> dict[str, Any]:
-    """The sweep config the in-Ray engine runs (tune/sweep/searcher.py, tune/sweep/hyperband.py): the same
-    mapping, method from searcher.algorithm (wandb_bayes -> bayes, wandb_random -> random)."""
-    algorithm = search.searcher.algorithm
-    # The scheduler alone (budget.scheduler: wandb_hyperband under TPE) runs no proposals: any method validates.
-    method = algorithm.removeprefix("wandb_") if algorithm.startswith("wandb_") else "random"
-    config = sweep_config(search, method)
-    config.pop("run_cap")  # Tune's budget counts the trials
-    if "early_terminate" not in config:  # the scheduler needs it even when the space turns early stopping off
-        config["early_terminate"] = {"type": "hyperband", "min_iter": search.budget.grace_period,
-                                     "eta": search.budget.reduction_factor}
-    return config
 
 
 def sweeps_module():

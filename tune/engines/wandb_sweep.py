@@ -1,6 +1,7 @@
-"""W&B's sweep engine as the search's searcher: ``sweeps.next_run`` proposes every trial, the Optuna study records it.
+"""W&B's sweep engine as the search's searcher (engines wandb_bayes, wandb_random): ``sweeps.next_run`` proposes every
+trial, the Optuna study records it.
 
-:class:`SweepSearcher` is the project's StudySearcher (tune/searcher.py) with only the proposal replaced: before
+:class:`SweepSearcher` is the project's StudySearcher (tune/engines/study.py) with only the proposal replaced: before
 each ``ask`` it rebuilds the sweep's runs from the study (every trial so far: its values, its per-epoch metric as
 history, its state), asks ``sweeps.next_run`` (method bayes or random) for the next values, and enqueues them in
 the study, whose ``ask`` then takes them as fixed parameters. Everything else is StudySearcher's: per-epoch
@@ -13,7 +14,8 @@ killed and failed runs the worst metric seen (its ``metric.impute: worst`` defau
 
 Every sweep value is stored as the trial's user attribute ``sweep_values`` (the engine's own vector, conditional
 parameters included); the study's parameters are the values the trial used (a conditional parameter whose
-``when`` fails is left out, tune/sweep/params.py).
+``when`` fails is left out, tune/sweep/params.py). The sweep config the engine runs is the one ``python -m tune.sweep
+export`` writes (tune/sweep/config.py), method from the engine's name (:func:`engine_config`).
 
 Reproducibility: the engine draws from Python's ``random`` (random search, params.HyperParameter.sample) and
 numpy's global RNG (bayes: its random candidates and GP subsampling; sklearn's GP is fixed at random_state=2).
@@ -33,8 +35,9 @@ from typing import Any, Iterator, Optional
 
 import numpy as np
 
-from tune.searcher import StudySearcher
-from tune.sweep.config import sweeps_module
+from tune.engines.study import StudySearcher
+from tune.space import SearchFile
+from tune.sweep.config import sweep_config, sweeps_module
 from tune.sweep.params import active, snap
 
 SWEEP_ATTR = "sweep_values"
@@ -47,13 +50,7 @@ class SweepSearcher(StudySearcher):
     def __init__(self, sweep_config: dict[str, Any], *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.sweep_config = sweep_config
-        """The sweep config the engine runs (tune.sweep.config.engine_config)."""
-
-    def _sampler(self, trials_before: int):
-        import optuna
-
-        # Every parameter arrives fixed (enqueued); the sampler only ever sees warm-start points, which are fixed too.
-        return optuna.samplers.RandomSampler(seed=self.settings.seed + trials_before)
+        """The sweep config the engine runs (:func:`engine_config`)."""
 
     def suggest(self, trial_id: str) -> Optional[dict]:
         from optuna.trial import TrialState
@@ -71,6 +68,35 @@ class SweepSearcher(StudySearcher):
         with seeded(self.settings.seed + len(trials)), quiet():
             run = sweeps_module().next_run(self.sweep_config, runs)
         return {key: snap(self.space[key], item["value"]) for key, item in run.config.items() if key in self.space}
+
+
+def fixed_sampler(settings: Any, space: Any, concurrency: int, seed: int):
+    """The study's sampler under W&B's engine: every parameter arrives fixed (enqueued), so it only ever sees
+    warm-start points, which are fixed too."""
+    import optuna
+
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def sweep_searcher(search: SearchFile, method: str, **study: Any) -> SweepSearcher:
+    """The searcher of engine ``wandb_<method>`` over ``search``; ``study``: where its study lives."""
+    return SweepSearcher(engine_config(search, method), search.space, search.searcher, metric=search.metric,
+                         mode=search.mode, epochs=search.trial.epochs, objectives=search.objectives, **study)
+
+
+def engine_config(search: SearchFile, method: Optional[str] = None) -> dict[str, Any]:
+    """The sweep config W&B's engine runs (here, and tune/schedulers/wandb_hyperband.py): the export's mapping
+    (tune/sweep/config.py) without the run cap (Tune's budget counts the trials), always with hyperband's
+    ``early_terminate``. ``method``: by default searcher.algorithm's (wandb_bayes -> bayes, wandb_random ->
+    random); the scheduler alone (budget.scheduler: wandb_hyperband under TPE) runs no proposals: any validates."""
+    algorithm = search.searcher.algorithm
+    method = method or (algorithm.removeprefix("wandb_") if algorithm.startswith("wandb_") else "random")
+    config = sweep_config(search, method)
+    config.pop("run_cap")
+    if "early_terminate" not in config:  # the scheduler needs it even when the space turns early stopping off
+        config["early_terminate"] = {"type": "hyperband", "min_iter": search.budget.grace_period,
+                                     "eta": search.budget.reduction_factor}
+    return config
 
 
 def sweep_runs(trials: list, space: dict, metric: str) -> list:

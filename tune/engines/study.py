@@ -1,4 +1,5 @@
-"""The search's own Ray Tune searcher: Optuna's ask-and-tell over a study kept in ``<experiment>/study.db``.
+"""The search's own Ray Tune searcher: Optuna's ask-and-tell over a study kept in ``<experiment>/study.db``, asking
+the sampler of the engine named by ``searcher.algorithm`` (tune/engines/).
 
 Why not Ray's ``OptunaSearch``: it tells Optuna that a trial ASHA stopped is COMPLETE with its last
 (early) value, so TPE models "accuracy after one epoch" as if it were final and favours fast starters,
@@ -42,9 +43,10 @@ from ray.tune.search import Searcher
 
 from train.overrides import set_dotted
 from tune.experiment.layout import STUDY_FILE
-from tune.objectives import Objective
 from tune.distributions import Param, define_by_run
-from tune.space import Searcher as SearcherSettings
+from tune.engines import get_engine
+from tune.objectives import Objective, direction
+from tune.space import SearcherConfig
 
 TRIAL_ATTR = "ray_trial_id"
 """User attribute of each Optuna trial: the Tune trial id (summary.json's trial_id)."""
@@ -56,9 +58,9 @@ def study_url(folder: Path) -> str:
 
 
 class StudySearcher(Searcher):
-    """TPE (or random search) over ``space`` that learns from early stopping; see the module docstring."""
+    """An engine's sampler over ``space`` that learns from early stopping; see the module docstring."""
 
-    def __init__(self, space: dict[str, Param], settings: SearcherSettings, *, metric: str, mode: str,
+    def __init__(self, space: dict[str, Param], settings: SearcherConfig, *, metric: str, mode: str,
                  epochs: int, storage_url: str, study_name: str, concurrency: int = 1,
                  time_attr: str = "epoch", objectives: Optional[list[Objective]] = None):
         super().__init__(metric=metric, mode=mode)
@@ -108,9 +110,9 @@ class StudySearcher(Searcher):
         except KeyError:
             trials_before, new = 0, True
         if self.objectives:
-            directions = {"directions": [_direction(o.mode) for o in self.objectives]}
+            directions = {"directions": [direction(o.mode) for o in self.objectives]}
         else:
-            directions = {"direction": _direction(self.mode)}
+            directions = {"direction": direction(self.mode)}
         study = optuna.create_study(storage=self._storage, study_name=self.study_name, load_if_exists=True,
                                     sampler=self._sampler(trials_before), **directions)
         self._study_id = self._storage.get_study_id_from_name(self.study_name)
@@ -126,18 +128,9 @@ class StudySearcher(Searcher):
         return study
 
     def _sampler(self, trials_before: int):
-        import optuna
-
         # A resumed search must not replay the random draws it made before the interruption.
-        seed = self.settings.seed + trials_before
-        if self.settings.algorithm == "random":
-            return optuna.samplers.RandomSampler(seed=seed)
-        if self.settings.algorithm == "nsga2":
-            # Optuna's NSGA-II has no constant liar: it proposes from the finished generations only.
-            return optuna.samplers.NSGAIISampler(seed=seed, population_size=self.settings.startup_trials)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # group, in Optuna 5.0
-            return optuna.samplers.TPESampler(seed=seed, **tpe_options(self.settings, self.space, self.concurrency))
+        return get_engine(self.settings.algorithm).sampler(self.settings, self.space, self.concurrency,
+                                                       self.settings.seed + trials_before)
 
     def _attach(self, study) -> None:
         """Map this searcher's Tune trials onto the study's trials; fail the ones Tune never heard of.
@@ -241,18 +234,6 @@ def asked(study) -> int:
 
     waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
     return len(study.get_trials(deepcopy=False)) - len(waiting)
-
-
-def tpe_options(settings: SearcherSettings, space: dict[str, Param], concurrency: int) -> dict[str, Any]:
-    """TPESampler's settings from the search file's ``searcher:`` section ("auto" resolved)."""
-    group = settings.group if settings.group != "auto" else any(param.when for param in space.values())
-    liar = settings.constant_liar if settings.constant_liar != "auto" else concurrency > 1
-    return {"n_startup_trials": settings.startup_trials, "multivariate": settings.multivariate,
-            "group": bool(group and settings.multivariate), "constant_liar": bool(liar)}
-
-
-def _direction(mode: str) -> str:
-    return "maximize" if mode == "max" else "minimize"
 
 
 def _finite(value: Any) -> Optional[float]:

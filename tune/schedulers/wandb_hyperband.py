@@ -2,14 +2,14 @@
 trial that reported stops.
 
 W&B's controller runs hyperband over every run's metric history (``early_terminate``: min_iter = grace period,
-eta = reduction factor; tune.sweep.config.engine_config). It looks at a run's history by row index: band b judges
-a running run once it has more than b rows, against the top 1/eta of all runs' values at row b, by the run's best
+eta = reduction factor; tune/engines/wandb_sweep.py engine_config). It looks at a run's history by row index: band b
+judges a running run once it has more than b rows, against the top 1/eta of all runs' values at row b, by the run's best
 value so far. :class:`WandbHyperband` keeps each trial's metric per epoch (its history, one row per epoch, as W&B
 would have it), marks the trials that ended, and hands them all to ``stop_runs``; Tune then stops the trial.
 The searcher sees a stopped trial as PRUNED (fewer epochs than trial.epochs), as for ASHA.
 
 Resume: Tune saves no scheduler state; a restored trial's rows (result.json) are replayed into its history when
-Tune adds it back (as tune/resumable.py's ResumableASHA does), so the bands see what they saw before the stop.
+Tune adds it back (as tune/schedulers/asha.py's ResumableASHA does), so the bands see what they saw before the stop.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from tune.resumable import result_rows
+from tune.schedulers.scheduler import Scheduler, result_rows
 from tune.sweep.config import sweeps_module
 
 
@@ -82,3 +82,12 @@ class WandbHyperband(FIFOScheduler):
                                 sampledHistory=[{self.metric_name: value} for _, value in sorted(history.items())])
                 for trial_id, history in self._history.items()]
         return sweeps.stop_runs(self.sweep_config, runs)
+
+
+def create(search: Any) -> WandbHyperband:
+    from tune.engines.wandb_sweep import engine_config
+
+    return WandbHyperband(engine_config(search), metric=search.metric, mode=search.mode, epochs=search.trial.epochs)
+
+
+SCHEDULER = Scheduler(name="wandb_hyperband", label="W&B hyperband", create=create)
