@@ -18,8 +18,8 @@ import pytest
 
 from results import analyze
 from tests.conftest import REPO, free_port
-from tests.results.searched import EPOCHS, tiny_search
-from tests.tune.wandb_records import read_offline_run
+from tests.helpers.searched import EPOCHS, tiny_search
+from tests.helpers.wandb_records import read_offline_run
 
 ANALYZE = REPO / "results" / "analyze.py"
 PLOTS = ["learning_curves", "efficiency", "importance", "parallel", "params", "choices", "confusion"]

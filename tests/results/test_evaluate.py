@@ -14,7 +14,7 @@ import torch
 
 from results import evaluate
 from tests.conftest import REPO
-from tests.results.searched import tiny_search
+from tests.helpers.searched import tiny_search
 from train.config import parse
 from train.data import load_image, read_records
 from train.model import IMAGENET_MEAN, IMAGENET_STD, build_model

@@ -15,7 +15,7 @@ import torch
 from results import export as export_cli
 from results.evaluate import load_checkpoint
 from results.preprocess import Preprocessing
-from tests.results.deploy_models import MOBILENET, SMALL_CNN, experiment, exported_model, sign_data
+from tests.helpers.deploy_models import MOBILENET, SMALL_CNN, experiment, exported_model, sign_data
 from train.prepared import load_test
 
 

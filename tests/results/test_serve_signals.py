@@ -17,8 +17,8 @@ import pytest
 
 from tests.conftest import free_port
 from tests.helpers import descendants, kill_group, start_in_session
-from tests.results.deploy_models import SERVE, exported_model, sign_data, sign_files
-from tests.results.serve_process import Server, identities, listeners, running, start, still_running
+from tests.helpers.deploy_models import SERVE, exported_model, sign_data, sign_files
+from tests.helpers.serve_process import Server, identities, listeners, running, start, still_running
 from train.hold import ENV as HOLD_ENV, wait_held
 
 STOP_S = 30

@@ -15,7 +15,7 @@ import pytest
 
 import train.cache as cache
 import train.prepared as prepared
-from tests.train.layouts import (BORDER, class_colour, corrupt, write_asl, write_gtsrb, write_gtsrb_kaggle,
+from tests.helpers.layouts import (BORDER, class_colour, corrupt, write_asl, write_gtsrb, write_gtsrb_kaggle,
                                  write_image, write_imagefolder)
 from train.config import DataConfig, SyntheticConfig
 from train.data import ASL_FRAME_BLOCK, DataError

@@ -17,7 +17,7 @@ import yaml
 
 from tests.conftest import REPO
 from tests.helpers import dotted, kill_group, last_line_path, start_in_session
-from tests.tune.wandb_records import read_offline_run
+from tests.helpers.wandb_records import read_offline_run
 
 SMOKE = REPO / "search_spaces" / "smoke.yaml"
 
