@@ -23,6 +23,8 @@ from pathlib import Path
 import ray
 from ray.util.placement_group import placement_group, placement_group_table
 
+pytestmark = pytest.mark.slow  # a fake multi-node Ray cluster
+
 folder = Path(sys.argv[1])
 ray.init()
 group = placement_group([{"CPU": 1, "GPU": 1}])

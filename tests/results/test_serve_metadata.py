@@ -15,6 +15,8 @@ from tests.helpers import kill_group
 from tests.helpers.deploy_models import exported_model
 from tests.helpers.serve_process import start
 
+pytestmark = pytest.mark.slow  # results/serve.py as a process, on a Ray of its own
+
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory, tiny_data):

@@ -21,6 +21,8 @@ from tests.helpers.deploy_models import SERVE, exported_model, sign_data, sign_f
 from tests.helpers.serve_process import Server, identities, listeners, running, start, still_running
 from train.hold import ENV as HOLD_ENV, wait_held
 
+pytestmark = pytest.mark.slow  # results/serve.py as a process, on a Ray of its own
+
 STOP_S = 30
 """serve.py must be gone, with every process of its Ray, this long after the signal (~5 s here; the rest is
 room for a loaded machine)."""

@@ -29,6 +29,8 @@ from train import hold
 from tune.searcher import StudySearcher, study_url
 from tune.space import load_search_file
 
+pytestmark = pytest.mark.slow  # a search and its --resume, each on a Ray of its own
+
 PARETO = REPO / "search_spaces" / "smoke_pareto.yaml"
 
 

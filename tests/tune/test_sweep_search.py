@@ -25,6 +25,8 @@ from tests.helpers.search import search_args, start_search
 from tests.helpers.wandb_records import read_offline_run
 from train import hold
 
+pytestmark = pytest.mark.slow  # the module's search (and a --resume of it) runs on a Ray of its own
+
 ENGINE = ["searcher.algorithm=wandb_bayes", "budget.scheduler=wandb_hyperband",
           # A first trial that learns (0.83 at epoch 3 here, where many draws stay at chance, 1/6): W&B's hyperband
           # then has a bar to stop the held trial by at its epoch 2, after the resume, from the replayed first trial.
