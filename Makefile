@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed-stamp
 # Extra arguments for `make search`, e.g. make search ARGS="--num-samples 8"
 ARGS ?=
 
-.PHONY: search test test-matrix bench clean
+.PHONY: search test test-fast test-matrix bench clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -24,6 +24,12 @@ search: $(STAMP)
 test: $(STAMP)
 	tmp=$$(mktemp -d /tmp/signsearch-test-XXXXXX) && \
 	  if $(PY) -m pytest tests -m "not crash_matrix" --basetemp=$$tmp; then rm -rf $$tmp; \
+	  else status=$$?; echo "pytest's temp folders kept in $$tmp"; exit $$status; fi
+
+# The edit-test loop (< 3 min): no test that starts Ray or a search process (marked slow), no crash matrix.
+test-fast: $(STAMP)
+	tmp=$$(mktemp -d /tmp/signsearch-test-XXXXXX) && \
+	  if $(PY) -m pytest tests -m "not slow and not crash_matrix" --basetemp=$$tmp; then rm -rf $$tmp; \
 	  else status=$$?; echo "pytest's temp folders kept in $$tmp"; exit $$status; fi
 
 # The crash-point matrix (tests/tune/test_crash_matrix.py): every hold point x kill -9/SIGINT/SIGTERM x 1-/2-worker

@@ -43,7 +43,7 @@ def tiny_data(tmp_path_factory, cache_dir) -> dict:
 @pytest.fixture
 def isolated_hub(monkeypatch, tmp_path):
     """No weights from this machine's hub caches or environment can leak into a test."""
-    import huggingface_hub
+    import huggingface_hub.constants  # a submodule huggingface_hub does not load by itself
 
     from train.pretrained import ENV_WEIGHTS
 

@@ -23,6 +23,8 @@ from tests.conftest import REPO
 from tests.helpers import dotted, kill_group, last_line_path, result_rows, start_in_session, trained_rows, wait_held
 from train import hold
 
+pytestmark = pytest.mark.slow  # a fake multi-node Ray cluster and searches on it
+
 SMOKE = REPO / "search_spaces" / "smoke.yaml"
 
 

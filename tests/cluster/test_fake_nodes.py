@@ -14,6 +14,8 @@ import pytest
 from tests.cluster.conftest import HEAD_NODE_ID
 from train import hold
 
+pytestmark = pytest.mark.slow  # a fake multi-node Ray cluster
+
 # A driver that wants one gpu.small's resources all along: a placement group that Ray reschedules when its node
 # dies. It prints the group's node, waits for the test's go (a hold-style release file), then prints the node
 # the group is placed on again.

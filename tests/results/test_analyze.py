@@ -18,8 +18,8 @@ import pytest
 
 from results import analyze
 from tests.conftest import REPO, free_port
-from tests.results.searched import EPOCHS, tiny_search
-from tests.tune.wandb_records import read_offline_run
+from tests.helpers.searched import EPOCHS, tiny_search
+from tests.helpers.wandb_records import read_offline_run
 
 ANALYZE = REPO / "results" / "analyze.py"
 PLOTS = ["learning_curves", "efficiency", "importance", "parallel", "params", "choices", "confusion"]
@@ -43,6 +43,7 @@ def _relative(experiment: Path, recorded: str) -> str:
     return str(Path(recorded).relative_to(experiment)) if Path(recorded).is_absolute() else recorded
 
 
+@pytest.mark.slow
 def test_report_of_a_moved_experiment_read_through_a_uri(experiment, tmp_path):
     moved = _copy(experiment, tmp_path / "moved")
     summary = json.loads((moved / "summary.json").read_text())
@@ -126,6 +127,7 @@ def test_a_folder_that_is_not_an_experiment_is_one_line(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_an_unfinished_search_is_one_line(experiment, tmp_path, capsys):
     shutil.copy(experiment / "search.yaml", tmp_path / "search.yaml")
     assert analyze.main([str(tmp_path)]) == 2
@@ -134,6 +136,7 @@ def test_an_unfinished_search_is_one_line(experiment, tmp_path, capsys):
         f"tune/run_search.py --config {tmp_path / 'search.yaml'} --resume {tmp_path}")
 
 
+@pytest.mark.slow
 def test_an_experiment_with_no_finished_trial_is_one_line(experiment, tmp_path, capsys):
     failed = _copy(experiment, tmp_path)
     summary = json.loads((failed / "summary.json").read_text())
@@ -151,6 +154,7 @@ def test_an_experiment_with_no_finished_trial_is_one_line(experiment, tmp_path, 
     assert not (failed / "report").exists()
 
 
+@pytest.mark.slow
 def test_a_missing_best_checkpoint_is_one_line(experiment, tmp_path, capsys):
     moved = _copy(experiment, tmp_path)
     summary = json.loads((moved / "summary.json").read_text())
@@ -173,6 +177,7 @@ def _get(url: str) -> dict:
         return json.loads(response.read())
 
 
+@pytest.mark.slow
 def test_study_db_is_the_search_in_optuna_and_optuna_dashboard(experiment, tmp_path):
     summary = json.loads((experiment / "summary.json").read_text())
     # A copy: optuna-dashboard may add its own tables; the experiment stays as the search left it.

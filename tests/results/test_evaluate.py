@@ -14,7 +14,7 @@ import torch
 
 from results import evaluate
 from tests.conftest import REPO
-from tests.results.searched import tiny_search
+from tests.helpers.searched import tiny_search
 from train.config import parse
 from train.data import load_image, read_records
 from train.model import IMAGENET_MEAN, IMAGENET_STD, build_model
@@ -51,6 +51,7 @@ def _accuracy_from_scratch(checkpoint: Path) -> float:
     return float((predicted == records.labels).mean())
 
 
+@pytest.mark.slow
 def test_best_checkpoint_on_test_then_val_split_each_its_own_files(experiment, tmp_path, tiny_data):
     result = subprocess.run([sys.executable, str(EVALUATE), str(experiment)], cwd=REPO, capture_output=True,
                             text=True, timeout=180)
@@ -86,6 +87,7 @@ def test_best_checkpoint_on_test_then_val_split_each_its_own_files(experiment, t
     assert out.read_text() == before
 
 
+@pytest.mark.slow
 def test_a_moved_experiment_evaluates_its_own_checkpoint(experiment, tmp_path, capsys):
     moved = tmp_path / "elsewhere" / experiment.name
     shutil.copytree(experiment, moved, ignore=shutil.ignore_patterns("wandb", "evaluation-*", "confusion-*"))
@@ -108,6 +110,7 @@ def test_not_a_checkpoint_is_one_line(tmp_path, capsys):
                                        "experiment folder with a summary.json naming one")
 
 
+@pytest.mark.slow
 def test_a_missing_checkpoint_is_one_line(experiment, tmp_path, capsys):
     moved = tmp_path / experiment.name
     shutil.copytree(experiment, moved, ignore=shutil.ignore_patterns("wandb"))
@@ -123,6 +126,7 @@ def test_a_missing_checkpoint_is_one_line(experiment, tmp_path, capsys):
                            "is missing")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [0, 1000])
 def test_a_truncated_checkpoint_is_one_line(experiment, tmp_path, capsys, size):
     checkpoint = experiment / _best_checkpoint(experiment)

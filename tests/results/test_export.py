@@ -15,7 +15,7 @@ import torch
 from results import export as export_cli
 from results.evaluate import load_checkpoint
 from results.preprocess import Preprocessing
-from tests.results.deploy_models import MOBILENET, SMALL_CNN, experiment, exported_model, sign_data
+from tests.helpers.deploy_models import MOBILENET, SMALL_CNN, experiment, exported_model, sign_data
 from train.prepared import load_test
 
 
@@ -69,6 +69,7 @@ def test_onnx_has_a_dynamic_batch_axis_and_opset_18(small_model):
     assert images.type.tensor_type.shape.dim[0].dim_param  # symbolic: any batch size
 
 
+@pytest.mark.slow  # trains and exports a MobileNetV3 (~2 min on 2 loaded cores)
 def test_mobilenetv3_exports_hardswish_and_matches_torch_on_real_test_images(tmp_path_factory, tiny_data, tmp_path,
                                                                              capsys):
     """In process (the same main() the CLI runs); the reference is a model built the training way

@@ -15,7 +15,7 @@ from PIL import Image
 
 from results.preprocess import ImageRejected, Preprocessing
 from tests.conftest import REPO
-from tests.results.deploy_models import PREDICT, exported_model, sign_data, sign_files
+from tests.helpers.deploy_models import PREDICT, exported_model, sign_data, sign_files
 
 # Runs predict.py with torch and Ray made unimportable: predict must need neither.
 WITHOUT_TORCH = ("import runpy, sys; sys.modules.update(torch=None, ray=None); sys.argv = sys.argv[1:]; "

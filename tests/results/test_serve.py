@@ -18,8 +18,10 @@ import pytest
 from PIL import Image
 
 from tests.helpers import kill_group
-from tests.results.deploy_models import exported_model, sign_data, sign_files
-from tests.results.serve_process import form, listening, on_loopback, running, start
+from tests.helpers.deploy_models import exported_model, sign_data, sign_files
+from tests.helpers.serve_process import form, listening, on_loopback, running, start
+
+pytestmark = pytest.mark.slow  # results/serve.py as a process, on a Ray of its own
 
 MAX_BYTES = 20_000
 MAX_PIXELS = 250_000

@@ -10,14 +10,25 @@ import sys
 import pytest
 
 from tests.conftest import REPO
-from tests.results.deploy_models import SERVE, exported_model
+from tests.helpers.cli import run_main
+from tests.helpers.deploy_models import SERVE, exported_model
 
 TIMEOUT_S = 120  # each of these stops before Ray is imported: a few seconds of Python start-up and model check
 
 
 def _serve(*args: str) -> subprocess.CompletedProcess:
+    """results/serve.py as a process: the exit code end to end."""
     return subprocess.run([sys.executable, str(SERVE), *args], cwd=REPO, capture_output=True, text=True,
                           timeout=TIMEOUT_S)
+
+
+def _serve_main(capsys, *args: str) -> subprocess.CompletedProcess:
+    """results/serve.py's main in this process (it stops before Ray is imported; a fresh interpreter costs seconds)."""
+    from results.serve import main
+
+    result = run_main(main, list(args), capsys)
+    assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized(), "Ray was started"
+    return result
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +55,8 @@ def model_dir(tmp_path_factory, tiny_data):
     (["--replicas", "none"], "error: --replicas: got 'none', allowed: a count >= 1 or 'auto'"),
     (["--num-cpus", "0"], "error: --num-cpus: got 0, allowed: >= 1"),
 ])
-def test_a_flag_that_cannot_work_is_one_line_and_exit_2(model_dir, flags, line):
-    result = _serve(str(model_dir), "--address", "local", "--num-cpus", "2", *flags)
+def test_a_flag_that_cannot_work_is_one_line_and_exit_2(model_dir, flags, line, capsys):
+    result = _serve_main(capsys, str(model_dir), "--address", "local", "--num-cpus", "2", *flags)
     assert (result.returncode, result.stderr.strip().splitlines(), result.stdout) == (2, [line], "")
 
 

@@ -12,8 +12,10 @@ import pytest
 
 from results.exporter.model_card import recorded_latency
 from tests.helpers import kill_group
-from tests.results.deploy_models import exported_model
-from tests.results.serve_process import start
+from tests.helpers.deploy_models import exported_model
+from tests.helpers.serve_process import start
+
+pytestmark = pytest.mark.slow  # results/serve.py as a process, on a Ray of its own
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,11 @@ import pytest
 
 from tests.conftest import free_port
 from tests.helpers import descendants, kill_group, start_in_session
-from tests.results.deploy_models import SERVE, exported_model, sign_data, sign_files
-from tests.results.serve_process import Server, identities, listeners, running, start, still_running
+from tests.helpers.deploy_models import SERVE, exported_model, sign_data, sign_files
+from tests.helpers.serve_process import Server, identities, listeners, running, start, still_running
 from train.hold import ENV as HOLD_ENV, wait_held
+
+pytestmark = pytest.mark.slow  # results/serve.py as a process, on a Ray of its own
 
 STOP_S = 30
 """serve.py must be gone, with every process of its Ray, this long after the signal (~5 s here; the rest is

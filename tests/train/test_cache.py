@@ -15,7 +15,7 @@ import pytest
 
 import train.cache as cache
 import train.prepared as prepared
-from tests.train.layouts import (BORDER, class_colour, corrupt, write_asl, write_gtsrb, write_gtsrb_kaggle,
+from tests.helpers.layouts import (BORDER, class_colour, corrupt, write_asl, write_gtsrb, write_gtsrb_kaggle,
                                  write_image, write_imagefolder)
 from train.config import DataConfig, SyntheticConfig
 from train.data import ASL_FRAME_BLOCK, DataError
@@ -312,6 +312,7 @@ def test_too_many_corrupt_images_fail_in_one_line(tmp_path: Path):
     assert entries(tmp_path) == []  # a failed build leaves nothing behind
 
 
+@pytest.mark.slow  # train_model.py as a process, under a file-size limit
 def test_a_cache_folder_without_room_is_one_line_and_leaves_no_temp_folder(tmp_path):
     """train_model.py on a new set whose decoded images do not fit: exit 2, one line naming the cache
     folder, no temp folder left. RLIMIT_FSIZE (with SIGXFSZ ignored: writes past it fail with EFBIG)

@@ -21,6 +21,7 @@ from tests.conftest import REPO, free_port
 from tests.helpers import dotted, kill_group, start_in_session
 
 
+@pytest.mark.slow
 def test_a_dashboard_port_in_use_is_one_line(tmp_path):
     port = free_port()
     with socket.socket() as taken:
@@ -38,6 +39,7 @@ def test_a_dashboard_port_in_use_is_one_line(tmp_path):
     assert len([line for line in result.stderr.splitlines() if line.startswith("error:")]) == 1
 
 
+@pytest.mark.slow
 def test_an_embedded_ray_listens_on_loopback_only(tmp_path):
     """Every TCP port the embedded Ray opens (GCS, raylet, workers, agents, the dashboard and the
     Prometheus /metrics endpoints) is bound to 127.0.0.1, read from the kernel's socket table."""
@@ -107,6 +109,7 @@ CONNECT = ("import sys, time, ray\n"
            "ray.shutdown()\n")
 
 
+@pytest.mark.slow
 def test_a_stale_cluster_file_is_one_line_and_a_local_ray(short_tmp):
     """Was: ray.init("auto") retried the dead GCS for minutes, a warning every 5 s, and the search never began."""
     env, stale = _stale_ray_temp(short_tmp)
@@ -120,6 +123,7 @@ def test_a_stale_cluster_file_is_one_line_and_a_local_ray(short_tmp):
     assert gcs != stale and int(seconds) < 60, result.stdout
 
 
+@pytest.mark.slow
 def test_an_explicit_address_that_does_not_answer_is_one_line_exit_2(short_tmp):
     env, stale = _stale_ray_temp(short_tmp)
     cluster_file = short_tmp / "rt" / "ray" / "ray_current_cluster"
@@ -181,6 +185,7 @@ def stuck_gcs():
     gcs.close()
 
 
+@pytest.mark.slow
 def test_a_cluster_that_never_answers_ends_the_connect_in_time_with_one_line(stuck_gcs):
     """Was: ray.init retried in C++ for minutes ("Failed to connect to GCS ... within 5 seconds", again and again).
     The deadline is 30 s; this run gives 4 s (RayConnection.deadline_s) to stay short."""
@@ -195,6 +200,7 @@ def test_a_cluster_that_never_answers_ends_the_connect_in_time_with_one_line(stu
     assert time.monotonic() - started < 30
 
 
+@pytest.mark.slow
 def test_sigterm_while_a_search_joins_a_cluster_stops_it_at_once(stuck_gcs, tmp_path, tiny_data):
     """Was: nothing for ~40 s (the process sat in Ray's C++ retry loop). Now one line, exit 143 within 2 s, and no
     experiment folder left (the search made it before connecting)."""
@@ -209,6 +215,7 @@ def test_sigterm_while_a_search_joins_a_cluster_stops_it_at_once(stuck_gcs, tmp_
     assert list((tmp_path / "runs").iterdir()) == []
 
 
+@pytest.mark.slow
 def test_ctrl_c_while_joining_a_cluster_stops_at_once(stuck_gcs, tmp_path):
     log = tmp_path / "connect.log"
     proc = start_in_session([sys.executable, "-c", CONNECT, stuck_gcs.address, "30"], log,

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.train.layouts import (BORDER, GT_PLACES, class_colour, corrupt, roi_of, write_asl, write_gtsrb,
+from tests.helpers.layouts import (BORDER, GT_PLACES, class_colour, corrupt, roi_of, write_asl, write_gtsrb,
                                  write_gtsrb_kaggle, write_image, write_imagefolder)
 from train.data import (FORMATS, GTSRB_CLASS_NAMES, TRACK_STRIDE, DataError, detect_format, load_image,
                         read_records)

@@ -91,6 +91,7 @@ RANKS_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_each_rank_is_told_its_own_gpu_and_logical_gpus_use_gloo(tmp_path):
     """Two ranks on one node with Ray's logical GPUs: different GPU ids, hence different device indices

@@ -92,6 +92,7 @@ VAL_ACC_TOLERANCE = 0.15
 the two runs draw different augmentations and batch-norm statistics per rank, so they are not bitwise equal."""
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_two_workers_match_one_worker_with_the_same_global_batch(tiny_data, tmp_path):
     """2 DDP workers (gloo) with 16 images per worker against 1 worker with 32: the same global batch, so the
@@ -149,6 +150,7 @@ def test_a_run_restored_from_its_final_checkpoint_reports_that_epoch_again(tiny_
     assert first == [{**saved, REPORTED_AGAIN: True}] and saved["epoch"] == 2 and "trained_at" in saved
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_killed_training_resumes_at_the_right_epoch_with_the_same_state(tiny_data, tmp_path):
     """SIGKILL the whole run while it is held right after epoch 2's checkpoint is committed; the same
@@ -189,6 +191,7 @@ def test_killed_training_resumes_at_the_right_epoch_with_the_same_state(tiny_dat
     assert resumed[-1][2] == pytest.approx(reference[-1].val_acc, abs=1e-4)  # printed to 4 decimals
 
 
+@pytest.mark.slow
 def test_bad_config_is_one_line(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("optim: {lr: -1}\n")
@@ -202,6 +205,7 @@ def test_bad_config_is_one_line(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_sigterm_stops_training_and_prints_the_command_that_resumes_it(tiny_data, tmp_path):
     """SIGTERM to train_model.py while rank 0 is held after epoch 1's committed checkpoint: no Ray crash dump

@@ -101,6 +101,7 @@ def test_distribution_contains():
     assert not ray_compat.distribution_contains(CategoricalDistribution(["a", "b"]), "c")
 
 
+@pytest.mark.slow
 def test_session_dir():
     import ray
 
@@ -127,6 +128,7 @@ def test_auto_address_reads_rays_cluster_file(tmp_path, monkeypatch):
     assert ray_compat.auto_address() == (None, "")
 
 
+@pytest.mark.slow
 def test_ray_instances_here_reads_the_raylets_flags():
     import ray
 

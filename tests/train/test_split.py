@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.train.layouts import write_gtsrb
+from tests.helpers.layouts import write_gtsrb
 from train.data import ASL_FRAME_BLOCK, TRACK_STRIDE, DataError, read_records
 from train.split import train_val_split
 

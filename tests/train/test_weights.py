@@ -116,6 +116,7 @@ def test_a_bad_name_is_one_line_before_anything_is_fetched(name, expected, tmp_p
         fetch([name], tmp_path)
 
 
+@pytest.mark.slow  # the CLI as a process (torch imports)
 def test_the_cli_exits_2_with_one_line_when_the_hub_is_unreachable(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "TORCH_HOME": str(tmp_path / "th"),
            "PYTHONPATH": str(REPO)}

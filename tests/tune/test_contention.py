@@ -64,6 +64,7 @@ def ray_temp():
     shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_a_search_with_no_address_runs_beside_another_search_and_a_server(tiny_data, tmp_path, ray_temp):
     space = tmp_path / "space.yaml"

@@ -17,8 +17,10 @@ import pytest
 import yaml
 
 from tests.helpers import dotted, fixed_model_smoke, kill_group, last_line_path, trained_rows, wait_held
-from tests.tune.test_resume import start_search
+from tests.helpers.search import start_search
 from train import hold
+
+pytestmark = pytest.mark.slow  # searches on Rays of their own
 
 SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
 MAX_EPOCHS = 2

@@ -24,10 +24,12 @@ import yaml
 
 from tests.conftest import REPO
 from tests.helpers import dotted, kill_group, wait_held
-from tests.tune.test_resume import search_to_the_end, start_search
+from tests.helpers.search import search_to_the_end, start_search
 from train import hold
 from tune.engines.study import StudySearcher, study_url
 from tune.space import load_search_file
+
+pytestmark = pytest.mark.slow  # a search and its --resume, each on a Ray of its own
 
 PARETO = REPO / "search_spaces" / "smoke_pareto.yaml"
 

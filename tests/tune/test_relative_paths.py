@@ -16,6 +16,8 @@ import yaml
 from tests.conftest import REPO, TINY_SYNTHETIC
 from tests.helpers import kill_group, last_line_path, start_in_session
 
+pytestmark = pytest.mark.slow  # a search and train_model.py, each on a Ray of its own
+
 MODEL = "mobilenetv3_small_050"
 
 

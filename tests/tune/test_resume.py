@@ -9,48 +9,17 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import optuna
 import pytest
 
-from tests.conftest import REPO
-from tests.helpers import (dotted, kill_group, last_line_path, start_in_session, stop_when_held, trained_rows,
-                           wait_held)
+from tests.helpers import kill_group, last_line_path, stop_when_held, wait_held
+from tests.helpers.cli import run_main
+from tests.helpers.search import SMOKE, epochs_of, search_args, search_to_the_end, start_search
 from train import hold
 
-SMOKE = REPO / "search_spaces" / "smoke.yaml"
-RUN_SEARCH = REPO / "tune" / "run_search.py"
-
-
-def search_args(tiny_data: dict, storage: Path | str, *overrides: str) -> list[str]:
-    """CLI arguments running the smoke space on the tiny synthetic set on a private 2-CPU Ray."""
-    data = [f"trial.data.{key}={value}" for key, value in dotted(tiny_data)]
-    return ["--config", str(SMOKE), "--storage", str(storage), "--address", "local", "--num-cpus", "2",
-            "--set", *data, "wandb.enabled=false", *overrides]
-
-
-def start_search(args: list[str], log: Path, **env: str) -> subprocess.Popen:
-    environ = {**os.environ, **env}
-    environ.pop("RAY_ADDRESS", None)
-    return start_in_session([sys.executable, str(RUN_SEARCH), *args], log, environ)
-
-
-def search_to_the_end(args: list[str], log: Path, timeout: float) -> None:
-    """Run a search (or a --resume) in a session of its own and require exit 0; nothing of it is left running."""
-    proc = start_search(args, log)
-    try:
-        assert proc.wait(timeout=timeout) == 0, log.read_text()[-5000:]
-    finally:
-        kill_group(proc)
-
-
-def epochs_of(trial_dir: Path) -> list[int]:
-    return [row["epoch"] for row in trained_rows(trial_dir)]
-
-
+@pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_a_killed_trial_is_retried_from_its_last_checkpoint(tiny_data, tmp_path):
     """SIGKILL the trial's process while it is held after epoch 2's checkpoint: Tune retries the
@@ -83,6 +52,7 @@ def test_a_killed_trial_is_retried_from_its_last_checkpoint(tiny_data, tmp_path)
     assert trial["error"] is None and trial["error_file"] is None
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("held_epoch", [1, 3], ids=["mid-trial", "last-epoch"])
 def test_an_interrupted_search_resumes_without_rerunning_finished_trials(tiny_data, tmp_path, held_epoch):
@@ -144,8 +114,9 @@ def test_an_interrupted_search_resumes_without_rerunning_finished_trials(tiny_da
         assert sorted(done[trial["trial_id"]].intermediate_values) == [1, 2, 3]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_ctrl_c_stops_honestly_and_resume_extends_the_search(tiny_data, tmp_path):
+def test_ctrl_c_stops_honestly_and_resume_extends_the_search(tiny_data, tmp_path, capsys):
     """Ctrl-C while the 2nd of 2 trials is held after epoch 1: exit 130, summary "interrupted" with the
     held trial UNFINISHED (not finished), the last lines say how to continue. --resume refuses a
     changed setting, then continues with a raised budget.num_samples: 3 trials; wall_s adds up.
@@ -170,9 +141,10 @@ def test_ctrl_c_stops_honestly_and_resume_extends_the_search(tiny_data, tmp_path
     assert [(t["status"], t["epochs"]) for t in finished] == [("TERMINATED", 3)]
 
     # A changed setting is refused before anything starts; the folder is untouched.
-    changed = subprocess.run([sys.executable, str(RUN_SEARCH), "--config", str(experiment / "search.yaml"),
-                              "--resume", str(experiment), "--set", "trial.epochs=5"],
-                             cwd=REPO, capture_output=True, text=True, timeout=120)
+    from tune.run_search import main as run_search
+
+    changed = run_main(run_search, ["--config", str(experiment / "search.yaml"), "--resume", str(experiment),
+                                    "--set", "trial.epochs=5"], capsys)
     assert changed.returncode == 2 and changed.stderr.strip() == (
         "error: --resume: trial.epochs would change the search being continued; only budget.num_samples "
         "can be raised (start a new search to change anything else)")
@@ -192,6 +164,7 @@ def test_ctrl_c_stops_honestly_and_resume_extends_the_search(tiny_data, tmp_path
     assert epochs == [1, 2, 3], epochs  # went on after epoch 1, none twice
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_a_second_ctrl_c_stops_at_once(tiny_data, tmp_path):
     """The trial is held after epoch 1 (the search cannot end by itself) and the driver is held right
@@ -218,14 +191,18 @@ def test_a_second_ctrl_c_stops_at_once(tiny_data, tmp_path):
     assert not list(experiment.glob(".*.json.*")) + list(experiment.glob(".*.yaml.*")), "a temp file was left"
 
 
-def test_resume_refuses_a_folder_whose_search_state_was_never_saved(tmp_path):
+def test_resume_refuses_a_folder_whose_search_state_was_never_saved(tmp_path, capsys):
     """What a driver killed within seconds of its start leaves: search.yaml, no Tune state. One line that
     says how to start afresh, before Ray starts."""
+    import ray
+
+    from tune.run_search import main as run_search
+
     experiment = tmp_path / "runs" / "smoke-20260101-000000"
     experiment.mkdir(parents=True)
     (experiment / "search.yaml").write_text(SMOKE.read_text())
-    result = subprocess.run([sys.executable, str(RUN_SEARCH), "--config", str(SMOKE), "--resume", str(experiment)],
-                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    result = run_main(run_search, ["--config", str(SMOKE), "--resume", str(experiment)], capsys)
+    assert not ray.is_initialized()
     assert result.returncode == 2, result.stderr[-3000:]
     assert result.stderr.strip() == (
         f"error: --resume {experiment}: no search state was saved there (the search stopped within seconds of its "
@@ -249,6 +226,7 @@ def test_resume_refuses_changed_data(tmp_path):
         check_same_data(record, "b" * 64, experiment)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_sigterm_stops_like_ctrl_c(tiny_data, tmp_path):
     """SIGTERM (what timeout, systemd, Kubernetes and Slurm send) to the driver alone while its trial is held
@@ -269,26 +247,33 @@ def test_sigterm_stops_like_ctrl_c(tiny_data, tmp_path):
     assert [(t["status"], t["epochs"]) for t in summary["trials"]] == [("UNFINISHED", 1)]
 
 
-@pytest.mark.timeout(400)
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
-def test_a_stop_while_a_trial_is_pending_lists_it_as_not_started(tiny_data, tmp_path, signum):
+@pytest.mark.slow
+@pytest.mark.timeout(500)
+def test_a_stop_while_a_trial_is_pending_lists_it_as_not_started_and_a_too_small_ray_cannot_resume_it(tiny_data,
+                                                                                                     tmp_path):
     """Between data-parallel trials (one slot: the 2nd trial is sampled and waits for a process of its own, nothing
-    runs): the stop exits 130/143 with summary.json marked interrupted, the first trial TERMINATED and the pending
+    runs): Ctrl-C exits 130 with summary.json marked interrupted, the first trial TERMINATED and the pending
     one NOT_STARTED with the config it was sampled with, and the resume command last. (A 1-worker trial takes over
-    the finished trial's process at once, so it is never seen pending there.)"""
+    the finished trial's process at once, so it is never seen pending there. SIGTERM takes the same path with exit
+    143: tests/tune/test_interrupt.py.)
+
+    That 2-worker search (2 x 0.5 CPU + the trial's driver: one trial at a time on 2 CPUs) continued on a 1-CPU Ray:
+    refused with the capacity line, exit 2, as a new search of that shape is, instead of a trial waiting for
+    resources forever."""
     storage, log, holds = tmp_path / "runs", tmp_path / "first.log", tmp_path / "hold"
-    args = search_args(tiny_data, storage, "budget.num_samples=2", "trial.epochs=1", "max_concurrent_trials=1",
+    args = search_args(tiny_data, storage, "budget.num_samples=2", "trial.epochs=1",
                        "trial.workers.num_workers=2", "trial.workers.cpus_per_worker=0.5")
     proc = start_search(args, log, **{hold.ENV: f"pending:2:{holds}"})
     try:
         held = wait_held(proc, holds, log)
-        os.kill(proc.pid, signum)
+        os.kill(proc.pid, signal.SIGINT)
         hold.release(holds)
-        assert proc.wait(timeout=240) == 128 + signum, log.read_text()[-5000:]
+        assert proc.wait(timeout=240) == 130, log.read_text()[-5000:]
     finally:
         kill_group(proc)
     experiment = next(storage.iterdir())
     out = log.read_text().strip().splitlines()
+    assert "max concurrent trials: 1 (auto; " in log.read_text()  # one slot, as the docstring says
     assert out[-1] == f"  python tune/run_search.py --config {experiment}/search.yaml --resume {experiment}", out[-5:]
     summary = json.loads((experiment / "summary.json").read_text())
     assert summary["interrupted"] is True and summary["num_trials"] == 2, summary
@@ -298,16 +283,6 @@ def test_a_stop_while_a_trial_is_pending_lists_it_as_not_started(tiny_data, tmp_
     assert pending["params"] and pending["config"]["epochs"] == 1  # what it was sampled with
     assert [t["status"] for t in summary["trials"] if t is not pending] == ["TERMINATED"]
 
-
-@pytest.mark.timeout(400)
-def test_resume_on_a_ray_too_small_for_the_trials_is_one_line(tiny_data, tmp_path):
-    """A 2-worker search (2 x 0.5 CPU + the trial's driver) continued on a 1-CPU Ray: refused with the capacity
-    line, exit 2, as a new search of that shape is, instead of a trial waiting for resources forever."""
-    storage, log, holds = tmp_path / "runs", tmp_path / "first.log", tmp_path / "hold"
-    shape = ["trial.workers.num_workers=2", "trial.workers.cpus_per_worker=0.5"]
-    args = search_args(tiny_data, storage, "budget.num_samples=1", "trial.epochs=2", *shape)
-    proc = start_search(args, log, **{hold.ENV: f"started:1:{holds}"})
-    stop_when_held(proc, holds, log, lambda pid: (os.kill(pid, signal.SIGINT), hold.release(holds)), 130)
     resume_log = tmp_path / "resume.log"
     smaller = list(args)
     smaller[smaller.index("--num-cpus") + 1] = "1"

@@ -17,7 +17,7 @@ import yaml
 
 from tests.conftest import REPO
 from tests.helpers import dotted, kill_group, last_line_path, start_in_session
-from tests.tune.wandb_records import read_offline_run
+from tests.helpers.wandb_records import read_offline_run
 
 SMOKE = REPO / "search_spaces" / "smoke.yaml"
 
@@ -62,6 +62,7 @@ def _dashboard_answers(proc: subprocess.Popen, log: Path, timeout: float = 240) 
     raise AssertionError(f"dashboard never answered while the search ran:\n{log.read_text()[-3000:]}")
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_make_search_runs_asha_tpe_with_wandb_and_dashboard(tiny_data, tmp_path):
     log = tmp_path / "search.log"

@@ -56,6 +56,7 @@ def local_ray():
     ray.shutdown()
 
 
+@pytest.mark.slow  # a Ray in this process
 def test_a_tune_run_with_asha_leaves_contract_b_in_study_db(local_ray, tmp_path):
     folder = tmp_path / "unit-20990101-000000"
     search = _search(warm_start=[{"optim.lr": BEST_LR, "model.name": "small_cnn"}, {"optim.lr": FAILING_LR}])

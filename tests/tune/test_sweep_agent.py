@@ -10,11 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import REPO
 from tests.helpers import dotted
-from tests.tune.wandb_records import read_offline_run
+from tests.helpers.cli import run_main
+from tests.helpers.wandb_records import read_offline_run
 
 
 def agent_command(sweep: dict, values: dict, run_id: str, base_dir: Path) -> list[str]:
@@ -48,10 +50,15 @@ def agent_command(sweep: dict, values: dict, run_id: str, base_dir: Path) -> lis
     return command_list
 
 
-def test_the_exported_command_trains_one_trial_as_an_agent_runs_it(tiny_data, tmp_path):
+@pytest.mark.slow
+def test_the_exported_command_trains_one_trial_as_an_agent_runs_it(tiny_data, tmp_path, capsys, monkeypatch):
+    from tune.sweep.__main__ import main as sweep_main
+
     overrides = [f"trial.data.{key}={value}" for key, value in dotted(tiny_data)] + ["trial.epochs=2"]
-    exported = subprocess.run([sys.executable, "-m", "tune.sweep", "export", "search_spaces/smoke.yaml", "--set",
-                               *overrides], cwd=REPO, capture_output=True, text=True, timeout=60)
+    # The export in this process, from the repository root as the CLI runs (tests/tune/test_sweep_export.py runs
+    # the real `python -m tune.sweep`); the agent's command below is a real process.
+    monkeypatch.chdir(REPO)
+    exported = run_main(sweep_main, ["export", "search_spaces/smoke.yaml", "--set", *overrides], capsys)
     assert exported.returncode == 0, exported.stderr
     sweep = yaml.safe_load(exported.stdout)
     # What the sweep would hand out: a small CNN; its cnn.* values hold (model.name is small_cnn).
@@ -80,9 +87,7 @@ def test_the_exported_command_trains_one_trial_as_an_agent_runs_it(tiny_data, tm
 
     # ${args} (--key=value flags) are read the same way; a value the space does not know is one line, exit 2.
     flags = ["--model.name=mobilenetv3_small_050", "--model.cnn.blocks=3", "--optim.lr=0.01", "--nope=1"]
-    bad = subprocess.run([sys.executable, "tune/sweep/__main__.py", "agent-trial", "--space",
-                          "search_spaces/smoke.yaml", *flags], cwd=REPO, env=env, capture_output=True, text=True,
-                         timeout=60)
+    bad = run_main(sweep_main, ["agent-trial", "--space", "search_spaces/smoke.yaml", *flags], capsys)
     assert bad.returncode == 2 and bad.stderr.strip() == (
         "error: agent parameter(s) nope are not in the space (space keys: model.name, model.cnn.blocks, "
         "model.cnn.width, optim.lr, optim.weight_decay, augment.geometric, augment.photometric)")

@@ -44,6 +44,7 @@ def test_a_worker_groups_permanent_error_is_found_behind_rays_wrappers():
     assert permanent_cause(WorkerGroupError("failed", mixed)) is None
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_every_trial_failing_on_a_config_error_fails_once_and_ends_the_search_with_its_line(tiny_data, tmp_path):
     """Pretrained weights from a file that is no weights file: the driver only sees that the file exists

@@ -1,4 +1,7 @@
-"""Process and file helpers shared by the tests that run the real CLIs in subprocesses."""
+"""Helpers shared by the tests; no test module imports another. This module: process and file helpers of the
+tests that run the real CLIs in subprocesses. Beside it: search (tune/run_search.py as a process), cli (a CLI's
+main(argv) in this process), searched (the session's shared tiny search), deploy_models and serve_process (the
+deploy tests' models and server), wandb_records (offline W&B runs read back), layouts (data sets on disk)."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import free_port
 from tests.helpers import descendants, kill_group, start_in_session
-from tests.results.deploy_models import SERVE
+from tests.helpers.deploy_models import SERVE
 
 START_TIMEOUT_S = 300
 CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".ppm": "image/x-portable-pixmap"}
