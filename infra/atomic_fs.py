@@ -23,7 +23,7 @@ from typing import Any, Optional
 import pyarrow
 import pyarrow.fs
 
-from train.files import new_file_mode
+from infra.files import new_file_mode
 
 PART = ".part"
 

@@ -18,7 +18,7 @@ import pydantic
 from pydantic import ConfigDict
 from pydantic.dataclasses import dataclass
 
-from train.config_errors import ConfigError, check, one_line
+from infra.config_errors import ConfigError, check, one_line
 
 # Attribute docstrings become pydantic field descriptions, so they are the documentation.
 _STRICT = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)

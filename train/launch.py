@@ -7,7 +7,7 @@ from typing import Any, Optional, Sequence
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig, UserCallback
 from ray.train.torch import TorchConfig, TorchTrainer
 
-from train.atomic_fs import ray_storage
+from infra.atomic_fs import ray_storage
 from train.config import TrialConfig, WorkersConfig
 from train.worker import train_loop_per_worker
 

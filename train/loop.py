@@ -20,11 +20,11 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from train import hold
-from train.augment import build_augment
+from infra import hold
+from train.data.augment import build_augment
 from train import checkpoint as checkpoints
-from train.batches import batch_bounds, batch_sources, fixed_bounds
-from train.prepared import PreparedData, prepare
+from train.data.batches import batch_bounds, batch_sources, fixed_bounds
+from train.data.prepared import PreparedData, prepare
 from train.config import TrialConfig
 from train.device import amp_dtype
 from train.metrics import REPORTED_AGAIN, Epoch

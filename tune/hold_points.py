@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Optional
 from ray.tune import Callback
 from ray.tune.stopper import Stopper
 
-from train import hold
+from infra import hold
 
 
 def _where(trial: Any) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Iterator, Optional
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import SearchGenerator
 
-from train.ray_compat import count_restored_trials, raise_sample_budget, replay_into_asha
+from infra.ray_compat import count_restored_trials, raise_sample_budget, replay_into_asha
 
 
 class ResumableASHA(ASHAScheduler):

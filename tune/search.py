@@ -13,13 +13,13 @@ from ray import tune
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.stopper import CombinedStopper
 
-from train import hold
-from train.atomic_fs import ray_storage
+from infra import hold
+from infra.atomic_fs import ray_storage
 from train.config import ConfigError
-from train.connect import RayConnection
+from infra.connect import RayConnection
 from tune import preflight
 from tune.cluster import cluster_capacity
-from train.signals import stopped_code
+from infra.signals import stopped_code
 from tune.hold_points import HoldPoints
 from tune.interrupt import Interrupts
 from tune.progress import CompactReporter, use_compact_engine

@@ -40,7 +40,7 @@ from typing import Any, Optional
 
 from ray.tune.search import Searcher
 
-from train.overrides import set_dotted
+from infra.overrides import set_dotted
 from tune.experiment.layout import STUDY_FILE
 from tune.objectives import Objective
 from tune.distributions import Param, define_by_run

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tests.cluster.conftest import HEAD_NODE_ID
-from train import hold
+from infra import hold
 
 # A driver that wants one gpu.small's resources all along: a placement group that Ray reschedules when its node
 # dies. It prints the group's node, waits for the test's go (a hold-style release file), then prints the node

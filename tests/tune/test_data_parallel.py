@@ -18,7 +18,7 @@ import yaml
 
 from tests.helpers import dotted, fixed_model_smoke, kill_group, last_line_path, trained_rows, wait_held
 from tests.tune.test_resume import start_search
-from train import hold
+from infra import hold
 
 SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
 MAX_EPOCHS = 2

@@ -25,7 +25,7 @@ import yaml
 from tests.conftest import REPO
 from tests.helpers import dotted, kill_group, wait_held
 from tests.tune.test_resume import search_to_the_end, start_search
-from train import hold
+from infra import hold
 from tune.searcher import StudySearcher, study_url
 from tune.space import load_search_file
 

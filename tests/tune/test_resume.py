@@ -1,4 +1,4 @@
-"""Faults during a search, injected at hold points (train/hold.py), never by racing the search: a trial
+"""Faults during a search, injected at hold points (infra/hold.py), never by racing the search: a trial
 process killed mid-run is retried from its last checkpoint; a search whose driver is killed
 continues with --resume, keeping finished trials and continuing unfinished ones from their
 checkpoints. Each test asserts the exact epoch training continues from."""
@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import REPO
 from tests.helpers import (dotted, kill_group, last_line_path, start_in_session, stop_when_held, trained_rows,
                            wait_held)
-from train import hold
+from infra import hold
 
 SMOKE = REPO / "search_spaces" / "smoke.yaml"
 RUN_SEARCH = REPO / "tune" / "run_search.py"

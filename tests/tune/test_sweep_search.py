@@ -23,7 +23,7 @@ from tests.helpers import descendants, kill_group, last_line_path, result_rows, 
 from tests.results.searched import tiny_search
 from tests.tune.test_resume import search_args, start_search
 from tests.tune.wandb_records import read_offline_run
-from train import hold
+from infra import hold
 
 ENGINE = ["searcher.algorithm=wandb_bayes", "budget.scheduler=wandb_hyperband",
           # A first trial that learns (0.83 at epoch 3 here, where many draws stay at chance, 1/6): W&B's hyperband

@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             for note in notes:
                 print(f"warning: {note}", file=sys.stderr)
             if args.out:
-                from train.files import write_atomic
+                from infra.files import write_atomic
 
                 try:
                     write_atomic(Path(args.out), text)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from train.config import ConfigError
-from train.overrides import safe_load
+from infra.overrides import safe_load
 from tune.space import SearchFile
 
 
@@ -57,7 +57,7 @@ def run_agent_trial(search: SearchFile, values: dict[str, Any], engine: str = "w
 
     from train.loop import run
     from train.session import LocalSession
-    from train.signals import Stopped, terminate_like_ctrl_c
+    from infra.signals import Stopped, terminate_like_ctrl_c
     from tune.sweep.params import active
     from tune.wandb_logging import api_key, wandb_mode
 
