@@ -1,4 +1,5 @@
-"""Which checkpoint an export reads: the one given, or the best trial's of an experiment folder's summary.json.
+"""Which checkpoint an export reads (the one given, or the best trial's of an experiment folder's summary.json), and
+the network it holds, rebuilt with timm's exportable layers (:func:`load_for_export`).
 
 summary.json is read through the experiment contract (tune/experiment/records.py): each trial's ``path`` and
 ``checkpoint`` are relative to the experiment folder, so a copied or moved experiment exports the same.

@@ -72,7 +72,7 @@ def test_onnx_has_a_dynamic_batch_axis_and_opset_18(small_model):
 def test_mobilenetv3_exports_hardswish_and_matches_torch_on_real_test_images(tmp_path_factory, tiny_data, tmp_path,
                                                                              capsys):
     """In process (the same main() the CLI runs); the reference is a model built the training way
-    (results/evaluate.py's loader: timm's default layers), independent of the export's own check."""
+    (results/checkpoints.py's loader: timm's default layers), independent of the export's own check."""
     folder = experiment(tmp_path_factory, tiny_data, MOBILENET, "mobilenet")
     checkpoint = folder / "trial_0001" / "checkpoint_0001"
     out = tmp_path / "mobilenet-model"
