@@ -20,8 +20,9 @@ search: $(STAMP)
 # pytest's temp folders: a new one per run. pytest's shared default (/tmp/pytest-of-$USER) lets one suite's
 # clean-up delete the folders of another running beside it. Short and under /tmp, not in the checkout: some
 # tests put Ray's socket paths under it (at most 107 bytes). Removed when the suite passes, kept (and named)
-# when it fails.
+# when it fails. lint-imports first: the floors of pyproject.toml's [tool.importlinter] (README "Layout").
 test: $(STAMP)
+	$(VENV)/bin/lint-imports
 	tmp=$$(mktemp -d /tmp/signsearch-test-XXXXXX) && \
 	  if $(PY) -m pytest tests -m "not crash_matrix" --basetemp=$$tmp; then rm -rf $$tmp; \
 	  else status=$$?; echo "pytest's temp folders kept in $$tmp"; exit $$status; fi

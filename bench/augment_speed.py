@@ -2,7 +2,7 @@
 
 Two figures, both on CPU (the slow case; on a GPU batch augmentation is cheaper still):
 
-* :func:`measure` -- throughput in images/s of :class:`train.augment.BatchAugment` on whole uint8 batches
+* :func:`measure` -- throughput in images/s of :class:`train.data.augment.BatchAugment` on whole uint8 batches
   (converted to float in the timed loop) against an equal-strength ``torchvision.transforms.v2`` pipeline
   applied per sample in a ``DataLoader`` with ``os.cpu_count()`` worker processes over the same images.
   Both sides get every core: Kornia as intra-op threads, torchvision as one single-threaded process per core.
@@ -28,7 +28,7 @@ import torch
 import torchvision.transforms.v2 as v2
 from torch.utils.data import DataLoader, Dataset
 
-from train.augment import (MAX_BLUR_SIGMA, MAX_COLOR, MAX_HUE, MAX_NOISE_STD, MAX_PERSPECTIVE, MAX_ROTATION_DEG,
+from train.data.augment import (MAX_BLUR_SIGMA, MAX_COLOR, MAX_HUE, MAX_NOISE_STD, MAX_PERSPECTIVE, MAX_ROTATION_DEG,
                            MAX_SCALE, MAX_SHEAR_DEG, MAX_TRANSLATE, MIN_BLUR_SIGMA, build_augment)
 from train.config import AugmentConfig, ModelConfig
 from train.model import build_model

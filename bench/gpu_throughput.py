@@ -84,8 +84,8 @@ def write_arrays(folder: Path, count: int, size: int, seed: int = 0) -> Path:
 
 
 def open_prepared(folder: Path, val_fraction: float):
-    """The loop's prepared data (train.prepared.PreparedData) over memory-mapped arrays: the tail is validation."""
-    from train.prepared import ArraySet, PreparedData
+    """The loop's prepared data (train.data.prepared.PreparedData) over memory-mapped arrays: the tail is validation."""
+    from train.data.prepared import ArraySet, PreparedData
 
     images = np.load(folder / "images.npy", mmap_mode="r")
     labels = np.load(folder / "labels.npy")

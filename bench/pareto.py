@@ -53,7 +53,7 @@ def hypervolume(points: list[tuple[float, float]]) -> float:
 
 
 def run_search(root: Path, name: str, seed: int, overrides: list[str], *extra: str) -> Path:
-    from train.connect import RayConnection
+    from infra.connect import RayConnection
     from tune import search as search_runner
     from tune.space import load_search_file
 
@@ -96,7 +96,7 @@ def at_epochs(curve: list[tuple[int, float]], epochs: int) -> float:
 
 def latency_check(experiment: Path, root: Path) -> list[dict[str, Any]]:
     from results.export import main as export
-    from results.latency import measure
+    from artifact.latency import measure
 
     out = []
     for how in ("fastest", "best"):

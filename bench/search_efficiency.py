@@ -78,7 +78,7 @@ def search_file(root: Path, name: str, args: argparse.Namespace, seed: int, *ext
 
 def run_search(search, root: Path) -> dict[str, Any]:
     """Run one search with the project's runner on a new local Ray; its summary.json and every trial's rows."""
-    from train.connect import RayConnection
+    from infra.connect import RayConnection
     from tune import search as search_runner
 
     # address="local": always a Ray of our own (never someone else's cluster on this machine), stopped by run().
@@ -202,7 +202,7 @@ def main() -> None:
         engines_main(args)
         return
 
-    from train.prepared import prepare
+    from train.data.prepared import prepare
 
     info = machine()
     load = {"start": load_average()}

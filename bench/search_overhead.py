@@ -153,7 +153,7 @@ def plain_loop_child(assignments: list[str]) -> None:
     import optuna
     import torch
 
-    from train.prepared import prepare
+    from train.data.prepared import prepare
     from train.loop import Trainer
     from train.session import LocalSession
     from tune.engines.tpe import tpe_options
@@ -218,7 +218,7 @@ def main() -> None:
         plain_loop_child(json.loads(args.plain_loop_child))
         return
 
-    from train.prepared import prepare
+    from train.data.prepared import prepare
     from tune.space import load_search_file
 
     root = Path(tempfile.mkdtemp(prefix="signsearch-bench-overhead-"))

@@ -123,8 +123,8 @@ def in_process(model_dir: Path, pool: list[bytes], seconds: float) -> dict[str, 
     at 32; each measured in 3 alternated rounds, the median kept."""
     import numpy as np
 
-    from results.model_dir import load_model_dir
-    from results.runtime import OnnxClassifier
+    from artifact.model_dir import load_model_dir
+    from artifact.runtime import OnnxClassifier
 
     spec = load_model_dir(model_dir)
     model, pre = OnnxClassifier(spec, threads=0), spec.preprocessing

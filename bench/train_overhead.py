@@ -288,7 +288,7 @@ def train_phases(rows: list[dict[str, Any]], prefix: str) -> None:
     -- kornia, timm for timm models -- then data, model, DDP, step). Left out
     silently when the logs are not where Ray 2.60 writes them.
     """
-    from train.ray_compat import session_dir
+    from infra.ray_compat import session_dir
 
     try:
         logs = session_dir() / "logs" / "train"
@@ -323,7 +323,7 @@ t0 = time.time(); import torch
 t1 = time.time(); import timm
 t2 = time.time(); import kornia.augmentation
 t3 = time.time(); import train.loop
-t4 = time.time(); cfg = parse(CFG); from train.prepared import prepare; data = prepare(cfg.data)
+t4 = time.time(); cfg = parse(CFG); from train.data.prepared import prepare; data = prepare(cfg.data)
 t5 = time.time(); trainer = train.loop.Trainer(cfg, LocalSession(), data)
 t6 = time.time(); trainer.fit()
 print(json.dumps({"import torch": t1 - t0, "import timm (+torchvision)": t2 - t1, "import kornia": t3 - t2,
@@ -362,7 +362,7 @@ def main() -> None:
     out: dict[str, Any] = {"benchmark": "train_overhead", "machine": info, "model": MODEL,
                            "image_size": IMAGE_SIZE, "batch": BATCH, "threads": args.threads}
     try:
-        from train.prepared import prepare
+        from train.data.prepared import prepare
         from train.config import DataConfig
 
         data = data_config(root, args.tracks_per_class)

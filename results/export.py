@@ -4,7 +4,7 @@
     python results/export.py runs/smoke_pareto-<time> --out models/fast --pick fastest --min-val-acc 0.9
     python results/export.py runs/smoke-<time>/trial_x/checkpoint_000003 --out models/x [--data-root DIR]
 
-Writes MODEL_DIR (see results/model_dir.py): ``model.onnx`` (opset 18, native HardSwish, dynamic batch
+Writes MODEL_DIR (see artifact/model_dir.py): ``model.onnx`` (opset 18, native HardSwish, dynamic batch
 axis), ``model.torchscript.pt``, ``model.json`` (input size, RGB/NCHW, scale 1/255, mean/std, the resize
 training used, the sign-box convention, classes with ids and names, metrics, source) and
 ``MODEL_CARD.md``. Before publishing, onnxruntime, TorchScript and torch must agree on real test
@@ -40,12 +40,12 @@ import shutil
 import sys
 from pathlib import Path
 
-from results.exporter.convert import OPSET
+from artifact.convert import OPSET
 from results.exporter.parity import ATOL, ParityError
 from results.exporter.pick import PICKS, constraints, picked
 from results.exporter.source import ExportError, locate
 from results.exporter.write import CHECK_IMAGES, export
-from results.model_dir import CARD_FILE, FORMAT_VERSION, MODEL_JSON, ONNX_FILE, TORCHSCRIPT_FILE
+from artifact.model_dir import CARD_FILE, FORMAT_VERSION, MODEL_JSON, ONNX_FILE, TORCHSCRIPT_FILE
 
 EXPORT_FILES = (ONNX_FILE, TORCHSCRIPT_FILE, MODEL_JSON, CARD_FILE)
 """What the exporter writes into MODEL_DIR: the only files it may replace."""
@@ -63,7 +63,7 @@ def others_in(out: Path) -> list[str]:
 def export_beside(source, out: Path, *args) -> dict:
     """--force into a folder holding other files: build the export whole in a temp folder beside it, then move
     its files in one by one (each rename atomic), leaving the rest of the folder as it is."""
-    from train.files import temp_dir_beside
+    from infra.files import temp_dir_beside
 
     staging = temp_dir_beside(out, "force")
     try:

@@ -11,13 +11,13 @@ classes with probabilities; ``--json`` prints one JSON object per image per line
 
 ``--benchmark`` times model.onnx in onnxruntime on this machine with the settings model.json's ``latency``
 records (batch, threads, provider, warm-up, repeats; --threads overrides), by the same function the search
-measured latency_ms with (results/latency.py), and prints the new median beside the recorded one.
+measured latency_ms with (artifact/latency.py), and prints the new median beside the recorded one.
 
 Every image is read before any is classified: a path that does not exist, a folder without images,
 a file that is not a readable image or an unusable model folder stops with one line, exit 2. This is on
 purpose: a script reading the output never gets a partial answer it could take for a whole one (N lines
 for N+1 images), and the one line names the file to fix or leave out. Pixel modes are read as in training
-(16-bit grey scaled to 8 bits; floating-point images refused: results/preprocess.py to_rgb).
+(16-bit grey scaled to 8 bits; floating-point images refused: artifact/preprocess.py to_rgb).
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 from PIL.Image import DecompressionBombWarning
 
-from results.model_dir import ModelDirError, load_model_dir
-from results.preprocess import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageRejected, Preprocessing
+from artifact.model_dir import ModelDirError, load_model_dir
+from artifact.preprocess import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageRejected, Preprocessing
 
 
 class InputError(ValueError):
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         return benchmark(args.model_dir, args.threads, args.json)
     if not args.images:
         parser.error("give images or folders to classify (or --benchmark)")
-    from results.runtime import OnnxClassifier
+    from artifact.runtime import OnnxClassifier
 
     try:
         spec = load_model_dir(args.model_dir)
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def benchmark(model_dir: Path, threads: int | None, as_json: bool) -> int:
     """Time model.onnx here with model.json's latency settings; print the median against the recorded one."""
-    from results.latency import LatencyError, measure
+    from artifact.latency import LatencyError, measure
 
     try:
         spec = load_model_dir(model_dir)

@@ -6,7 +6,7 @@
 
 Routes (results/serving/api.py): ``POST /predict`` (raw ``image/*`` body or multipart field ``file``;
 ``?top_k=``), ``GET /healthz``, ``GET /metadata``, ``GET /stats``. Ray is found like the search finds it
-(train/connect.py): ``--address``, else $RAY_ADDRESS, else the cluster ``ray start`` recorded here, else a private
+(infra/connect.py): ``--address``, else $RAY_ADDRESS, else the cluster ``ray start`` recorded here, else a private
 one started here (``--address local`` always does that). A Ray started here runs Serve's HAProxy ingress
 (results/serving/ingress.py) with every listening socket on --host (loopback unless it says otherwise) and one
 replica holding all its CPUs. Prints the URL once the application answers. SIGINT and SIGTERM, at any moment,
@@ -36,7 +36,7 @@ from results.serving.options import node_cpus
 from results.serving.processes import OWNER_ENV, descendants, owner_token, reap
 from results.serving.stopping import StopSignals, Stopped
 from results.serving.watchdog import Watchdog, sweep_dead
-from train import hold
+from infra import hold
 from train.config import ConfigError
 
 READY_TIMEOUT_S = 120.0
@@ -137,8 +137,8 @@ def start_serve(args: argparse.Namespace, options) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from results.model_dir import ModelDirError, load_model_dir
-    from results.runtime import OnnxClassifier
+    from artifact.model_dir import ModelDirError, load_model_dir
+    from artifact.runtime import OnnxClassifier
 
     local = args.address == "local"  # a private Ray: this run starts Serve, so host, port and CPUs are its own
     try:  # cheap checks first: flags, the model folder and the port, before Ray or Serve is even imported
@@ -191,10 +191,10 @@ def serve_until_stopped(args: argparse.Namespace, options, spec, signals: StopSi
         from ray import serve
 
         from results.serving.deployment import build
-        from train.connect import RayConnection
+        from infra.connect import RayConnection
 
         try:
-            # A signal while Ray starts or is joined ends the process at once, exit 0 (train/connect.py).
+            # A signal while Ray starts or is joined ends the process at once, exit 0 (infra/connect.py).
             dashboard = RayConnection(address=args.address, num_cpus=args.num_cpus, stop_exit=0).connect(on_abort)
         except SystemExit as exit_:  # SIGTERM inside ray.init, whose own handler exits with the signal's number
             if exit_.code != signal.SIGTERM:

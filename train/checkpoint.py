@@ -53,3 +53,28 @@ def load_scaler(scaler: torch.amp.GradScaler, saved: dict[str, Any]) -> None:
     """
     if saved and scaler.is_enabled():
         scaler.load_state_dict(saved)
+
+
+def read_checkpoint(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the trial config it was trained with, as a dict; the saved state: model weights, class names, epoch).
+
+    How a checkpoint is read outside training (results/ evaluates and exports through it), for a model in eval
+    mode without pretrained weights: any problem is one ConfigError line.
+    """
+    from train.config import ConfigError
+
+    if not (folder / CONFIG_FILE).is_file():
+        raise ConfigError(f"{folder}: checkpoint without {CONFIG_FILE} (not written by this project's trainer?)")
+    raw = json.loads((folder / CONFIG_FILE).read_text())
+    raw["model"]["pretrained"] = False  # the checkpoint holds the weights: no hub or weights file needed
+    try:
+        state = load_state(folder)
+        missing = {"class_names", "model"} - set(state)
+        if missing:
+            raise KeyError(f"no {', '.join(sorted(missing))}")
+    except Exception as error:  # torch raises EOFError, RuntimeError, UnpicklingError... for a cut-off file
+        size = (folder / CHECKPOINT_FILE).stat().st_size if (folder / CHECKPOINT_FILE).is_file() else 0
+        reason = " ".join(str(error).split())[:200]
+        raise ConfigError(f"{folder / CHECKPOINT_FILE}: not a readable checkpoint ({size} bytes; truncated or "
+                          f"not a torch.save file: {type(error).__name__}: {reason})") from None
+    return raw, state

@@ -4,7 +4,7 @@ A trial config arrives as a nested dict (from YAML, from ``--set`` overrides, or
 hands each worker) and is rebuilt here into :class:`TrialConfig`. The classes are standard
 dataclasses validated by pydantic (``extra="forbid"``): bounds are ``Field`` constraints, rules between fields
 ``model_validator``s (as tune/space.py), so a wrong type, value or unknown key is rejected with its key path;
-:func:`parse` turns that into one readable line (train/config_errors.py).
+:func:`parse` turns that into one readable line (infra/config_errors.py).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pydantic
 from pydantic import ConfigDict, Field, field_validator, model_validator
 from pydantic.dataclasses import dataclass
 
-from train.config_errors import ConfigError, Invalid, one_line
+from infra.config_errors import ConfigError, Invalid, one_line
 
 # Attribute docstrings become pydantic field descriptions, so they are the documentation.
 _STRICT = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)

@@ -7,7 +7,7 @@ from typing import Any, Optional, Sequence
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig, UserCallback
 from ray.train.torch import TorchConfig, TorchTrainer
 
-from train.atomic_fs import ray_storage
+from infra.atomic_fs import ray_storage
 from train.config import TrialConfig, WorkersConfig
 from train.worker import train_loop_per_worker
 
@@ -46,7 +46,7 @@ def torch_trainer(cfg: TrialConfig, *, name: str, storage_path: str, data_key: O
     Ray Train V2 reloads a run's checkpoint manager from storage when a run of that name already
     exists there, so a retried Tune trial (named by its trial id) continues where it stopped.
     """
-    # Files written whole on a local path (train/atomic_fs.py): a kill never cuts off the run's snapshot.
+    # Files written whole on a local path (infra/atomic_fs.py): a kill never cuts off the run's snapshot.
     storage_path, storage_filesystem = ray_storage(storage_path)
     return TorchTrainer(
         train_loop_per_worker,

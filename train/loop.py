@@ -1,7 +1,7 @@
 """The per-worker training loop: one function for Ray Train workers, a Tune trial process, or a bare process.
 
 Data stays as memory-mapped uint8 arrays (shared by every trial on a node through the page cache),
-or, on a GPU with room for it, as one uint8 copy on the GPU (:mod:`train.batches`); each step takes one
+or, on a GPU with room for it, as one uint8 copy on the GPU (:mod:`train.data.batches`); each step takes one
 batch on the device, augments it there with Kornia and normalises it, with no host synchronisation. Every random stream (shuffle, augmentation, dropout) is re-seeded from (seed, epoch, rank) at the
 start of each epoch, so a run resumed from an epoch-end checkpoint continues exactly as if it had
 never stopped.
@@ -20,11 +20,11 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from train import hold
-from train.augment import build_augment
+from infra import hold
+from train.data.augment import build_augment
 from train import checkpoint as checkpoints, schedule
-from train.batches import batch_bounds, batch_sources, fixed_bounds
-from train.prepared import PreparedData, prepare
+from train.data.batches import batch_bounds, batch_sources, fixed_bounds
+from train.data.prepared import PreparedData, prepare
 from train.config import TrialConfig
 from train.device import amp_dtype
 from train.metrics import REPORTED_AGAIN, Epoch
@@ -121,7 +121,7 @@ class Trainer:
             return []
         history = []
         for epoch in range(self.start_epoch, self.cfg.epochs):
-            hold.in_training("epoch_start", self.session, epoch + 1)  # test-only pause point (train/hold.py)
+            hold.in_training("epoch_start", self.session, epoch + 1)  # test-only pause point (infra/hold.py)
             _seed_epoch(self.cfg.seed, epoch, self.session.world_rank)
             self._set_frozen(epoch)
             train_loss, images_per_s, epoch_s = self._train_epoch(epoch)
@@ -186,7 +186,7 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, batches=None) -> tuple[float, float]:
-        """(mean loss, accuracy) over the validation split (or ``batches``, a source of :mod:`train.batches`);
+        """(mean loss, accuracy) over the validation split (or ``batches``, a source of :mod:`train.data.batches`);
         each rank takes a slice, sums stay on the device and are all-reduced once."""
         batches = batches or self.val_batches
         self.ddp_model.eval()
@@ -215,7 +215,7 @@ class Trainer:
             if has_checkpoint:
                 self._save(folder, result.epoch, metrics)
             self.session.report(metrics, folder if has_checkpoint else None)
-        hold.after_checkpoint(self.session, metrics["epoch"])  # test-only pause point (train/hold.py)
+        hold.after_checkpoint(self.session, metrics["epoch"])  # test-only pause point (infra/hold.py)
 
     def _save(self, folder: Path, epoch: int, metrics: dict[str, Any]) -> None:
         state = {

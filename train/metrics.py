@@ -1,4 +1,4 @@
-"""What the training loop reports every epoch: the one definition of the metric names.
+"""What the training loop reports: the one definition of the metric names and report keys.
 
 The search checks its ``metric`` against :data:`REPORTED_METRICS`, the summary keeps these numbers per trial,
 the console and the report show them; all read the names from here.
@@ -41,3 +41,7 @@ REPORTED_METRICS = tuple(field.name for field in dataclasses.fields(Epoch) if fi
 REPORTED_AGAIN = "reported_again"
 """Key (true) of a report that repeats a checkpoint's final epoch: a run resumed from its final checkpoint has
 nothing to train and reports that epoch's numbers again, so the trial ends with them."""
+
+TRAIN_PLACEMENT_GROUP = "train_placement_group"
+"""Report key: the hex id of a multi-worker trial's Ray Train placement group (train/session.py reports it,
+tune/watch.py releases the group when Tune ends the trial)."""

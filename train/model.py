@@ -8,6 +8,7 @@ Pretrained weights come through :mod:`train.pretrained` (a local file, the local
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 from typing import Any
 
@@ -122,3 +123,15 @@ def input_normalization(model: nn.Module) -> tuple[tuple[float, ...], tuple[floa
 
     data_cfg = timm.data.resolve_model_data_config(model)
     return tuple(float(m) for m in data_cfg["mean"]), tuple(float(s) for s in data_cfg["std"])
+
+
+def build_exportable(model_cfg, num_classes: int):
+    """The trial's network (:func:`build_model`) with timm's exportable layers, in eval mode; the weights are
+    the builder's (random unless model_cfg.pretrained)."""
+    layers = contextlib.nullcontext()
+    if model_cfg.name != SMALL_CNN:
+        import timm.layers
+
+        layers = timm.layers.set_layer_config(scriptable=True, exportable=True, no_jit=True)
+    with layers:
+        return build_model(model_cfg, num_classes=num_classes).eval()

@@ -39,7 +39,7 @@ def load_trial_config(path: str, overrides: list[str]):
     """A trial config from ``path``: the file itself, or a search file's ``trial`` section; ``overrides`` are
     dotted keys of that file."""
     from train.config import ConfigError, absolute_paths, parse
-    from train.overrides import apply_overrides, load_yaml
+    from infra.overrides import apply_overrides, load_yaml
 
     raw = apply_overrides(load_yaml(path), overrides)
     at: tuple[str, ...] = ()
@@ -57,10 +57,10 @@ def train(args: argparse.Namespace) -> str:
     """Run the TorchTrainer (named ``args.name``); return the final checkpoint's path."""
     import ray
 
-    from train.prepared import prepare
-    from train.connect import RayConnection
+    from train.data.prepared import prepare
+    from infra.connect import RayConnection
     from train.launch import torch_trainer
-    from train.signals import terminate_like_ctrl_c
+    from infra.signals import terminate_like_ctrl_c
 
     cfg = load_trial_config(args.config, args.overrides)
     data = prepare(cfg.data)  # fail fast on bad data, and build the cache once before the workers start
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from train.config import ConfigError
     from train.data import DataError
-    from train.signals import stopped_code, terminate_like_ctrl_c
+    from infra.signals import stopped_code, terminate_like_ctrl_c
 
     terminate_like_ctrl_c()
     # Named here, so that an interrupted run can say which name continues it.
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (train/signals.py)
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (infra/signals.py)
         import ray
 
         ray.shutdown()

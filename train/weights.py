@@ -29,7 +29,7 @@ from typing import Optional
 import torch
 
 from train.config import ConfigError
-from train.files import new_file_mode
+from infra.files import new_file_mode
 from train.model import SMALL_CNN
 # The same weight lookup and hub probe that build_model uses (one copy of that logic, in train.pretrained).
 from train.pretrained import ENV_WEIGHTS, create_from_file, hub_cached_file, hub_unreachable_reason, pretrained_cfg

@@ -9,11 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-TRAIN_PLACEMENT_GROUP = "train_placement_group"
-"""Report key: the hex id of a multi-worker trial's Ray Train placement group (train/session.py reports it,
-tune/watch.py releases the group when Tune ends the trial)."""
-
-
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """Entry point for ``TorchTrainer`` workers (Ray Train V2): ``loop_config`` is {"trial": the trial
     config dict, "data_key": the cache entry the driver prepared, or None, "tags": values added to every report}."""

@@ -152,11 +152,11 @@ def autoscaling_config_path(gcs_address: str) -> Optional[Path]:
 
 def cluster_capacity(count_other_rays: bool = True) -> Capacity:
     """What the connected cluster can grow to (its autoscaling config), else its alive nodes; with the CPUs that
-    other Ray instances on this machine hold (train/connect.py other_rays_here) unless ``count_other_rays`` is
+    other Ray instances on this machine hold (infra/connect.py other_rays_here) unless ``count_other_rays`` is
     false (an embedded Ray whose CPUs were given with --num-cpus: the user sized it)."""
     import ray
 
-    from train.connect import machine_cpus, other_rays_here
+    from infra.connect import machine_cpus, other_rays_here
 
     nodes = [node for node in ray.nodes() if node.get("Alive")]
     here = ray.get_runtime_context().get_node_id()
@@ -227,13 +227,13 @@ def validate_cluster_config(path: str | Path) -> dict[str, Any]:
     local.yaml's ``external`` subclass of it) validates the file as written (Ray's wheel lacks that
     provider's defaults file). Errors become one line.
     """
-    from train.overrides import safe_load
-    from train.ray_compat import cluster_config_tools
+    from infra.overrides import safe_load
+    from infra.ray_compat import cluster_config_tools
 
     _get_default_config, prepare_config, validate_config, fill_node_type_min_max_workers = cluster_config_tools()
 
     try:
-        config = safe_load(Path(path).read_text())  # duplicate keys refused (train/overrides.py)
+        config = safe_load(Path(path).read_text())  # duplicate keys refused (infra/overrides.py)
     except (OSError, yaml.YAMLError) as error:
         raise ClusterConfigError(f"{path}: {str(error).splitlines()[0]}") from None
     if not isinstance(config, dict):

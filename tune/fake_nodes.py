@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from train.ray_compat import fake_multinode_provider
+from infra.ray_compat import fake_multinode_provider
 
 RAYLET = "raylet"  # ray_constants.PROCESS_TYPE_RAYLET: the process a node's liveness comes down to
 

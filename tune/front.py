@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from tune.experiment.storage import Experiment
 from tune.objectives import Objective
-from tune.engines.study import TRIAL_ATTR, study_url
+from tune.engines.study import TRIAL_ATTR
+from tune.experiment.layout import study_url
 
 
 def front_trial_ids(experiment: Experiment, objectives: list[Objective]) -> list[str]:

@@ -1,4 +1,4 @@
-"""The search driver's hold points (train/hold.py): test-only pauses at the moments Tune changes a search's state.
+"""The search driver's hold points (infra/hold.py): test-only pauses at the moments Tune changes a search's state.
 
 A Tune callback sees a trial sampled, started, its results, its checkpoints, its end and its retry; a Tune stopper
 is asked right after each event is handled and before Tune saves its experiment state, which is the one moment a
@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Optional
 from ray.tune import Callback
 from ray.tune.stopper import Stopper
 
-from train import hold
+from infra import hold
 
 
 def _where(trial: Any) -> dict[str, Any]:
@@ -27,7 +27,7 @@ def _epoch(trial: Any) -> int:
 
 
 class HoldPoints(Callback, Stopper):
-    """Pauses the driver at the driver points of train/hold.py (always installed; a no-op unless asked for).
+    """Pauses the driver at the driver points of infra/hold.py (always installed; a no-op unless asked for).
 
     The same object is the run's callback and (in a CombinedStopper) its stopper, but ``Tuner.restore`` unpickles
     the two as separate copies: what the callback side tells the stopper side goes through the class (one search

@@ -23,8 +23,8 @@ import signal
 import sys
 from typing import Any
 
-from train import hold
-from train.signals import NAMES, Stopped, exit_code
+from infra import hold
+from infra.signals import NAMES, Stopped, exit_code
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -88,4 +88,4 @@ class Interrupts:
               "(Ctrl-C or SIGTERM again to stop at once)", file=sys.stderr, flush=True)
         tune_stop(signal.SIGUSR1, frame)
         self._own()
-        hold.after_interrupt(self.count)  # test-only pause point (train/hold.py)
+        hold.after_interrupt(self.count)  # test-only pause point (infra/hold.py)

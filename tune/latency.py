@@ -3,8 +3,8 @@ timed in onnxruntime once, by the driver, before the trials start.
 
 Latency depends on the architecture, not the weights: the key is (model name, small_cnn's knobs, input size,
 class count). Each one is built with random weights (the training builder, train/model.py, with timm's
-exportable layers), exported by the same function results/export.py uses (results/exporter/convert.py
-export_onnx) and timed by results/latency.py measure with the search file's ``latency:`` settings.
+exportable layers), exported by the same function results/export.py uses (artifact/convert.py
+export_onnx) and timed by artifact/latency.py measure with the search file's ``latency:`` settings.
 
 Why in the driver, not lazily in the trials: the space's architectures are a finite product of choices (a
 continuous architecture parameter is refused), measuring them one after the other on an idle machine gives
@@ -87,8 +87,9 @@ def measure_architecture(cfg: TrialConfig, num_classes: int, settings) -> dict[s
     """Export ``cfg``'s network (random weights) to ONNX and time it; {latency_ms, p90_ms, settings}."""
     import torch
 
-    from results.exporter.convert import build_exportable, export_onnx
-    from results.latency import measure
+    from artifact.convert import export_onnx
+    from train.model import build_exportable
+    from artifact.latency import measure
 
     model = build_exportable(dataclasses.replace(cfg.model, pretrained=False), num_classes)
     size = cfg.data.image_size

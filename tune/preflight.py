@@ -40,7 +40,7 @@ def check(search: SearchFile, source: str, storage: str) -> None:
     if base.data.format != "synthetic":  # a synthetic set is generated into its root on first use
         check_root(Path(base.data.root))
     check_writable_storage(storage)
-    from train.cache import cache_root
+    from train.data.cache import cache_root
 
     check_writable(cache_root(base.data), "data.cache_dir (or $SIGNSEARCH_CACHE)")
 
@@ -97,7 +97,7 @@ def check_latency(search: SearchFile, source: str) -> None:
 
     if all(objective.metric != LATENCY_METRIC for objective in search.objective_list):
         return
-    from results.latency import LatencyError, check_provider
+    from artifact.latency import LatencyError, check_provider
     from tune.latency import architectures
 
     try:

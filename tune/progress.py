@@ -18,7 +18,7 @@ from typing import Any, Optional
 
 from ray.tune import CLIReporter
 
-from train.ray_compat import status_table
+from infra.ray_compat import status_table
 from tune.watch import error_file
 
 TABLE_EVERY_S = 60

@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Iterator, Optional
 from ray.tune.search import SearchGenerator
 
 from train.config import ConfigError
-from train.ray_compat import count_restored_trials, raise_sample_budget
+from infra.ray_compat import count_restored_trials, raise_sample_budget
 from train.data import DataError
 from tune.experiment.layout import SEARCH_FILE
 from tune.experiment.records import RunRecord
@@ -123,7 +123,7 @@ class ExtendableSearch(SearchGenerator):
 
     restored_trials: ClassVar[int] = 0
     """Trials in the experiment state being restored (set with :func:`raise_budget`): the sample count restored
-    with them is never below it (train/ray_compat.py count_restored_trials)."""
+    with them is never below it (infra/ray_compat.py count_restored_trials)."""
 
     def set_state(self, state: dict) -> None:
         super().set_state(state)

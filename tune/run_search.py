@@ -45,7 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from train.signals import stopped_code, terminate_like_ctrl_c
+    from infra.signals import stopped_code, terminate_like_ctrl_c
 
     terminate_like_ctrl_c()  # until Ray starts; the search then handles SIGTERM itself (tune/interrupt.py)
     if not args.verbose:
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
     take_key()  # WANDB_API_KEY out of the environment every Ray process and wandb-core inherit, into memory
     from train.config import ConfigError
-    from train.connect import RayConnection
+    from infra.connect import RayConnection
     from train.data import DataError
     from tune import search as search_run
     from tune.space import load_search_file

@@ -14,24 +14,25 @@ from ray import tune
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.stopper import CombinedStopper
 
-from train import hold
-from train.atomic_fs import ray_storage
+from infra import hold
+from infra.atomic_fs import ray_storage
 from train.config import ConfigError
-from train.connect import RayConnection
+from infra.connect import RayConnection
 from tune import preflight
 from tune.cluster import cluster_capacity
-from train.signals import stopped_code
+from infra.signals import stopped_code
 from tune.hold_points import HoldPoints
 from tune.interrupt import Interrupts
 from tune.progress import CompactReporter, use_compact_engine
-from tune.experiment.layout import SEARCH_FILE, SUMMARY_FILE, TRAIN_RUNS, trial_dirname
+from tune.experiment.layout import SEARCH_FILE, SUMMARY_FILE, TRAIN_RUNS, study_url, trial_dirname
 from tune.experiment.records import NOT_STARTED, UNFINISHED, RunRecord, Summary
 from tune.experiment.storage import Experiment, read_text
 from tune.latency import LatencyTable, measure_search
 from tune.objectives import LATENCY_METRIC
 from tune import moved
-from tune.engines import engine_name, get_engine
-from tune.engines.study import StudySearcher, study_url
+from tune.engine_label import engine_name
+from tune.engines import get_engine
+from tune.engines.study import StudySearcher
 from tune.resume import (ExtendableSearch, check_same_data, continue_search, find_experiment, has_saved_state,
                          raise_budget)
 from tune.schedulers import create_scheduler, stopper_name
@@ -155,7 +156,7 @@ def build_tuner(search: SearchFile, experiment: Experiment, resume: bool, data_k
                                   storage_filesystem=filesystem)
     scheduler = create_scheduler(search)
     stall_guard = _stall_guard(search, experiment)
-    holds = HoldPoints()  # test-only pauses (train/hold.py); nothing unless $SIGNSEARCH_HOLD asks
+    holds = HoldPoints()  # test-only pauses (infra/hold.py); nothing unless $SIGNSEARCH_HOLD asks
     # The budget and the concurrency limit wrap the searcher here (not through TuneConfig) so that a
     # resumed search can raise the budget.
     searcher = _searcher(search, experiment, concurrency)
@@ -170,7 +171,7 @@ def build_tuner(search: SearchFile, experiment: Experiment, resume: bool, data_k
                                     trial_dirname_creator=_trial_dirname),
         run_config=tune.RunConfig(
             name=experiment.name,
-            # Files written whole on a local path (train/atomic_fs.py): a kill never cuts off the search state.
+            # Files written whole on a local path (infra/atomic_fs.py): a kill never cuts off the search state.
             storage_path=storage_path, storage_filesystem=storage_filesystem,
             callbacks=_callbacks(search, experiment, stall_guard, holds),
             stop=CombinedStopper(stall_guard, holds),
@@ -220,7 +221,7 @@ def run(search: SearchFile, *, storage: str, resume: Optional[str] = None,
         if any(objective.metric == LATENCY_METRIC for objective in search.objective_list):
             # Before Ray starts: the machine is idle, and a resumed search reads the same numbers back.
             latencies = measure_search(search, experiment, len(data.class_names))
-        # A stop, or a cluster that never answers, while joining ends the process at once (train/connect.py):
+        # A stop, or a cluster that never answers, while joining ends the process at once (infra/connect.py):
         # a new search's folder goes with it.
         dashboard = ray_connection.connect(on_abort=(lambda: None) if resume else experiment.remove)
         # From here on, after ray.init (which replaces any SIGTERM handler set before it): Ctrl-C and SIGTERM.
@@ -265,7 +266,7 @@ def run(search: SearchFile, *, storage: str, resume: Optional[str] = None,
 def _write_summary(results, search: SearchFile, experiment: Experiment, record: RunRecord, fingerprint: str,
                    latencies: Optional[LatencyTable], interrupts: Interrupts) -> tuple[Summary, str, Optional[str]]:
     """Build and write summary.json after ``fit()``; (summary, its path, the stall guard's line or None)."""
-    hold.at("summary", 0)  # test-only pause point (train/hold.py)
+    hold.at("summary", 0)  # test-only pause point (infra/hold.py)
     summary = build_summary(results, search, experiment, wall_s=record.wall_s, data_fingerprint=fingerprint,
                             saved=saved_trials(experiment), interrupted=False,
                             latency=latencies.settings() if latencies is not None else None)

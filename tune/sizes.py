@@ -1,13 +1,13 @@
 """The data cache entries a search's trials open: one per input size when ``data.image_size`` is searched.
 
-The cache holds images already resized (train/cache.py), so each size is its own entry; the driver prepares
+The cache holds images already resized (train/data/cache.py), so each size is its own entry; the driver prepares
 every size in the choice before the trials start (bad data fails fast, once) and hands each trial the name
 of the entry of its size (tune/trial.py run_trial ``data_keys``).
 """
 
 from __future__ import annotations
 
-from train.prepared import PreparedData, prepare
+from train.data.prepared import PreparedData, prepare
 from tune.distributions import Choice
 from tune.space import SearchFile
 

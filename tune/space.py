@@ -18,11 +18,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from train.config import ConfigError, TrialConfig, absolute_paths, parse
-from train.config_errors import one_line
+from infra.config_errors import one_line
 from train.metrics import REPORTED_METRICS
 from tune.engines import ENGINES
 from tune.schedulers import NO_EARLY_STOPPING, SCHEDULERS
-from train.overrides import apply_overrides, load_yaml, set_dotted
+from infra.overrides import apply_overrides, load_yaml, set_dotted
 from tune.distributions import MISSING, Choice, Param, RandInt, Scalar
 from tune.objectives import Latency, Objective, check_objectives, scheduled
 
@@ -214,7 +214,7 @@ class SearchFile(BaseModel):
 
 SPACE_EXAMPLE = "'space.optim.lr={type: loguniform, low: 1.0e-4, high: 0.1}'"
 """A whole parameter given by --set (space keys are dotted: ``space.optim.lr.high=0.1`` changes one bound of the
-``optim.lr`` parameter, train.overrides.set_in_flat)."""
+``optim.lr`` parameter, infra.overrides.set_in_flat)."""
 
 
 def ignored_settings(search: SearchFile) -> list[str]:

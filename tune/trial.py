@@ -16,7 +16,7 @@ import ray.tune
 
 from train.config import ConfigError, TrialConfig, WorkersConfig, parse
 from train.data import DataError
-from train.ray_compat import worker_exception
+from infra.ray_compat import worker_exception
 from tune.cluster import Capacity, idle_gpu_share, max_trials
 from tune.objectives import LATENCY_METRIC
 

@@ -68,7 +68,7 @@ class WandbTrialLogger(Callback):
     def __init__(self, *, project: str, entity: Optional[str], group: str, directory: Path,
                  time_attr: str = "epoch", engine: Optional[str] = None):
         self.engine = engine
-        """The search's engine (tune.engines.engine_name): in every run's config and tags, so W&B's UI
+        """The search's engine (tune.engine_label.engine_name): in every run's config and tags, so W&B's UI
         groups and compares searches by it."""
         self.project = project
         self.entity = entity

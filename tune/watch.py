@@ -31,7 +31,7 @@ from typing import Any, Optional
 from ray.tune import Callback
 from ray.tune.stopper import Stopper
 
-from train.worker import TRAIN_PLACEMENT_GROUP
+from train.metrics import TRAIN_PLACEMENT_GROUP
 from tune.experiment import layout
 from tune.experiment.layout import STALL_FILE
 from tune.experiment.storage import Experiment

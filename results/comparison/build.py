@@ -39,7 +39,7 @@ def build(locations: list[str], out: Optional[str], evaluate: bool, scratch: Pat
     from results.comparison.plots import best_so_far
     from results.report.data import load
     from results.report.evaluation import best_test_evaluation
-    from train.files import write_atomic
+    from infra.files import write_atomic
     from tune.experiment.records import ExperimentError
 
     if len(locations) < 2:

@@ -9,14 +9,14 @@ from typing import Optional
 
 from results.report.data import SearchResults
 from tune.experiment.records import ExperimentError
-from tune.engines import engine_name
+from tune.engine_label import engine_name
 
 
 @dataclass
 class Entry:
     exp: SearchResults
     engine: str
-    """tune.engines.engine_name of its search.yaml, e.g. tpe+asha, wandb_bayes+wandb_hyperband."""
+    """tune.engine_label.engine_name of its search.yaml, e.g. tpe+asha, wandb_bayes+wandb_hyperband."""
     test_accuracy: Optional[float]
     """The best trial's accuracy on the test split (evaluation-test.json beside its checkpoint); None: not evaluated."""
     epochs: list[int]

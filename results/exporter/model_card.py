@@ -1,4 +1,4 @@
-"""model.json and MODEL_CARD.md of an exported model (see results/export.py and results/model_dir.py)."""
+"""model.json and MODEL_CARD.md of an exported model (see results/export.py and artifact/model_dir.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 from importlib import metadata
 from typing import Any, Optional
 
-from results.model_dir import CARD_FILE, FORMAT_VERSION, INPUT_NAME, ONNX_FILE, OUTPUT_NAME, TORCHSCRIPT_FILE
+from artifact.model_dir import CARD_FILE, FORMAT_VERSION, INPUT_NAME, ONNX_FILE, OUTPUT_NAME, TORCHSCRIPT_FILE
 
 PACKAGES = ("torch", "torchvision", "timm", "onnx", "onnxscript", "onnxruntime", "numpy", "pillow", "ray")
 ROI_CONVENTION = ("the model sees the sign's box only: crop each photo to (x1, y1, x2, y2), pixel coordinates with "

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from results.model_dir import TORCHSCRIPT_FILE, load_model_dir
+from artifact.model_dir import TORCHSCRIPT_FILE, load_model_dir
 
 ATOL = 1e-3
 """Largest |logit difference| accepted between torch and the exported models (float32 differs ~1e-5)."""
@@ -22,7 +22,7 @@ def check_parity(model, folder: Path, batch: np.ndarray, atol: float) -> dict[st
     """Logits of torch, TorchScript and onnxruntime on one real normalised batch; raises ParityError."""
     import torch
 
-    from results.runtime import OnnxClassifier
+    from artifact.runtime import OnnxClassifier
 
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.jit.load's deprecation notice

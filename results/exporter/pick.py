@@ -116,7 +116,7 @@ def picked(source, path, how: str, limits: dict[str, tuple[str, float]]):
     """``source`` (results/exporter/source.py, an experiment's best trial) turned to the trial ``how`` picks."""
     import dataclasses
 
-    from results.evaluate import has_checkpoint
+    from results.checkpoints import has_checkpoint
 
     if has_checkpoint(str(path.expanduser().absolute())) or source.summary is None or source.experiment is None:
         raise ExportError(f"{path}: --pick and its constraints choose among a search's trials: give the experiment "

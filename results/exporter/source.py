@@ -1,4 +1,5 @@
-"""Which checkpoint an export reads: the one given, or the best trial's of an experiment folder's summary.json.
+"""Which checkpoint an export reads (the one given, or the best trial's of an experiment folder's summary.json), and
+the network it holds, rebuilt with timm's exportable layers (:func:`load_for_export`).
 
 summary.json is read through the experiment contract (tune/experiment/records.py): each trial's ``path`` and
 ``checkpoint`` are relative to the experiment folder, so a copied or moved experiment exports the same.
@@ -40,7 +41,7 @@ def _read_summary(experiment: Path) -> Optional[dict[str, Any]]:
 
 def locate(path: Path) -> Source:
     """The checkpoint folder given, or the best trial's checkpoint of the experiment folder given."""
-    from results.evaluate import has_checkpoint
+    from results.checkpoints import has_checkpoint
     from train.checkpoint import CHECKPOINT_FILE
     from tune.experiment.layout import SEARCH_FILE, SUMMARY_FILE
 
@@ -67,3 +68,21 @@ def locate(path: Path) -> Source:
     if source.experiment is not None and (source.experiment / SEARCH_FILE).is_file():
         source.search_yaml = (source.experiment / SEARCH_FILE).read_text()
     return source
+
+
+def load_for_export(checkpoint: Path, data_root: Optional[str]):
+    """(config, model in eval mode built with timm's exportable layers, checkpoint state)."""
+    from train.checkpoint import CONFIG_FILE, read_checkpoint
+    from train.config import ConfigError, parse
+    from train.model import build_exportable
+
+    try:
+        raw, state = read_checkpoint(checkpoint)
+    except ConfigError as error:
+        raise ExportError(str(error)) from None
+    if data_root:
+        raw["data"]["root"] = str(Path(data_root).expanduser().absolute())
+    cfg = parse(raw, source=str(checkpoint / CONFIG_FILE))
+    model = build_exportable(cfg.model, num_classes=len(state["class_names"]))
+    model.load_state_dict(state["model"])
+    return cfg, model.eval(), state

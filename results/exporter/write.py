@@ -10,11 +10,11 @@ from typing import Any, Optional
 
 import numpy as np
 
-from results.exporter.convert import OPSET, export_onnx, export_torchscript, load_for_export
+from artifact.convert import OPSET, export_onnx, export_torchscript
 from results.exporter.model_card import model_card, model_json
 from results.exporter.parity import ParityError, check_parity
-from results.exporter.source import ExportError, Source
-from results.model_dir import CARD_FILE, MODEL_JSON, ONNX_FILE, TORCHSCRIPT_FILE, load_model_dir
+from results.exporter.source import ExportError, Source, load_for_export
+from artifact.model_dir import CARD_FILE, MODEL_JSON, ONNX_FILE, TORCHSCRIPT_FILE, load_model_dir
 
 CHECK_IMAGES = 256
 """Real test images the parity check runs through torch, TorchScript and onnxruntime."""
@@ -24,7 +24,7 @@ def class_table(cfg, class_names: list[str]) -> tuple[list[dict[str, Any]], bool
     """([{index, id, name}], whether training cropped to sign boxes, the layout). Ids: GTSRB ClassId, else the
     class folder's name."""
     from train.data import read_records
-    from train.prepared import resolve_source
+    from train.data.prepared import resolve_source
 
     fmt, root = resolve_source(cfg.data)
     records = read_records(fmt, root, "train")
@@ -41,11 +41,11 @@ def class_table(cfg, class_names: list[str]) -> tuple[list[dict[str, Any]], bool
 def export(source: Source, out: Path, data_root: Optional[str], check_images: int, atol: float) -> dict[str, Any]:
     import torch
 
-    from results.preprocess import Preprocessing
-    from results.runtime import OnnxClassifier
-    from train.files import building
+    from artifact.preprocess import Preprocessing
+    from artifact.runtime import OnnxClassifier
+    from infra.files import building
     from train.model import input_normalization
-    from train.prepared import load_test
+    from train.data.prepared import load_test
 
     cfg, model, state = load_for_export(source.checkpoint, data_root)
     test, test_classes = load_test(cfg.data)

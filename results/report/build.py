@@ -58,7 +58,7 @@ def build(args: argparse.Namespace, scratch: Path) -> tuple[str, list[str]]:
     from results.report.data import leaderboard, load
     from results.report.html import Report, terminal_table, to_html, to_markdown
     from results.report.study import load_study, with_pruned_as_complete
-    from train.files import write_atomic
+    from infra.files import write_atomic
     from tune.experiment import storage
     from tune.experiment.layout import REPORT_DIR
     from tune.experiment.records import ExperimentError

@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from train.files import new_file_mode
+from infra.files import new_file_mode
 
 
 def pyplot():

@@ -24,7 +24,7 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from train.ray_compat import distribution_contains
+from infra.ray_compat import distribution_contains
 from results.report.data import SearchResults
 from tune.distributions import Choice, LogUniform, QUniform, RandInt, Uniform
 from tune.experiment.layout import STUDY_FILE

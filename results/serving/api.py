@@ -22,7 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from results.preprocess import ImageRejected
+from artifact.preprocess import ImageRejected
 from results.serving.body import body_limit, image_bytes, read_limited
 from results.serving.model_service import Answer, ModelService
 from results.serving.options import ServeOptions

@@ -1,6 +1,6 @@
 """The image in an HTTP request to POST /predict: a raw ``image/*`` body or multipart form field ``file``.
 
-Each problem is an :class:`~results.preprocess.ImageRejected` with the 4xx status to answer and a one-line
+Each problem is an :class:`~artifact.preprocess.ImageRejected` with the 4xx status to answer and a one-line
 message naming it: 415 for a content type that is neither, 400 for an empty body, a form without the
 field or a broken form, 413 for a body above the byte limit (told by Content-Length before anything is
 read, or found while reading).
@@ -11,7 +11,7 @@ from __future__ import annotations
 from email.message import Message
 from typing import AsyncIterator, Optional
 
-from results.preprocess import ImageRejected
+from artifact.preprocess import ImageRejected
 
 FIELD = "file"
 """Multipart form field that holds the image."""

@@ -15,7 +15,7 @@ from typing import Any
 
 from ray import serve
 
-from results.model_dir import load_model_dir
+from artifact.model_dir import load_model_dir
 from results.serving.api import build_api
 from results.serving.loopback import bind_replica_servers
 from results.serving.model_service import Answer, ModelService

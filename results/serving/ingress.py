@@ -69,7 +69,7 @@ def haproxy_environment(host: str, owner: Optional[str] = None) -> tuple[dict[st
     folder = Path(tempfile.mkdtemp(prefix="hap-", dir=base if len(base) <= MAX_BASE else "/tmp"))
     if owner is not None:
         (folder / OWNER_FILE).write_text(owner)
-    env = {  # Ray Serve's own settings (train/ray_compat.py SERVE_HAPROXY_SETTINGS: a test checks it reads them)
+    env = {  # Ray Serve's own settings (infra/ray_compat.py SERVE_HAPROXY_SETTINGS: a test checks it reads them)
         "RAY_SERVE_ENABLE_HA_PROXY": "1",
         "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": DRAIN_S,
         "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(folder / "haproxy.cfg"),

@@ -13,9 +13,9 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from results.model_dir import CARD_FILE, load_model_dir
-from results.preprocess import ImageRejected
-from results.runtime import OnnxClassifier
+from artifact.model_dir import CARD_FILE, load_model_dir
+from artifact.preprocess import ImageRejected
+from artifact.runtime import OnnxClassifier
 
 WITHHELD = "<not on this server>"
 """What a path outside the model folder becomes in the model card /metadata returns."""

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from results.preprocess import DEFAULT_MAX_PIXELS
+from artifact.preprocess import DEFAULT_MAX_PIXELS
 
 GRACEFUL_SHUTDOWN_S = 5.0
 """How long a replica being stopped may finish its in-flight requests (Serve's default is 20 s): a forward pass

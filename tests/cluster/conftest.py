@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, free_port
-from train import hold
+from infra import hold
 
 LOCAL_YAML = REPO / "cluster" / "local.yaml"
 RAY_CLI = Path(sys.executable).with_name("ray")
@@ -143,7 +143,7 @@ def fake_cluster(request, tmp_path) -> Iterator[FakeCluster]:
     """A fake autoscaling cluster from cluster/local.yaml on ports of its own; killed afterwards.
 
     Parametrised indirectly with {"hold": "checkpoint:<epoch>"}, every process of the cluster gets
-    $SIGNSEARCH_HOLD (train/hold.py) with the folder ``tmp_path/"hold"``: Ray workers on the fake nodes
+    $SIGNSEARCH_HOLD (infra/hold.py) with the folder ``tmp_path/"hold"``: Ray workers on the fake nodes
     inherit the environment of the `ray start` that launched their raylet, not the driver's.
     """
     import ray._private.services

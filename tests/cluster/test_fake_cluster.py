@@ -21,7 +21,7 @@ import pytest
 from tests.cluster.conftest import HEAD_NODE_ID, FakeCluster
 from tests.conftest import REPO
 from tests.helpers import dotted, kill_group, last_line_path, result_rows, start_in_session, trained_rows, wait_held
-from train import hold
+from infra import hold
 
 pytestmark = pytest.mark.slow  # a fake multi-node Ray cluster and searches on it
 

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tests.cluster.conftest import HEAD_NODE_ID
-from train import hold
+from infra import hold
 
 pytestmark = pytest.mark.slow  # a fake multi-node Ray cluster
 

@@ -102,8 +102,8 @@ def last_line_path(log: Path) -> Path:
 
 
 def wait_held(proc: subprocess.Popen, folder: Path, log: Path, timeout: float = 240) -> dict:
-    """The marker of the process held at ``folder`` (train/hold.py) while ``proc`` runs; the log on failure."""
-    from train import hold
+    """The marker of the process held at ``folder`` (infra/hold.py) while ``proc`` runs; the log on failure."""
+    from infra import hold
 
     try:
         return hold.wait_held(folder, timeout, alive=lambda: proc.poll() is None)

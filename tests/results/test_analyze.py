@@ -226,7 +226,8 @@ def test_a_multi_objective_study_counts_its_stopped_trials(tmp_path):
     """The searcher keeps no intermediate values in a multi-objective study (a stopped trial is PRUNED without
     values): the report's copy takes a stopped trial's last metric from the results, and counts it."""
     from results.report.study import with_pruned_as_complete
-    from tune.engines.study import StudySearcher, study_url
+    from tune.engines.study import StudySearcher
+    from tune.experiment.layout import study_url
     from tune.space import SearchFile
 
     search = SearchFile(experiment="mo", space={"optim.lr": {"type": "loguniform", "low": 1e-4, "high": 1e-1}},

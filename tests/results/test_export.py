@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from results import export as export_cli
-from results.evaluate import load_checkpoint
-from results.preprocess import Preprocessing
+from results.checkpoints import load_checkpoint
+from artifact.preprocess import Preprocessing
 from tests.helpers.deploy_models import MOBILENET, SMALL_CNN, experiment, exported_model, sign_data
-from train.prepared import load_test
+from train.data.prepared import load_test
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """Every pixel mode Pillow reads becomes the right 8-bit RGB, or is refused with one line, the same way in
 training (train.data.load_image), predict.py and a Serve request (both Preprocessing.decode): they share
-results.preprocess.to_rgb. Pillow's own convert("RGB") clips 16-bit grey to 255: a white square, silently."""
+artifact.preprocess.to_rgb. Pillow's own convert("RGB") clips 16-bit grey to 255: a white square, silently."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from results.preprocess import ImageRejected, Preprocessing
+from artifact.preprocess import ImageRejected, Preprocessing
 from train.data import IMAGE_ERRORS, load_image
 
 SIZE = 8

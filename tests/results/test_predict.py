@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from results.preprocess import ImageRejected, Preprocessing
+from artifact.preprocess import ImageRejected, Preprocessing
 from tests.conftest import REPO
 from tests.helpers.deploy_models import PREDICT, exported_model, sign_data, sign_files
 
@@ -62,7 +62,7 @@ def test_plain_output_lists_top_k_per_image(model_dir, signs):
 
 
 def test_preprocessing_gives_the_training_loaders_pixels(signs, tmp_path):
-    """results/preprocess.py repeats train.data.load_image without importing it: same bytes, for the crop
+    """artifact/preprocess.py repeats train.data.load_image without importing it: same bytes, for the crop
     convention (no JPEG draft) and for sets without boxes (JPEG draft), in every colour mode."""
     import torch
 

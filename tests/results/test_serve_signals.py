@@ -1,7 +1,7 @@
 """A results/serve.py killed outright (kill -9 of its process group, or of it alone) leaves no process, no listener
 and no HAProxy folder behind, and a restart on its port answers. SIGTERM (systemd, Kubernetes, ``timeout``) stops
 it as Ctrl-C does: the application deleted, its Ray shut down, "stopped", exit 0 within seconds, no process left
-(checked with ``ps``), also when it arrives during start-up (held at a hold point, train/hold.py, once Ray is up).
+(checked with ``ps``), also when it arrives during start-up (held at a hold point, infra/hold.py, once Ray is up).
 The Ctrl-C case of a serving server is the last test of test_serve.py. The plain uvicorn server (the benchmark's
 yardstick) answers the same and stops on either signal with exit 0."""
 
@@ -19,7 +19,7 @@ from tests.conftest import free_port
 from tests.helpers import descendants, kill_group, start_in_session
 from tests.helpers.deploy_models import SERVE, exported_model, sign_data, sign_files
 from tests.helpers.serve_process import Server, identities, listeners, running, start, still_running
-from train.hold import ENV as HOLD_ENV, wait_held
+from infra.hold import ENV as HOLD_ENV, wait_held
 
 pytestmark = pytest.mark.slow  # results/serve.py as a process, on a Ray of its own
 

@@ -1,4 +1,4 @@
-"""train.augment with real Kornia ops on CPU."""
+"""train.data.augment with real Kornia ops on CPU."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from train.augment import BatchAugment, RandomHueRotation, build_augment
+from train.data.augment import BatchAugment, RandomHueRotation, build_augment
 from train.config import AugmentConfig
 
 OFF = dict(geometric=0.0, photometric=0.0, erasing=0.0, hflip=False)

@@ -1,8 +1,8 @@
-"""train.batches: how much GPU memory a trial's data may take (its share of the GPU, its own cached blocks)."""
+"""train.data.batches: how much GPU memory a trial's data may take (its share of the GPU, its own cached blocks)."""
 
 from __future__ import annotations
 
-from train.batches import device_budget
+from train.data.batches import device_budget
 
 GB = 1 << 30
 

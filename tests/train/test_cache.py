@@ -1,4 +1,4 @@
-"""The memory-mapped cache behind train.prepared: contents, hits and misses, atomicity, concurrency, bad images."""
+"""The memory-mapped cache behind train.data.prepared: contents, hits and misses, atomicity, concurrency, bad images."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import train.cache as cache
-import train.prepared as prepared
+import train.data.cache as cache
+import train.data.prepared as prepared
 from tests.helpers.layouts import (BORDER, class_colour, corrupt, write_asl, write_gtsrb, write_gtsrb_kaggle,
                                  write_image, write_imagefolder)
 from train.config import DataConfig, SyntheticConfig
@@ -234,8 +234,8 @@ def test_build_killed_mid_way_is_rebuilt(tmp_path: Path, decodes: list[Path]):
     write_gtsrb(tmp_path / "data")
     killed = run_python("""
         import os, signal, sys
-        import train.cache as cache
-        import train.prepared as prepared
+        import train.data.cache as cache
+        import train.data.prepared as prepared
         from train.config import DataConfig
         real, count = cache.load_image, []
         def dying(*args, **kwargs):
@@ -258,8 +258,8 @@ def test_concurrent_builders_build_once(tmp_path: Path):
     write_gtsrb(tmp_path / "data", tracks=3, frames=4)
     code = """
         import sys, time
-        import train.cache as cache
-        import train.prepared as prepared
+        import train.data.cache as cache
+        import train.data.prepared as prepared
         from train.config import DataConfig
         real = cache.load_image
         def slow(*args, **kwargs):

@@ -46,7 +46,7 @@ def test_an_embedded_ray_listens_on_loopback_only(tmp_path):
     code = (
         "import json, time, ray\n"
         "import psutil  # Ray's bundled copy, importable once ray is\n"
-        "from train.connect import RayConnection\n"
+        "from infra.connect import RayConnection\n"
         "RayConnection('local', 1).connect()\n"
         "ray.get(ray.remote(lambda: 1).remote())  # a worker process too\n"
         "time.sleep(3)  # the agents open their servers right after start\n"
@@ -99,7 +99,7 @@ def _stale_ray_temp(tmp_path) -> tuple[dict, str]:
 
 CONNECT = ("import sys, time, ray\n"
            "from train.config import ConfigError\n"
-           "from train.connect import RayConnection\n"
+           "from infra.connect import RayConnection\n"
            "started = time.monotonic()\n"
            "try:\n"
            "    RayConnection(sys.argv[1] or None, 1, deadline_s=float(sys.argv[2])).connect()\n"
@@ -140,7 +140,7 @@ def test_an_explicit_address_that_does_not_answer_is_one_line_exit_2(short_tmp):
 class StuckGcs:
     """A port that greets like a GCS (the HTTP/2 SETTINGS frame every gRPC server sends first) and then never
     answers a call: Ray's client waits on it in C++ for minutes, where no Python signal handler runs. ``joined``
-    is set once a second connection has spoken (the first is train/connect.py's greeting check; the second is
+    is set once a second connection has spoken (the first is infra/connect.py's greeting check; the second is
     ray.init's own, made inside the connect guard)."""
 
     def __init__(self) -> None:

@@ -89,7 +89,7 @@ def test_one_worker_with_amp_trains_on_gpu_resident_data(tiny_data, tmp_path):
 
 
 def test_same_seed_same_kornia_batch_on_cuda():
-    from train.augment import build_augment
+    from train.data.augment import build_augment
     from train.config import AugmentConfig
 
     augment = build_augment(AugmentConfig(geometric=0.6, photometric=0.6, erasing=0.5, p=0.8, hflip=True)).cuda()

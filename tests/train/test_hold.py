@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from train import hold
+from infra import hold
 
 
 def test_a_hold_nobody_releases_goes_on_after_its_timeout(tmp_path, monkeypatch, capsys):

@@ -17,8 +17,8 @@ import torch
 
 from tests.conftest import REPO
 from tests.helpers import kill_group, last_line_path, start_in_session, stop_when_held, wait_held
-from train import hold
-from train.prepared import prepare
+from infra import hold
+from train.data.prepared import prepare
 from train.config import parse
 from train.checkpoint import CHECKPOINT_FILE
 from train.loop import _epoch_order, run_local

@@ -1,4 +1,4 @@
-"""One test per private Ray or Optuna name that train/ray_compat.py uses: an upgrade that moves one fails here,
+"""One test per private Ray or Optuna name that infra/ray_compat.py uses: an upgrade that moves one fails here,
 with the function to update named, instead of failing a search at run time."""
 
 from __future__ import annotations
@@ -7,11 +7,11 @@ import os
 
 import pytest
 
-from train import ray_compat
+from infra import ray_compat
 
 
 def _moved(function: str, what: str) -> str:
-    return f"{what}: a Ray/Optuna upgrade moved it; update train/ray_compat.py {function}() (and its reason)"
+    return f"{what}: a Ray/Optuna upgrade moved it; update infra/ray_compat.py {function}() (and its reason)"
 
 
 def test_loopback_node_switch_is_where_ray_reads_it():
@@ -113,7 +113,7 @@ def test_session_dir():
 
 
 def test_auto_address_reads_rays_cluster_file(tmp_path, monkeypatch):
-    """Ray's own lookup of the cluster "auto" means, read without connecting (train/connect.py checks it answers)."""
+    """Ray's own lookup of the cluster "auto" means, read without connecting (infra/connect.py checks it answers)."""
     (tmp_path / "ray").mkdir()
     (tmp_path / "ray" / "ray_current_cluster").write_text("127.0.0.1:1\n")
     monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))

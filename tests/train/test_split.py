@@ -10,7 +10,7 @@ import pytest
 
 from tests.helpers.layouts import write_gtsrb
 from train.data import ASL_FRAME_BLOCK, TRACK_STRIDE, DataError, read_records
-from train.split import train_val_split
+from train.data.split import train_val_split
 
 
 def tracks(counts: list[int], frames: int = 30) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import train.synthetic as synthetic
+import train.data.synthetic as synthetic
 from train.config import SyntheticConfig
 from train.data import DataError, detect_format, read_records
 
@@ -109,7 +109,7 @@ def test_failed_write_leaves_nothing(tmp_path: Path, monkeypatch):
 
 def test_cli(tmp_path: Path, capsys):
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    command = [sys.executable, "-m", "train.synthetic", "--out", str(tmp_path / "cli"), "--classes", "2",
+    command = [sys.executable, "-m", "train.data.synthetic", "--out", str(tmp_path / "cli"), "--classes", "2",
                "--tracks", "1", "--frames", "2", "--test", "1", "--size", "20", "--seed", "3"]
     done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

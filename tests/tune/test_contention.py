@@ -19,7 +19,7 @@ import yaml
 
 from tests.conftest import REPO, free_port
 from tests.helpers import dotted, fixed_model_smoke, kill_group, start_in_session, wait_held
-from train import hold
+from infra import hold
 from train.config import WorkersConfig
 from tune.cluster import Capacity, NodeGroup
 from tune.trial import max_concurrent_trials
@@ -27,7 +27,7 @@ from tune.trial import max_concurrent_trials
 RUN_SEARCH = REPO / "tune" / "run_search.py"
 
 SERVER = ("import sys, threading, http.server, ray\n"
-          "from train.connect import RayConnection\n"
+          "from infra.connect import RayConnection\n"
           "RayConnection(None, 1).connect()  # no address, as results/serve.py: an embedded Ray of its own\n"
           "square = ray.remote(lambda x: x * x)\n"
           "class Answer(http.server.BaseHTTPRequestHandler):\n"
@@ -85,7 +85,7 @@ def test_a_search_with_no_address_runs_beside_another_search_and_a_server(tiny_d
     first = second = None
     try:  # one Ray start at a time: on a loaded machine Ray gives a starting raylet 30 s to register
         assert _wait_answering(port, server, tmp_path / "server.log") == "49"
-        # The first search holds every core of this machine and pauses in its trial (train/hold.py), Ray up.
+        # The first search holds every core of this machine and pauses in its trial (infra/hold.py), Ray up.
         first = search("first", 2, "--num-cpus", str(cpus), **{hold.ENV: f"checkpoint:1:{tmp_path / 'held'}"})
         wait_held(first, tmp_path / "held", tmp_path / "first.log")
         second = search("second", 1)

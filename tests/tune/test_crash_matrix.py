@@ -3,7 +3,7 @@ driver's process group, SIGINT or SIGTERM, with 1-worker and 2-worker trials, re
 most the epoch in progress.
 
 Each chain is one experiment (8 trials of 2 epochs, one at a time, ASHA on) continued session after session: each
-session is held at the next point of :data:`POINTS` (train/hold.py; the first arrival in that session), stopped
+session is held at the next point of :data:`POINTS` (infra/hold.py; the first arrival in that session), stopped
 there by the chain's action, and resumed by the next; a last session runs the search to its end. The points
 follow a search's life, and each session leaves work for the next: trial 1 committed its first epoch; Tune
 registers its last checkpoint (the one before deleted, the state not yet saved); a trial is pending, starts,
@@ -34,7 +34,7 @@ import pytest
 
 from tests.conftest import REPO
 from tests.helpers import dotted, fixed_model_smoke, kill_group, start_in_session, wait_held
-from train import hold
+from infra import hold
 
 RUN_SEARCH = REPO / "tune" / "run_search.py"
 ACTIONS = {"kill": None, "sigint": signal.SIGINT, "sigterm": signal.SIGTERM}

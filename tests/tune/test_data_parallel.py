@@ -18,7 +18,7 @@ import yaml
 
 from tests.helpers import dotted, fixed_model_smoke, kill_group, last_line_path, trained_rows, wait_held
 from tests.helpers.search import start_search
-from train import hold
+from infra import hold
 
 pytestmark = pytest.mark.slow  # searches on Rays of their own
 

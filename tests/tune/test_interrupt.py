@@ -1,5 +1,5 @@
 """Ctrl-C, a second Ctrl-C and SIGTERM, unit by unit: the search's handler (tune/interrupt.py), the stop
-exceptions and exit codes (train/signals.py) and the lines the search ends with (tune/search.py), with real
+exceptions and exit codes (infra/signals.py) and the lines the search ends with (tune/search.py), with real
 signals sent to this process. One end-to-end search per signal is in tests/tune/test_resume.py (SIGINT, a second
 SIGINT, SIGTERM): these cover every combination without a Ray each."""
 
@@ -11,14 +11,14 @@ import signal
 
 import pytest
 
-from train.signals import Stopped, exit_code, stopped_code, terminate_like_ctrl_c
+from infra.signals import Stopped, exit_code, stopped_code, terminate_like_ctrl_c
 from tune.interrupt import TUNE_LOGGER, Interrupts
 
 
 @pytest.fixture
 def handlers():
-    """Put back the handlers a test replaces (this process is pytest's), and what train/signals.py noted."""
-    from train import signals
+    """Put back the handlers a test replaces (this process is pytest's), and what infra/signals.py noted."""
+    from infra import signals
 
     saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)}
     received = list(signals._received)

@@ -13,7 +13,8 @@ from train.config import ConfigError
 from tune import preflight
 from tune.latency import architecture_key, architectures, measure_architecture
 from tune.objectives import Latency
-from tune.engines.study import StudySearcher, study_url
+from tune.engines.study import StudySearcher
+from tune.experiment.layout import study_url
 from tune.space import SearchFile, load_search_file
 
 PARETO = REPO / "search_spaces" / "smoke_pareto.yaml"

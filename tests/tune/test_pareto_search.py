@@ -25,8 +25,9 @@ import yaml
 from tests.conftest import REPO
 from tests.helpers import dotted, kill_group, wait_held
 from tests.helpers.search import search_to_the_end, start_search
-from train import hold
-from tune.engines.study import StudySearcher, study_url
+from infra import hold
+from tune.engines.study import StudySearcher
+from tune.experiment.layout import study_url
 from tune.space import load_search_file
 
 pytestmark = pytest.mark.slow  # a search and its --resume, each on a Ray of its own

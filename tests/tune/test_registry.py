@@ -15,7 +15,7 @@ from tune.engines import ENGINES, get_engine
 from tune.schedulers import NO_EARLY_STOPPING, SCHEDULERS, get_scheduler
 from tune.space import Budget, SearcherConfig
 
-SHARED = {"engines": {"engine", "study", "wandb_sweep"}, "schedulers": {"scheduler"}}
+SHARED = {"engines": {"engine", "study", "wandb_sweep", "wandb_config", "wandb_params"}, "schedulers": {"scheduler"}}
 """Modules of the packages that are no entry: the registry's entry type and the code several entries share."""
 
 

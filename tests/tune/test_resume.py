@@ -1,4 +1,4 @@
-"""Faults during a search, injected at hold points (train/hold.py), never by racing the search: a trial
+"""Faults during a search, injected at hold points (infra/hold.py), never by racing the search: a trial
 process killed mid-run is retried from its last checkpoint; a search whose driver is killed
 continues with --resume, keeping finished trials and continuing unfinished ones from their
 checkpoints. Each test asserts the exact epoch training continues from."""
@@ -17,7 +17,7 @@ import pytest
 from tests.helpers import kill_group, last_line_path, stop_when_held, wait_held
 from tests.helpers.cli import run_main
 from tests.helpers.search import SMOKE, epochs_of, search_args, search_to_the_end, start_search
-from train import hold
+from infra import hold
 
 @pytest.mark.slow
 @pytest.mark.timeout(400)

@@ -14,7 +14,8 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
 from train.config import ConfigError
-from tune.engines.study import TRIAL_ATTR, StudySearcher, study_url
+from tune.engines.study import TRIAL_ATTR, StudySearcher
+from tune.experiment.layout import study_url
 from tune.engines.tpe import tpe_options
 from tune.space import SearchFile, load_search_file
 

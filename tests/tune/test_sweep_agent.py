@@ -93,7 +93,7 @@ def test_the_exported_command_trains_one_trial_as_an_agent_runs_it(tiny_data, tm
         "model.cnn.width, optim.lr, optim.weight_decay, augment.geometric, augment.photometric)")
     from tune.space import load_search_file
     from tune.sweep.agent import agent_values
-    from tune.sweep.params import active
+    from tune.engines.wandb_params import active
 
     space = load_search_file(REPO / "search_spaces" / "smoke.yaml").space
     # model.cnn.blocks holds only for small_cnn: swept always, dropped here (as the Optuna searcher never samples it).

@@ -13,7 +13,7 @@ import yaml
 from tests.conftest import REPO
 from tune.space import load_search_file
 from tune.engines.wandb_sweep import engine_config
-from tune.sweep.config import sweeps_module, validate
+from tune.engines.wandb_config import sweeps_module, validate
 
 SPACES = sorted((REPO / "search_spaces").glob("*.yaml"))
 

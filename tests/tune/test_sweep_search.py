@@ -23,7 +23,7 @@ from tests.helpers import descendants, kill_group, last_line_path, result_rows, 
 from tests.helpers.searched import tiny_search
 from tests.helpers.search import search_args, start_search
 from tests.helpers.wandb_records import read_offline_run
-from train import hold
+from infra import hold
 
 pytestmark = pytest.mark.slow  # the module's search (and a --resume of it) runs on a Ray of its own
 

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 # The conversion to RGB that predict.py and the server use too (16-bit scaled, not clipped); numpy + Pillow only.
-from results.preprocess import to_rgb
+from artifact.preprocess import to_rgb
 
 # Errors PIL raises for unreadable, truncated or corrupt files; anything else is a bug and propagates.
 IMAGE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, Image.DecompressionBombError)
@@ -20,7 +20,7 @@ def load_image(path: Path, roi: Optional[Sequence[int]], size: int, roi_crop: bo
     """Decode ``path`` to (size, size, 3) uint8 RGB: optionally cropped to ``roi``, then resized.
 
     The resize is PIL bilinear, which widens its filter when shrinking (antialiased). Raises one of
-    :data:`IMAGE_ERRORS` for an unreadable file, a pixel mode with no 8-bit scale (``results.preprocess.to_rgb``)
+    :data:`IMAGE_ERRORS` for an unreadable file, a pixel mode with no 8-bit scale (``artifact.preprocess.to_rgb``)
     or a box outside the image.
     """
     with Image.open(path) as image:

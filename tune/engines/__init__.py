@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from tune.engines.engine import Engine
-    from tune.space import SearchFile
 
 ENGINES = ("tpe", "random", "nsga2", "wandb_bayes", "wandb_random")
 """Every ``searcher.algorithm``, each the name of its module in this package. Modules are imported when an engine is
@@ -26,11 +25,3 @@ def get_engine(name: str) -> "Engine":
     if name not in ENGINES:
         raise KeyError(f"searcher.algorithm {name!r} is not one of {', '.join(ENGINES)}")
     return importlib.import_module(f"{__name__}.{name}").ENGINE
-
-
-def engine_name(search: "SearchFile") -> str:
-    """The search's engine (proposals + early stopping) as W&B runs, compare reports and the bench label it:
-    e.g. ``tpe+asha``, ``wandb_bayes+wandb_hyperband``, ``random+none`` (no early stopping)."""
-    from tune.schedulers import scheduler_name
-
-    return f"{search.searcher.algorithm}+{scheduler_name(search.budget)}"

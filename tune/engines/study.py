@@ -36,25 +36,20 @@ from __future__ import annotations
 import math
 import pickle
 import warnings
-from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from ray.tune.search import Searcher
 
-from train.overrides import set_dotted
-from tune.experiment.layout import STUDY_FILE
+from infra.overrides import set_dotted
 from tune.distributions import Param, define_by_run
 from tune.engines import get_engine
 from tune.objectives import Objective, direction
-from tune.space import SearcherConfig
+
+if TYPE_CHECKING:  # annotations only: tune/space.py imports this package's registry
+    from tune.space import SearcherConfig
 
 TRIAL_ATTR = "ray_trial_id"
 """User attribute of each Optuna trial: the Tune trial id (summary.json's trial_id)."""
-
-
-def study_url(folder: Path) -> str:
-    """Optuna storage URL of the study in ``folder`` (an absolute path, as optuna-dashboard takes it)."""
-    return f"sqlite:///{(Path(folder).resolve() / STUDY_FILE).as_posix()}"
 
 
 class StudySearcher(Searcher):

@@ -14,8 +14,8 @@ killed and failed runs the worst metric seen (its ``metric.impute: worst`` defau
 
 Every sweep value is stored as the trial's user attribute ``sweep_values`` (the engine's own vector, conditional
 parameters included); the study's parameters are the values the trial used (a conditional parameter whose
-``when`` fails is left out, tune/sweep/params.py). The sweep config the engine runs is the one ``python -m tune.sweep
-export`` writes (tune/sweep/config.py), method from the engine's name (:func:`engine_config`).
+``when`` fails is left out, tune/engines/wandb_params.py). The sweep config the engine runs is the one ``python -m tune.sweep
+export`` writes (tune/engines/wandb_config.py), method from the engine's name (tune/engines/wandb_config.py :func:`engine_config`).
 
 Reproducibility: the engine draws from Python's ``random`` (random search, params.HyperParameter.sample) and
 numpy's global RNG (bayes: its random candidates and GP subsampling; sklearn's GP is fixed at random_state=2).
@@ -31,14 +31,16 @@ import logging
 import random
 import warnings
 from contextlib import contextmanager
-from typing import Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 import numpy as np
 
 from tune.engines.study import StudySearcher
-from tune.space import SearchFile
-from tune.sweep.config import sweep_config, sweeps_module
-from tune.sweep.params import active, snap
+from tune.engines.wandb_config import engine_config, sweeps_module
+from tune.engines.wandb_params import active, snap
+
+if TYPE_CHECKING:  # annotations only: tune/space.py imports this package's registry
+    from tune.space import SearchFile
 
 SWEEP_ATTR = "sweep_values"
 """User attribute of each Optuna trial the engine proposed: every sweep value, by space key."""
@@ -82,21 +84,6 @@ def sweep_searcher(search: SearchFile, method: str, **study: Any) -> SweepSearch
     """The searcher of engine ``wandb_<method>`` over ``search``; ``study``: where its study lives."""
     return SweepSearcher(engine_config(search, method), search.space, search.searcher, metric=search.metric,
                          mode=search.mode, epochs=search.trial.epochs, objectives=search.objectives, **study)
-
-
-def engine_config(search: SearchFile, method: Optional[str] = None) -> dict[str, Any]:
-    """The sweep config W&B's engine runs (here, and tune/schedulers/wandb_hyperband.py): the export's mapping
-    (tune/sweep/config.py) without the run cap (Tune's budget counts the trials), always with hyperband's
-    ``early_terminate``. ``method``: by default searcher.algorithm's (wandb_bayes -> bayes, wandb_random ->
-    random); the scheduler alone (budget.scheduler: wandb_hyperband under TPE) runs no proposals: any validates."""
-    algorithm = search.searcher.algorithm
-    method = method or (algorithm.removeprefix("wandb_") if algorithm.startswith("wandb_") else "random")
-    config = sweep_config(search, method)
-    config.pop("run_cap")
-    if "early_terminate" not in config:  # the scheduler needs it even when the space turns early stopping off
-        config["early_terminate"] = {"type": "hyperband", "min_iter": search.budget.grace_period,
-                                     "eta": search.budget.reduction_factor}
-    return config
 
 
 def sweep_runs(trials: list, space: dict, metric: str) -> list:

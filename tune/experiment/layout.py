@@ -17,6 +17,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 SEARCH_FILE = "search.yaml"
 RUN_FILE = "run.json"
 STUDY_FILE = "study.db"
@@ -45,3 +47,8 @@ def trial_dirname(trial_id: str) -> str:
 def error_file(trial_id: str) -> str:
     """A failed trial's error text, relative to the experiment folder (``trial_<id>/error.txt``)."""
     return f"{trial_dirname(trial_id)}/{ERROR_FILE}"
+
+
+def study_url(folder: Path) -> str:
+    """Optuna storage URL of the study in experiment ``folder`` (an absolute path, as optuna-dashboard takes it)."""
+    return f"sqlite:///{(Path(folder).resolve() / STUDY_FILE).as_posix()}"

@@ -19,8 +19,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict
 
 from train.config import ConfigError, TrialConfig
-from train.config_errors import one_line
-from train.overrides import safe_load
+from infra.config_errors import one_line
+from infra.overrides import safe_load
 from tune.experiment import layout
 from tune.experiment.storage import Experiment, is_dir, normalise, read_text
 from tune.objectives import Objective
@@ -171,7 +171,7 @@ class RunRecord(BaseModel):
 
     model_config = _STRICT
     data_fingerprint: str
-    """Fingerprint of the training data the search started on (train.cache)."""
+    """Fingerprint of the training data the search started on (train.data.cache)."""
     wall_s: float = 0.0
     """Seconds Tune's ``fit()`` ran in the sessions before this one (up to CLOCK_S short for a killed one)."""
     sessions: int = 0

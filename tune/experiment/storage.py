@@ -15,7 +15,7 @@ from typing import Optional
 
 import pyarrow.fs
 
-from train.files import write_atomic
+from infra.files import write_atomic
 
 
 def is_uri(location: str) -> bool:

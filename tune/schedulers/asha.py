@@ -12,7 +12,7 @@ from typing import Any
 
 from ray.tune.schedulers import ASHAScheduler
 
-from train.ray_compat import replay_into_asha
+from infra.ray_compat import replay_into_asha
 from tune.schedulers.scheduler import Scheduler, result_rows
 
 

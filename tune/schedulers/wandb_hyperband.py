@@ -2,7 +2,7 @@
 trial that reported stops.
 
 W&B's controller runs hyperband over every run's metric history (``early_terminate``: min_iter = grace period,
-eta = reduction factor; tune/engines/wandb_sweep.py engine_config). It looks at a run's history by row index: band b
+eta = reduction factor; tune/engines/wandb_config.py engine_config). It looks at a run's history by row index: band b
 judges a running run once it has more than b rows, against the top 1/eta of all runs' values at row b, by the run's best
 value so far. :class:`WandbHyperband` keeps each trial's metric per epoch (its history, one row per epoch, as W&B
 would have it), marks the trials that ended, and hands them all to ``stop_runs``; Tune then stops the trial.
@@ -20,7 +20,7 @@ from typing import Any
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from tune.schedulers.scheduler import Scheduler, result_rows
-from tune.sweep.config import sweeps_module
+from tune.engines.wandb_config import engine_config, sweeps_module
 
 
 class WandbHyperband(FIFOScheduler):
@@ -85,7 +85,6 @@ class WandbHyperband(FIFOScheduler):
 
 
 def create(search: Any) -> WandbHyperband:
-    from tune.engines.wandb_sweep import engine_config
 
     return WandbHyperband(engine_config(search), metric=search.metric, mode=search.mode, epochs=search.trial.epochs)
 

@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             for note in notes:
                 print(f"warning: {note}", file=sys.stderr)
             if args.out:
-                from train.files import write_atomic
+                from infra.files import write_atomic
 
                 try:
                     write_atomic(Path(args.out), text)
@@ -90,7 +90,7 @@ def export_text(space_file: str, overrides: list[str], method: str,
     import yaml
 
     from tune.space import load_search_file
-    from tune.sweep.config import export_notes, one_objective, sweep_config
+    from tune.engines.wandb_config import export_notes, one_objective, sweep_config
 
     # Paths stay as written (relative to the repository root, where W&B's agent runs), not made absolute.
     search = one_objective(load_search_file(space_file, overrides, base=Path(".")), objective)

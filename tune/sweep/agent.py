@@ -6,7 +6,7 @@ per parameter, ``${args_json_file}`` -> a JSON file of {key: value}; it sets WAN
 the sweep's parameters for ``wandb.init`` to pick up as ``wandb.config``). Both argument forms are read here.
 
 The trial is the search's trial: the space file's ``trial`` config with the agent's values applied (a conditional
-parameter dropped where its ``when`` fails, tune/sweep/params.py), trained in this process by the project's loop
+parameter dropped where its ``when`` fails, tune/engines/wandb_params.py), trained in this process by the project's loop
 (train/loop.py, no Ray). Each epoch is logged as one row with ``step = epoch`` and the metric, so W&B's
 hyperband (which reads a run's history) can stop it; the agent stops a run with SIGTERM, which ends this one
 after its current step as a finished run with the epochs it trained (exit 0: a stopped run is not a failed one).
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from train.config import ConfigError
-from train.overrides import safe_load
+from infra.overrides import safe_load
 from tune.space import SearchFile
 
 
@@ -57,8 +57,8 @@ def run_agent_trial(search: SearchFile, values: dict[str, Any], engine: str = "w
 
     from train.loop import run
     from train.session import LocalSession
-    from train.signals import Stopped, terminate_like_ctrl_c
-    from tune.sweep.params import active
+    from infra.signals import Stopped, terminate_like_ctrl_c
+    from tune.engines.wandb_params import active
     from tune.wandb_logging import api_key, wandb_mode
 
     params = active(values, search.space)

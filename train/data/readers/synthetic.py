@@ -1,4 +1,4 @@
-"""The synthetic set (``data.format: synthetic``) that :mod:`train.synthetic` writes: the ``gtsrb`` layout plus
+"""The synthetic set (``data.format: synthetic``) that :mod:`train.data.synthetic` writes: the ``gtsrb`` layout plus
 a ``synthetic.json`` marker that also holds readable class names."""
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ def _namer(root: Path) -> gtsrb.Namer:
     marker = root / SYNTHETIC_MARKER
     if not marker.is_file():
         raise DataError(f"{root}: no {SYNTHETIC_MARKER}, so not a synthetic set "
-                        f"(write one with python -m train.synthetic --out {root}, or use data.format gtsrb)")
+                        f"(write one with python -m train.data.synthetic --out {root}, or use data.format gtsrb)")
     try:
         names = list(json.loads(marker.read_text())["class_names"])
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise DataError(f"{marker}: unreadable synthetic set marker ({type(error).__name__}); "
-                        f"regenerate with python -m train.synthetic --out {root}") from None
+                        f"regenerate with python -m train.data.synthetic --out {root}") from None
 
     def namer(class_ids: Sequence[int]) -> list[str]:
         if max(class_ids) >= len(names):

@@ -2,7 +2,7 @@
 (tune/latency.py, on each architecture), by model.json (the shipped point's record) and by
 ``results/predict.py --benchmark`` (re-measuring it on the target machine).
 
-The session is built with the settings a server uses (results/runtime.py session_options, no spinning
+The session is built with the settings a server uses (artifact/runtime.py session_options, no spinning
 threads); the input is random normal data of the model's input shape: a CNN's time does not depend on pixel
 values. latency_ms is the median of ``repeats`` calls after ``warmup`` untimed ones (the median, not the mean:
 one preempted call on a shared machine must not move it), taken in ``rounds`` rounds a moment apart, of which the
@@ -48,7 +48,7 @@ def measure(onnx_path: Path, shape: tuple[int, ...], *, threads: int = 1, provid
     round), p90_ms (of that round), round_medians_ms, settings}."""
     import onnxruntime as ort
 
-    from results.runtime import session_options
+    from artifact.runtime import session_options
 
     check_provider(provider)
     session = ort.InferenceSession(str(onnx_path), session_options(threads, spin=False),

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from results.preprocess import Preprocessing
+from artifact.preprocess import Preprocessing
 
 FORMAT_VERSION = 1
 MODEL_JSON = "model.json"

@@ -8,12 +8,12 @@ Layout under ``root`` (as the official archives unpack, see :mod:`train.data.rea
     GTSRB/GT-final_test.csv                            same columns as the training CSVs
     synthetic.json                                     generator version, config and class names
 
-What the signs look like, and how each is drawn, is :mod:`train.sign_drawing`.
+What the signs look like, and how each is drawn, is :mod:`train.data.sign_drawing`.
 
 Generation is deterministic: every track draws from its own ``numpy.random.Generator`` seeded with
 (seed, split, class, track), so the same config writes byte-identical files. Writing is atomic (a
 temp folder renamed into place) and :func:`ensure_synthetic` is a no-op when the marker already
-records the same config. CLI: ``python -m train.synthetic --out DIR [--classes N ...]``.
+records the same config. CLI: ``python -m train.data.synthetic --out DIR [--classes N ...]``.
 """
 
 from __future__ import annotations
@@ -30,13 +30,13 @@ import pydantic
 from PIL import Image
 
 from train.config import SyntheticConfig
-from train.config_errors import one_line
+from infra.config_errors import one_line
 from train.data.readers.synthetic import SYNTHETIC_MARKER
 from train.data.records import DataError
-from train.files import build_once
-from train.sign_drawing import GENERATOR_VERSION, photo_for_test_set, sign_classes, split_rng, track_frames
+from infra.files import build_once
+from train.data.sign_drawing import GENERATOR_VERSION, photo_for_test_set, sign_classes, split_rng, track_frames
 
-log = logging.getLogger("train.synthetic")
+log = logging.getLogger("train.data.synthetic")
 
 def _csv_row(filename: str, image: Image.Image, roi: list[int], class_id: int) -> str:
     return ";".join(str(v) for v in (filename, image.width, image.height, *roi, class_id))
@@ -118,7 +118,7 @@ def ensure_synthetic(root: Path, cfg: SyntheticConfig) -> Path:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     defaults = SyntheticConfig()
-    parser = argparse.ArgumentParser(prog="python -m train.synthetic", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m train.data.synthetic", description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path, help="folder to write (created; replaced if synthetic)")
     parser.add_argument("--classes", type=int, default=defaults.num_classes, help="number of classes, 2..43")
     parser.add_argument("--tracks", type=int, default=defaults.tracks_per_class, help="training tracks per class")

@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from train.files import write_atomic
+from infra.files import write_atomic
 
 ENV = "SIGNSEARCH_HOLD"
 TIMEOUT_ENV = "SIGNSEARCH_HOLD_TIMEOUT_S"

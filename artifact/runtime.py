@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from results.model_dir import INPUT_NAME, OUTPUT_NAME, ModelDirError, ModelSpec
+from artifact.model_dir import INPUT_NAME, OUTPUT_NAME, ModelDirError, ModelSpec
 
 
 class OnnxClassifier:

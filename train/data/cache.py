@@ -19,10 +19,10 @@ of it: the split is recomputed from the cached labels and groups on every load, 
 images of each distinct split are gathered once into ``split-<digest16>/`` (a copy, not a decode),
 so both parts stay memory-mapped and shared too. Old entries are never deleted automatically.
 
-Builds are atomic (:func:`train.files.build_once`): everything is written into a hidden temp folder
+Builds are atomic (:func:`infra.files.build_once`): everything is written into a hidden temp folder
 beside the final one and renamed into place; a build that fails or is killed leaves only a temp
 folder, which no reader trusts and the next builder (holding the entry's lock) deletes before
-rebuilding. The data API on top of it (``prepare``, ``load_test``) is :mod:`train.prepared`.
+rebuilding. The data API on top of it (``prepare``, ``load_test``) is :mod:`train.data.prepared`.
 """
 
 from __future__ import annotations
@@ -39,13 +39,13 @@ from typing import Any, Optional
 
 import numpy as np
 
-from train.arrays import gather, reserved_memmap, truncate_rows, write_meta_last
+from train.data.arrays import gather, reserved_memmap, truncate_rows, write_meta_last
 from train.config import DataConfig
 from train.data.decode import IMAGE_ERRORS, load_image
 from train.data.records import DataError, Records
-from train.files import build_once
+from infra.files import build_once
 
-log = logging.getLogger("train.cache")
+log = logging.getLogger("train.data.cache")
 
 CACHE_VERSION = 1
 CACHE_ENV = "SIGNSEARCH_CACHE"
@@ -199,7 +199,7 @@ def _decode_all(target: Path, records: Records, size: int, crop: bool,
     """Decode into ``target`` (.npy), packing decoded rows first.
 
     Returns (indices of the decoded records, [(index, reason)] of the skipped ones); when some were
-    skipped, the rows past ``len(indices)`` are unused and :func:`train.arrays.truncate_rows` drops them.
+    skipped, the rows past ``len(indices)`` are unused and :func:`train.data.arrays.truncate_rows` drops them.
     """
     count = len(records)
     images = reserved_memmap(target, (count, size, size, 3))

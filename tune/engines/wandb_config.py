@@ -3,12 +3,12 @@
 
 Mapping (one space, two engines):
 
-* ``parameters``: every space key (its dotted name) by tune.sweep.params.sweep_parameter: loguniform ->
+* ``parameters``: every space key (its dotted name) by tune.engines.wandb_params.sweep_parameter: loguniform ->
   ``log_uniform_values``, uniform -> ``uniform``, quniform -> ``q_uniform``, randint (high exclusive) ->
   ``int_uniform`` with max = high - 1 (W&B's max is inclusive), choice -> ``values``; for method grid the finite
   ones as ``values`` (a continuous one is refused).
 * ``when`` conditions: no W&B equivalent; the parameter is swept unconditionally and the trial drops it where its
-  condition fails (tune.sweep.params.active). The config's ``description`` names each such key.
+  condition fails (tune.engines.wandb_params.active). The config's ``description`` names each such key.
 * ``metric``: {name: metric, goal: maximize|minimize from mode}.
 * ``early_terminate``: hyperband with ``min_iter`` = budget.grace_period, ``eta`` = budget.reduction_factor (none
   when budget.early_stopping is false).
@@ -22,12 +22,14 @@ Mapping (one space, two engines):
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from train.config import ConfigError
 from tune.objectives import LATENCY_METRIC, direction
-from tune.space import SearchFile
-from tune.sweep.params import conditions, sweep_parameter
+from tune.engines.wandb_params import conditions, sweep_parameter
+
+if TYPE_CHECKING:  # annotations only: tune/space.py imports the engine registry, which imports this
+    from tune.space import SearchFile
 
 METHODS = ("bayes", "random", "grid")
 PROGRAM = "tune/sweep/__main__.py"
@@ -141,3 +143,18 @@ def sweeps_module():
         warnings.simplefilter("ignore", UserWarning)
         import sweeps
     return sweeps
+
+
+def engine_config(search: SearchFile, method: Optional[str] = None) -> dict[str, Any]:
+    """The sweep config W&B's engine runs (here, and tune/schedulers/wandb_hyperband.py): the export's mapping
+    (tune/engines/wandb_config.py) without the run cap (Tune's budget counts the trials), always with hyperband's
+    ``early_terminate``. ``method``: by default searcher.algorithm's (wandb_bayes -> bayes, wandb_random ->
+    random); the scheduler alone (budget.scheduler: wandb_hyperband under TPE) runs no proposals: any validates."""
+    algorithm = search.searcher.algorithm
+    method = method or (algorithm.removeprefix("wandb_") if algorithm.startswith("wandb_") else "random")
+    config = sweep_config(search, method)
+    config.pop("run_cap")
+    if "early_terminate" not in config:  # the scheduler needs it even when the space turns early stopping off
+        config["early_terminate"] = {"type": "hyperband", "min_iter": search.budget.grace_period,
+                                     "eta": search.budget.reduction_factor}
+    return config

@@ -7,7 +7,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from train.config import ConfigError
+from infra.config_errors import ConfigError
 
 
 class DuplicateKey(yaml.YAMLError):

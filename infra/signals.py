@@ -2,7 +2,7 @@
 end a job. The CLIs (``tune/run_search.py``, ``train/train_model.py``) take it like Ctrl-C and exit 143 (128 +
 SIGTERM; 130 for Ctrl-C), saying how to continue.
 
-``ray.init`` installs its own SIGTERM handler (``sys.exit(SIGTERM)``) over whatever was there; train/connect.py
+``ray.init`` installs its own SIGTERM handler (``sys.exit(SIGTERM)``) over whatever was there; infra/connect.py
 puts the previous one back once Ray is up (the search's own handler, ``tune/interrupt.py``, is installed after Ray
 starts too). While Ray is joined or started no handler can unwind the process safely: :func:`bounded` and
 :func:`stop_at_once` end it at once instead, with one line, exit 130/143.

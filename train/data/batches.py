@@ -21,7 +21,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from train.prepared import ArraySet
+from train.data.prepared import ArraySet
 
 Bounds = Sequence[tuple[int, int]]
 """(start, stop) slices of an epoch's index order, one per batch."""

@@ -11,7 +11,7 @@ Whom a run joins is what ``ray.init()`` itself joins (:func:`target`): never ano
 search's, a server's) found among this machine's processes, so any number of searches and servers, each with
 its own embedded Ray, share a machine; one line says when others run here and how many CPUs they hold.
 Joining ends within ``deadline_s``, and a SIGINT or SIGTERM while Ray is joined or started ends the process at
-once (train/signals.py).
+once (infra/signals.py).
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from typing import Any, Callable, Optional
 
 import ray
 
-from train.config import ConfigError
-from train.ray_compat import auto_address, loopback_node, ray_instances_here
-from train.signals import bounded, stop_at_once
+from infra.config_errors import ConfigError
+from infra.ray_compat import auto_address, loopback_node, ray_instances_here
+from infra.signals import bounded, stop_at_once
 
 REACH_TIMEOUT_S = 5.0
 """How long the GCS of a cluster to join may take to accept a TCP connection and greet before it counts as dead."""
@@ -75,7 +75,7 @@ class RayConnection:
         """Join or start Ray (see :func:`target`); return the dashboard URL.
 
         Joining is bounded: it ends within ``deadline_s`` (one line, exit 2), and a SIGINT or SIGTERM
-        during it ends the process within a second (one line, exit 130/143 or ``stop_exit``; train/signals.py
+        during it ends the process within a second (one line, exit 130/143 or ``stop_exit``; infra/signals.py
         ``bounded``), as it does while a Ray starts here (``stop_at_once``); ``on_abort`` runs first, to remove what
         the caller made so far. The SIGTERM handler in place before ``ray.init`` (which installs its own) is in
         place again afterwards.

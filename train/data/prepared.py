@@ -1,8 +1,8 @@
 """The data a trial trains on: :func:`prepare` (train/val arrays) and :func:`load_test` (the test split).
 
 Both resolve the source (generating the synthetic set, detecting ``auto``), read its records, and open
-or build the memory-mapped cache entry (:mod:`train.cache`); ``prepare`` then splits it, holding out
-whole tracks or frame blocks (:mod:`train.split`).
+or build the memory-mapped cache entry (:mod:`train.data.cache`); ``prepare`` then splits it, holding out
+whole tracks or frame blocks (:mod:`train.data.split`).
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from typing import Optional
 
 import numpy as np
 
-from train import cache
+from train.data import cache
 from train.config import DataConfig
 from train.data import DataError, check_root, detect_format, read_records
-from train.split import train_val_split
-from train.synthetic import ensure_synthetic
+from train.data.split import train_val_split
+from train.data.synthetic import ensure_synthetic
 
 
 @dataclass

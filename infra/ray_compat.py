@@ -2,8 +2,9 @@
 
 An upgrade of Ray or Optuna that moves one of these breaks tests/train/test_ray_compat.py (one test per use,
 its message naming the function here to update), not a search at run time. Everything is imported inside
-the function that needs it, so importing this module costs nothing. (It lives in train/ because train/connect.py
-is one of its users and train/ never imports from tune/; tune/ and results/ import it from here.)
+the function that needs it, so importing this module costs nothing. It is the one home of private names for
+every floor (infra/connect.py, tune/ and results/ use it), so it lives on the floor below them all, even for
+the names only one floor uses (Serve's HAProxy and gRPC hook, the autoscaler's): one place to look on an upgrade.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ the processes Ray starts read it from the environment (ray._private.ray_constant
 
 @contextmanager
 def loopback_node() -> Iterator[None]:
-    """While Ray starts here, make it take 127.0.0.1 as this node's IP (train/connect.py's embedded Ray).
+    """While Ray starts here, make it take 127.0.0.1 as this node's IP (infra/connect.py's embedded Ray).
 
     Private because ray.init has no public option to bind a local node's servers to loopback. Ray reads the
     switch when it is imported, so this process's copy (``ray_constants.ENABLE_RAY_CLUSTER``) is set for the
@@ -144,7 +145,7 @@ def auto_address(legacy: bool = False) -> tuple[str | None, str]:
     any GCS process among this machine's processes (``ray.init("auto")``), which may be someone else's embedded
     Ray. Private because Ray has no public way to ask which cluster either means without connecting, and
     connecting to a dead GCS (a file left by a Ray that was killed, not stopped) retries for minutes;
-    train/connect.py checks the address found here answers and joins exactly it.
+    infra/connect.py checks the address found here answers and joins exactly it.
     """
     from ray._common.utils import get_ray_address_file
     from ray._private.services import find_gcs_addresses
