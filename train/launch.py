@@ -37,11 +37,13 @@ def process_group_backend(workers: WorkersConfig) -> str:
 
 def torch_trainer(cfg: TrialConfig, *, name: str, storage_path: str, data_key: Optional[str] = None,
                   callbacks: Sequence[UserCallback] = (), max_failures: int = 0,
-                  tags: Optional[dict[str, Any]] = None) -> TorchTrainer:
+                  tags: Optional[dict[str, Any]] = None, resume_from: Optional[str] = None) -> TorchTrainer:
     """A TorchTrainer for ``cfg``; the same ``name`` + ``storage_path`` resumes from the last checkpoint.
 
     ``data_key``: the cache entry the driver prepared (``PreparedData.cache_key``), opened by the workers.
     ``tags``: values the workers add to every report (train/session.py RaySession.tags; a search's latency_ms).
+    ``resume_from``: a checkpoint (path or URI) the workers start from when this run has none of its own (Ray Train
+    V2 deprecates ``resume_from_checkpoint``; its docs pass the checkpoint through the loop's config instead).
 
     Ray Train V2 reloads a run's checkpoint manager from storage when a run of that name already
     exists there, so a retried Tune trial (named by its trial id) continues where it stopped.
@@ -50,7 +52,8 @@ def torch_trainer(cfg: TrialConfig, *, name: str, storage_path: str, data_key: O
     storage_path, storage_filesystem = ray_storage(storage_path)
     return TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"trial": cfg.to_dict(), "data_key": data_key, "tags": dict(tags or {})},
+        train_loop_config={"trial": cfg.to_dict(), "data_key": data_key, "tags": dict(tags or {}),
+                           "resume_from": resume_from},
         scaling_config=scaling_config(cfg.workers),
         torch_config=TorchConfig(backend=process_group_backend(cfg.workers)),
         run_config=RunConfig(

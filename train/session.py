@@ -44,9 +44,11 @@ class RaySession:
     """
 
     def __init__(self, api: Any, world_rank: int, world_size: int, assigned_device: Callable[[], torch.device],
-                 tags: Optional[dict[str, Any]] = None) -> None:
-        """``tags``: values added to every report (where the run trains; see :func:`ray_train_session`)."""
+                 tags: Optional[dict[str, Any]] = None, resume_from: Optional[str] = None) -> None:
+        """``tags``: values added to every report (where the run trains; see :func:`ray_train_session`).
+        ``resume_from``: the checkpoint (path or URI) to start from when Ray has none for this run."""
         self.api = api
+        self.resume_from = resume_from
         self.world_rank = world_rank
         self.world_size = world_size
         self.assigned_device = assigned_device
@@ -64,15 +66,17 @@ class RaySession:
 
     def restored_checkpoint(self) -> Any:
         checkpoint = self.api.get_checkpoint()
+        if checkpoint is None and self.resume_from is not None:
+            checkpoint = self.api.Checkpoint(self.resume_from)
         if checkpoint is not None:
             with checkpoint.as_directory() as folder:
                 check_complete(Path(folder), checkpoint.path)
         return checkpoint
 
 
-def ray_train_session(tags: Optional[dict[str, Any]] = None) -> RaySession:
+def ray_train_session(tags: Optional[dict[str, Any]] = None, resume_from: Optional[str] = None) -> RaySession:
     """Inside a ``TorchTrainer`` worker (Ray Train V2): ranks come from the Train context; ``tags``: values added to
-    every report (the placement group's id is added here)."""
+    every report (the placement group's id is added here); ``resume_from``: see :class:`RaySession`."""
     import ray.train
 
     context = ray.train.get_context()
@@ -81,7 +85,8 @@ def ray_train_session(tags: Optional[dict[str, Any]] = None) -> RaySession:
     # trial, and a trial that Tune stops (ASHA, max_t) never gets to remove it itself.
     group = ray.util.get_current_placement_group()
     tags = {**(tags or {}), **({TRAIN_PLACEMENT_GROUP: group.id.hex()} if group is not None else {})}
-    return RaySession(ray.train, context.get_world_rank(), context.get_world_size(), train_worker_device, tags)
+    return RaySession(ray.train, context.get_world_rank(), context.get_world_size(), train_worker_device, tags,
+                      resume_from)
 
 
 def tune_session() -> RaySession:

@@ -11,9 +11,11 @@ from typing import Any
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """Entry point for ``TorchTrainer`` workers (Ray Train V2): ``loop_config`` is {"trial": the trial
-    config dict, "data_key": the cache entry the driver prepared, or None, "tags": values added to every report}."""
+    config dict, "data_key": the cache entry the driver prepared, or None, "tags": values added to every report,
+    "resume_from": the checkpoint to start from when the run has none of its own, or None}."""
     from train.config import parse
     from train.loop import run
     from train.session import ray_train_session
 
-    run(parse(loop_config["trial"]), ray_train_session(loop_config.get("tags")), data_key=loop_config.get("data_key"))
+    session = ray_train_session(loop_config.get("tags"), loop_config.get("resume_from"))
+    run(parse(loop_config["trial"]), session, data_key=loop_config.get("data_key"))

@@ -8,7 +8,8 @@ matrix, tests/tune/test_crash_matrix.py). So the trial's own thread reports each
 checkpoint*: a folder holding only that epoch's ``metrics.json``, Train's checkpoint path among them (a few hundred
 bytes; the weights stay where Ray Train wrote them). Tune registers it like a 1-worker trial's checkpoint and saves
 its state at once; tune/trial_checkpoints.py aligns pointers before a resume like any checkpoint. A restored trial
-ignores the pointer: its TorchTrainer, named by the trial id, resumes from Train's own latest checkpoint.
+ignores the pointer: its new Ray Train run starts from the newest whole Train checkpoint of the trial's earlier runs
+(tune/trial_checkpoints.py train_start).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ray.train.torch import TorchTrainer
 from ray.util.queue import Empty, Queue
 
 from train.checkpoint import METRICS_FILE
+from train.metrics import REPORTED_AGAIN
 from tune.trial_checkpoints import TRAIN_CHECKPOINT
 
 POLL_S = 0.5
@@ -46,13 +48,20 @@ class RelayReports(UserCallback):
         self.reports.put(report)
 
 
-def fit_reporting(trainer: TorchTrainer, relay: RelayReports) -> None:
+def fit_reporting(trainer: TorchTrainer, relay: RelayReports, start: Optional[str] = None) -> None:
     """Run ``trainer`` in a thread and report each epoch to Tune from this one (the trial's); raise what fit raised.
+    ``start``: the checkpoint the run starts from (tune/trial_checkpoints.py train_start): the epoch it holds, which
+    the loop reports again first (train/loop.py), points at it, so a trial stopped right after has its checkpoint.
 
     Every report is on the queue before ``fit()`` returns (the controller runs callbacks before it ends the run),
     so one drain after the thread ended takes the last ones.
     """
     failure: list[BaseException] = []
+
+    def report(metrics: dict[str, Any]) -> None:
+        if metrics.get(REPORTED_AGAIN) and metrics.get(TRAIN_CHECKPOINT) is None:
+            metrics = {**metrics, TRAIN_CHECKPOINT: start}
+        _report(metrics)
 
     def fit() -> None:
         try:
@@ -64,17 +73,17 @@ def fit_reporting(trainer: TorchTrainer, relay: RelayReports) -> None:
     thread.start()
     while thread.is_alive():
         try:
-            _report(relay.reports.get(timeout=POLL_S))
+            report(relay.reports.get(timeout=POLL_S))
         except Empty:
             continue
     while not relay.reports.empty():
-        _report(relay.reports.get_nowait())
+        report(relay.reports.get_nowait())
     if failure:
         raise failure[0]
 
 
 def _report(report: dict[str, Any]) -> None:
-    if report.get(TRAIN_CHECKPOINT) is None:  # an epoch reported again after a restore: nothing new to point at
+    if report.get(TRAIN_CHECKPOINT) is None:  # no checkpoint this epoch (or none to point at)
         ray.tune.report(report)
         return
     with tempfile.TemporaryDirectory(prefix="train-pointer-") as folder:

@@ -69,12 +69,15 @@ def _train(cfg: TrialConfig, storage_path: str, data_key: Optional[str], extra: 
         return
     from train.launch import torch_trainer
     from tune.train_relay import RelayReports, fit_reporting
+    from tune.trial_checkpoints import train_start
 
-    # Named by the trial id: a retry of this trial finds the run's checkpoints and resumes.
-    trial_id = ray.tune.get_context().get_trial_id()
+    # The trial's Train runs, named by the trial id; a retried or resumed trial starts a new one from the newest
+    # whole checkpoint of the earlier ones.
+    runs = f"{storage_path.rstrip('/')}/train_{ray.tune.get_context().get_trial_id()}"
+    name, start = train_start(runs)
     relay = RelayReports()
-    fit_reporting(torch_trainer(cfg, name=f"train_{trial_id}", storage_path=storage_path, data_key=data_key,
-                                callbacks=[relay], tags=extra), relay)
+    fit_reporting(torch_trainer(cfg, name=name, storage_path=runs, data_key=data_key, callbacks=[relay], tags=extra,
+                                resume_from=start), relay, start)
 
 
 def is_permanent(error: BaseException) -> bool:

@@ -33,6 +33,8 @@ import pyarrow.fs
 from train.checkpoint import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE
 
 PREFIX = "checkpoint_"
+ATTEMPT = "attempt_"
+"""Prefix of a multi-worker trial's Ray Train runs, one per start of the trial (:func:`train_start`)."""
 TRAIN_CHECKPOINT = "checkpoint_path"
 """Key of a multi-worker trial's reports (and pointers) holding that epoch's Ray Train checkpoint (the key Ray's
 ``TuneReportCallback`` uses, so searches run before the pointers read the same)."""
@@ -100,6 +102,33 @@ def resume_point(fs: pyarrow.fs.FileSystem, trial_dir: str) -> Optional[SavedChe
         if is_whole(fs, candidate):
             return candidate
     return None
+
+
+def train_start(runs_uri: str) -> tuple[str, Optional[str]]:
+    """(name of the next Ray Train run, the checkpoint it starts from) for a multi-worker trial whose Train runs live
+    in ``runs_uri`` (``train_runs/train_<trial id>``; a run per start of the trial: ``attempt_<n>``).
+
+    Train's own resume reads its run's ``checkpoint_manager_snapshot.json``, which it writes after the checkpoint
+    folder: a driver killed in between left a snapshot an epoch (or all) behind, and every restore trained those
+    epochs again (found by the crash matrix). So each start of the trial is a new run, started from the newest whole
+    checkpoint of all earlier ones (and of a run written before attempts, in ``runs_uri`` itself).
+    """
+    if "://" in runs_uri:
+        fs, root = pyarrow.fs.FileSystem.from_uri(runs_uri)
+    else:
+        fs, root = pyarrow.fs.LocalFileSystem(), runs_uri
+    try:
+        attempts = [info for info in fs.get_file_info(pyarrow.fs.FileSelector(root, allow_not_found=True))
+                    if info.type == pyarrow.fs.FileType.Directory and info.base_name.startswith(ATTEMPT)]
+    except (OSError, pyarrow.ArrowException):
+        attempts = []
+    candidates = [point for folder in [root, *(info.path for info in attempts)]
+                  if (point := resume_point(fs, folder)) is not None]
+    newest = max(candidates, key=lambda saved: (saved.epoch, saved.path), default=None)
+    start = None
+    if newest is not None:
+        start = runs_uri.rstrip("/") + "/" + posixpath.relpath(newest.path, root)
+    return f"{ATTEMPT}{len(attempts)}", start
 
 
 def align_trial(fs: pyarrow.fs.FileSystem, trial_dir: str, expected: str) -> Optional[str]:

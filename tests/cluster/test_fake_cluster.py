@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -155,7 +156,7 @@ def test_a_lost_worker_node_costs_no_trial(fake_cluster, tiny_data, tmp_path):
                for trial in summary["trials"]), summary["trials"]
     experiment = Path(summary["experiment_dir"])
     for trial in summary["trials"]:  # Train's checkpoints, relative to the experiment folder
-        assert trial["checkpoint"].startswith(f"train_runs/train_{trial['trial_id']}/checkpoint_"), trial
+        assert re.match(rf"train_runs/train_{trial['trial_id']}/attempt_\d+/checkpoint_", trial["checkpoint"]), trial
     for trial in summary["trials"]:  # no epoch trained twice (the other trial may have lost a node too)
         reported = [row["epoch"] for row in trained_rows(experiment / trial["path"])]
         assert reported == sorted(set(reported)) and reported[-1] == epochs, (trial["trial_id"], reported)

@@ -12,7 +12,7 @@ import pytest
 from train.checkpoint import CHECKPOINT_FILE
 from train.config import parse
 from train.loop import run_local
-from tune.trial_checkpoints import TRAIN_CHECKPOINT, align_trial, paired, resume_point
+from tune.trial_checkpoints import TRAIN_CHECKPOINT, align_trial, paired, resume_point, train_start
 
 FS = pyarrow.fs.LocalFileSystem()
 
@@ -124,3 +124,18 @@ def test_a_summary_row_whose_train_checkpoint_was_replaced(tmp_path, epochs):
     last = json.loads((epochs / "checkpoint_0002" / "metrics.json").read_text())
     checkpoint, metrics = paired(FS, str(run / "checkpoint_2026-12-07_10-00-02.000000"), last)
     assert checkpoint == str(run / "checkpoint_2026-12-07_10-00-03.000000") and metrics["epoch"] == 3
+
+
+def test_a_restarted_multi_worker_trial_starts_a_new_run_from_the_newest_whole_checkpoint(tmp_path, epochs):
+    """Ray Train's snapshot of a run lags its checkpoint folders (a kill in between): the next start is a new run
+    (attempt_<n>) from the newest whole checkpoint of every earlier run, one written before attempts included."""
+    runs = tmp_path / "train_x"
+    assert train_start(str(runs)) == ("attempt_0", None)  # the trial's first start
+    shutil.copytree(epochs / "checkpoint_0001", runs / "checkpoint_2026-12-07_10-00-01.000000")  # before attempts
+    shutil.copytree(epochs / "checkpoint_0002", runs / "attempt_0" / "checkpoint_2026-12-07_10-00-02.000000")
+    shutil.copytree(epochs / "checkpoint_0003", runs / "attempt_1" / "checkpoint_2026-12-07_10-00-03.000000")
+    weights = runs / "attempt_1" / "checkpoint_2026-12-07_10-00-03.000000" / CHECKPOINT_FILE
+    weights.write_bytes(weights.read_bytes()[:1000])  # cut off by the kill: not whole
+    name, start = train_start(str(runs))
+    assert name == "attempt_2" and start == str(runs / "attempt_0" / "checkpoint_2026-12-07_10-00-02.000000")
+    assert train_start(f"file://{runs}")[1] == f"file://{runs}/attempt_0/checkpoint_2026-12-07_10-00-02.000000"

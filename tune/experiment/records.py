@@ -66,7 +66,7 @@ class TrialRecord(BaseModel):
     """The trial's folder, relative to the experiment folder."""
     checkpoint: Optional[str] = None
     """Its last checkpoint, relative to the experiment folder (``trial_<id>/checkpoint_000003``, or
-    ``train_runs/train_<id>/checkpoint_...`` for a multi-worker trial)."""
+    ``train_runs/train_<id>/attempt_<n>/checkpoint_...`` for a multi-worker trial)."""
 
 
 class Summary(BaseModel):
