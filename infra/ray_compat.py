@@ -1,6 +1,6 @@
 """Every use of a private Ray or Optuna name, in one place, each with the reason no public API does it.
 
-An upgrade of Ray or Optuna that moves one of these breaks tests/train/test_ray_compat.py (one test per use,
+An upgrade of Ray or Optuna that moves one of these breaks tests/infra/test_ray_compat.py (one test per use,
 its message naming the function here to update), not a search at run time. Everything is imported inside
 the function that needs it, so importing this module costs nothing. It is the one home of private names for
 every floor (infra/connect.py, tune/ and results/ use it), so it lives on the floor below them all, even for
@@ -56,7 +56,7 @@ def cluster_config_tools() -> tuple[Callable, Callable, Callable, Callable]:
 
 
 def replay_into_asha(scheduler: Any, trial: Any, rows: Iterator[dict[str, Any]]) -> None:
-    """Feed a restored trial's reported rows into its ASHA bracket (tune/resumable.py's ResumableASHA).
+    """Feed a restored trial's reported rows into its ASHA bracket (tune/schedulers/asha.py's ResumableASHA).
 
     Private because Tune saves no scheduler state with an experiment and exposes no way to seed one:
     ASHAScheduler keeps each trial's bracket, its time attribute, metric and sign in private attributes, and
@@ -73,7 +73,7 @@ def replay_into_asha(scheduler: Any, trial: Any, rows: Iterator[dict[str, Any]])
 
 
 def raise_sample_budget(generator: Any, total: int) -> None:
-    """Give a restored SearchGenerator a larger sample budget (tune/resumable.py's ExtendableSearch).
+    """Give a restored SearchGenerator a larger sample budget (tune/resume.py's ExtendableSearch).
 
     Private because Tuner.restore takes no new TuneConfig, and SearchGenerator keeps its budget and its
     "no more trials" flag in private attributes restored from the experiment.
@@ -84,7 +84,7 @@ def raise_sample_budget(generator: Any, total: int) -> None:
 
 
 def count_restored_trials(generator: Any, restored: int) -> None:
-    """Make a restored SearchGenerator count at least the trials Tune's saved state restores (tune/resumable.py).
+    """Make a restored SearchGenerator count at least the trials Tune's saved state restores (tune/resume.py).
 
     Private because SearchGenerator keeps its count of created trials in a private attribute. Tune saves that count
     (search_gen_state-*.json) and the trial list (experiment_state-*.json) in separate files of one copy to storage,

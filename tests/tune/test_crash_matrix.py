@@ -14,7 +14,8 @@ starts an epoch, reports it, the driver gets a result, a trial process dies and 
 - a trial Tune had saved as TERMINATED keeps its result.json rows unchanged to the end;
 - the final --resume exits 0 with every trial TERMINATED;
 - no epoch trained twice: the rows of one epoch carry one ``trained_at`` (a row reported again after a resume
-  from the final checkpoint repeats it), and every trial's epochs run 1..k without a gap;
+  from the final checkpoint repeats it), every trial's epochs run 1..k without a gap, and no epoch is in two of a
+  multi-worker trial's Ray Train checkpoints;
 - each summary row's checkpoint holds the epoch of its metrics;
 - the Optuna study holds one trial per Tune trial, COMPLETE (with the summary's value) or PRUNED, none RUNNING.
 
@@ -153,6 +154,11 @@ def test_a_search_stopped_at_any_point_resumes_without_loss(tiny_data, tmp_path,
             assert len(stamps) == 1, f"trial {trial['trial_id']} trained epoch {epoch} {len(stamps)} times"
         checkpoint = experiment / trial["checkpoint"]
         assert json.loads((checkpoint / "metrics.json").read_text())["epoch"] == trial["metrics"]["epoch"], trial
+        # A multi-worker trial's Ray Train runs: no epoch in two whole checkpoints (each start resumes from the newest).
+        whole = [json.loads(path.read_text()) for path in
+                 (experiment / "train_runs" / f"train_{trial['trial_id']}").glob("**/checkpoint_*/metrics.json")
+                 if (path.parent / "state.pt").exists()]
+        assert len({m["epoch"] for m in whole}) == len(whole), (trial["trial_id"], sorted(m["epoch"] for m in whole))
     # The study: one Optuna trial per Tune trial, in the state Tune's outcome gives it.
     study = optuna.load_study(study_name=experiment.name, storage=f"sqlite:///{experiment / 'study.db'}")
     states = {t.user_attrs["ray_trial_id"]: t for t in study.trials}

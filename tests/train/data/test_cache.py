@@ -20,7 +20,7 @@ from tests.helpers.layouts import (BORDER, class_colour, corrupt, write_asl, wri
 from train.config import DataConfig, SyntheticConfig
 from train.data import ASL_FRAME_BLOCK, DataError
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.conftest import REPO
 
 
 def config(root: Path, tmp_path: Path, **fields) -> DataConfig:

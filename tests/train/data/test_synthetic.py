@@ -14,7 +14,7 @@ import train.data.synthetic as synthetic
 from train.config import SyntheticConfig
 from train.data import DataError, detect_format, read_records
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.conftest import REPO
 TINY = dict(num_classes=3, tracks_per_class=2, frames_per_track=3, test_per_class=2, frame_size=24)
 
 
