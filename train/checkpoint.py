@@ -19,13 +19,19 @@ from train.config import TrialConfig
 CHECKPOINT_FILE = "state.pt"
 CONFIG_FILE = "trial_config.json"
 METRICS_FILE = "metrics.json"
+HISTORY_FILE = "history.json"
+"""Every epoch's reported numbers up to the checkpoint's, oldest first: a run restored where Tune kept none of the
+trial's rows reports them again (tune/train_relay.py)."""
 
 
-def save(folder: Path, state: dict[str, Any], cfg: TrialConfig, metrics: dict[str, Any]) -> None:
-    """Write ``state``, the config that produced it and the epoch's reported ``metrics`` into ``folder``."""
+def save(folder: Path, state: dict[str, Any], cfg: TrialConfig, metrics: dict[str, Any],
+         history: Optional[list[dict[str, Any]]] = None) -> None:
+    """Write ``state``, the config that produced it, the epoch's reported ``metrics`` and the ``history`` of every
+    epoch's (``metrics`` last) into ``folder``."""
     torch.save(state, folder / CHECKPOINT_FILE)
     (folder / CONFIG_FILE).write_text(json.dumps(cfg.to_dict(), indent=2))
     (folder / METRICS_FILE).write_text(json.dumps(metrics, indent=1))
+    (folder / HISTORY_FILE).write_text(json.dumps(history if history is not None else [metrics]))
 
 
 def read_metrics(folder: Path) -> Optional[dict[str, Any]]:
@@ -35,6 +41,15 @@ def read_metrics(folder: Path) -> Optional[dict[str, Any]]:
         return json.loads((Path(folder) / METRICS_FILE).read_text())
     except (OSError, ValueError):
         return None
+
+
+def read_history(folder: Path) -> list[dict[str, Any]]:
+    """The checkpoint's :data:`HISTORY_FILE` rows; its metrics alone for a checkpoint written before histories."""
+    try:
+        return json.loads((Path(folder) / HISTORY_FILE).read_text())
+    except (OSError, ValueError):
+        metrics = read_metrics(folder)
+        return [metrics] if metrics is not None else []
 
 
 def load_state(folder: Path, device: torch.device | str = "cpu") -> dict[str, Any]:

@@ -71,9 +71,9 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.restored_metrics: Optional[dict[str, Any]] = None
         """What the restored checkpoint's epoch reported (None: a fresh run, or a checkpoint without them)."""
+        self.reported: list[dict[str, Any]] = []  # every epoch's reported numbers so far, kept in each checkpoint
         self.start_epoch = self._restore()
-        self.first_step_at: Optional[float] = None
-        """Wall clock (time.time()) when this run's first optimizer step returned; for start-up benchmarks."""
+        self.first_step_at: Optional[float] = None  # wall clock of this run's first optimizer step (benchmarks)
 
     # -- set-up -------------------------------------------------------------------------------
     def _wrap_ddp(self) -> nn.Module:
@@ -101,6 +101,7 @@ class Trainer:
         with checkpoint.as_directory() as folder:
             state = checkpoints.load_state(Path(folder), self.device)
             self.restored_metrics = checkpoints.read_metrics(Path(folder))
+            self.reported = checkpoints.read_history(Path(folder))
         self.model.load_state_dict(state["model"])
         schedule.resume(self.scheduler, state["scheduler"])  # before the optimizer's learning rate is restored
         self.optimizer.load_state_dict(state["optimizer"])
@@ -212,6 +213,7 @@ class Trainer:
             print(_format_epoch(metrics, self.cfg.epochs), flush=True)
         with checkpoint_scratch() as folder:
             has_checkpoint = self.session.world_rank == 0  # one copy of the weights is enough
+            self.reported.append(metrics)
             if has_checkpoint:
                 self._save(folder, result.epoch, metrics)
             self.session.report(metrics, folder if has_checkpoint else None)
@@ -229,7 +231,7 @@ class Trainer:
             "class_names": self.data.class_names,
             "data_fingerprint": self.data.fingerprint,
         }
-        checkpoints.save(folder, state, self.cfg, metrics)
+        checkpoints.save(folder, state, self.cfg, metrics, self.reported)
 
 
 def run(cfg: TrialConfig, session: Session, data: Optional[PreparedData] = None,

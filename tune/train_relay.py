@@ -27,7 +27,7 @@ from ray.util.queue import Empty, Queue
 
 from train.checkpoint import METRICS_FILE
 from train.metrics import REPORTED_AGAIN
-from tune.trial_checkpoints import TRAIN_CHECKPOINT
+from tune.trial_checkpoints import TRAIN_CHECKPOINT, earlier_rows
 
 POLL_S = 0.5
 """How often the trial checks whether its TorchTrainer ended while no report arrives (seconds)."""
@@ -48,10 +48,16 @@ class RelayReports(UserCallback):
         self.reports.put(report)
 
 
-def fit_reporting(trainer: TorchTrainer, relay: RelayReports, start: Optional[str] = None) -> None:
+def fit_reporting(trainer: TorchTrainer, relay: RelayReports, start: Optional[str] = None,
+                  tags: Optional[dict[str, Any]] = None) -> None:
     """Run ``trainer`` in a thread and report each epoch to Tune from this one (the trial's); raise what fit raised.
     ``start``: the checkpoint the run starts from (tune/trial_checkpoints.py train_start): the epoch it holds, which
     the loop reports again first (train/loop.py), points at it, so a trial stopped right after has its checkpoint.
+
+    A trial Tune starts over (no checkpoint of its own in the saved state: killed before its first pointer was
+    saved, or stopped after it but before the stop was saved) gets a new result.json from Tune, while its Train run
+    goes on from ``start``: the epochs before ``start``'s are reported again first (its history.json; ``tags``
+    added as the workers add them), so no row of a trained epoch is lost.
 
     Every report is on the queue before ``fit()`` returns (the controller runs callbacks before it ends the run),
     so one drain after the thread ended takes the last ones.
@@ -69,6 +75,9 @@ def fit_reporting(trainer: TorchTrainer, relay: RelayReports, start: Optional[st
         except BaseException as error:  # noqa: BLE001 - re-raised in the trial's thread below
             failure.append(error)
 
+    if start is not None and ray.tune.get_checkpoint() is None:
+        for row in earlier_rows(start):
+            ray.tune.report({**row, **(tags or {}), REPORTED_AGAIN: True})
     thread = threading.Thread(target=fit, name="torch-trainer-fit", daemon=True)
     thread.start()
     while thread.is_alive():

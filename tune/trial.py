@@ -77,7 +77,7 @@ def _train(cfg: TrialConfig, storage_path: str, data_key: Optional[str], extra: 
     name, start = train_start(runs)
     relay = RelayReports()
     fit_reporting(torch_trainer(cfg, name=name, storage_path=runs, data_key=data_key, callbacks=[relay], tags=extra,
-                                resume_from=start), relay, start)
+                                resume_from=start), relay, start, extra)
 
 
 def is_permanent(error: BaseException) -> bool:

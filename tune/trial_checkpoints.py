@@ -30,7 +30,7 @@ from typing import Any, Optional
 
 import pyarrow.fs
 
-from train.checkpoint import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE
+from train.checkpoint import CHECKPOINT_FILE, CONFIG_FILE, HISTORY_FILE, METRICS_FILE
 
 PREFIX = "checkpoint_"
 ATTEMPT = "attempt_"
@@ -104,6 +104,21 @@ def resume_point(fs: pyarrow.fs.FileSystem, trial_dir: str) -> Optional[SavedChe
     return None
 
 
+def _filesystem(uri: str) -> tuple[pyarrow.fs.FileSystem, str]:
+    return pyarrow.fs.FileSystem.from_uri(uri) if "://" in uri else (pyarrow.fs.LocalFileSystem(), uri)
+
+
+def earlier_rows(checkpoint_uri: str) -> list[dict[str, Any]]:
+    """The rows of the epochs before a Train checkpoint's own (its history.json, train/checkpoint.py)."""
+    fs, path = _filesystem(checkpoint_uri)
+    text = _read(fs, posixpath.join(path, HISTORY_FILE))
+    try:
+        rows = json.loads(text) if text is not None else []
+    except ValueError:
+        rows = []
+    return rows[:-1]
+
+
 def train_start(runs_uri: str) -> tuple[str, Optional[str]]:
     """(name of the next Ray Train run, the checkpoint it starts from) for a multi-worker trial whose Train runs live
     in ``runs_uri`` (``train_runs/train_<trial id>``; a run per start of the trial: ``attempt_<n>``).
@@ -113,10 +128,7 @@ def train_start(runs_uri: str) -> tuple[str, Optional[str]]:
     epochs again (found by the crash matrix). So each start of the trial is a new run, started from the newest whole
     checkpoint of all earlier ones (and of a run written before attempts, in ``runs_uri`` itself).
     """
-    if "://" in runs_uri:
-        fs, root = pyarrow.fs.FileSystem.from_uri(runs_uri)
-    else:
-        fs, root = pyarrow.fs.LocalFileSystem(), runs_uri
+    fs, root = _filesystem(runs_uri)
     try:
         attempts = [info for info in fs.get_file_info(pyarrow.fs.FileSelector(root, allow_not_found=True))
                     if info.type == pyarrow.fs.FileType.Directory and info.base_name.startswith(ATTEMPT)]

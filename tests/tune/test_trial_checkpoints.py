@@ -12,7 +12,7 @@ import pytest
 from train.checkpoint import CHECKPOINT_FILE
 from train.config import parse
 from train.loop import run_local
-from tune.trial_checkpoints import TRAIN_CHECKPOINT, align_trial, paired, resume_point, train_start
+from tune.trial_checkpoints import TRAIN_CHECKPOINT, align_trial, earlier_rows, paired, resume_point, train_start
 
 FS = pyarrow.fs.LocalFileSystem()
 
@@ -139,3 +139,14 @@ def test_a_restarted_multi_worker_trial_starts_a_new_run_from_the_newest_whole_c
     name, start = train_start(str(runs))
     assert name == "attempt_2" and start == str(runs / "attempt_0" / "checkpoint_2026-12-07_10-00-02.000000")
     assert train_start(f"file://{runs}")[1] == f"file://{runs}/attempt_0/checkpoint_2026-12-07_10-00-02.000000"
+
+
+def test_a_checkpoint_keeps_the_rows_of_every_epoch_before_it(epochs):
+    """A multi-worker trial Tune starts over gets a new result.json while its Train run goes on: the rows of the
+    epochs before the checkpoint it continues from are reported again from the checkpoint's history."""
+    rows = earlier_rows(str(epochs / "checkpoint_0003"))
+    assert [row["epoch"] for row in rows] == [1, 2]
+    assert rows[1] == json.loads((epochs / "checkpoint_0002" / "metrics.json").read_text())
+    shutil.copytree(epochs / "checkpoint_0003", epochs.parent / "before-histories")
+    (epochs.parent / "before-histories" / "history.json").unlink()  # a checkpoint written before histories
+    assert earlier_rows(str(epochs.parent / "before-histories")) == []
