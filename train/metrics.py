@@ -39,6 +39,9 @@ REPORTED_METRICS = tuple(field.name for field in dataclasses.fields(Epoch) if fi
 """Numbers a search can optimise. ``epoch`` is reported too, but it is ASHA's time axis, not something to optimise."""
 
 REPORTED_AGAIN = "reported_again"
+REPLAYED = "replayed"
+"""Also set on a row reported again from a checkpoint's history (tune/train_relay.py): an epoch the trial trained
+past, whose early-stopping decision was made when it was first reported (schedulers record it, decide nothing)."""
 """Key (true) of a report that repeats a checkpoint's final epoch: a run resumed from its final checkpoint has
 nothing to train and reports that epoch's numbers again, so the trial ends with them."""
 

@@ -26,7 +26,7 @@ from ray.train.torch import TorchTrainer
 from ray.util.queue import Empty, Queue
 
 from train.checkpoint import METRICS_FILE
-from train.metrics import REPORTED_AGAIN
+from train.metrics import REPLAYED, REPORTED_AGAIN
 from tune.trial_checkpoints import TRAIN_CHECKPOINT, earlier_rows
 
 POLL_S = 0.5
@@ -77,7 +77,7 @@ def fit_reporting(trainer: TorchTrainer, relay: RelayReports, start: Optional[st
 
     if start is not None and ray.tune.get_checkpoint() is None:
         for row in earlier_rows(start):
-            ray.tune.report({**row, **(tags or {}), REPORTED_AGAIN: True})
+            _report({**row, **(tags or {}), REPORTED_AGAIN: True, REPLAYED: True, TRAIN_CHECKPOINT: start})
     thread = threading.Thread(target=fit, name="torch-trainer-fit", daemon=True)
     thread.start()
     while thread.is_alive():

@@ -13,6 +13,7 @@ from typing import Any
 from ray.tune.schedulers import ASHAScheduler
 
 from infra.ray_compat import replay_into_asha
+from train.metrics import REPLAYED
 from tune.schedulers.scheduler import Scheduler, result_rows
 
 
@@ -23,6 +24,12 @@ class ResumableASHA(ASHAScheduler):
         super().on_trial_add(tune_controller, trial)
         if trial.has_reported_at_least_once:  # only a restored trial has results when it is added
             self._replay(trial)
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        if result.get(REPLAYED):  # an epoch the trial trained past (train/metrics.py): recorded, nothing decided
+            replay_into_asha(self, trial, [result])
+            return self.CONTINUE
+        return super().on_trial_result(tune_controller, trial, result)
 
     def _replay(self, trial: Any) -> None:
         replay_into_asha(self, trial, result_rows(trial))

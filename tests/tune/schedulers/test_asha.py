@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pyarrow.fs
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
+from train.metrics import REPLAYED
 from tune.resume import ExtendableSearch, raise_budget
 from tune.schedulers.asha import ResumableASHA
 
@@ -33,6 +34,11 @@ def test_asha_judges_new_trials_against_the_rungs_of_trials_from_before_the_resu
     weak = {"epoch": 1, "val_acc": 0.5}
     assert fresh.on_trial_result(None, new, weak) == TrialScheduler.CONTINUE  # empty rungs: everything passes
     assert resumed.on_trial_result(None, new, weak) == TrialScheduler.STOP
+    # A row reported again from a checkpoint's history (tune/train_relay.py): the trial trained past that epoch,
+    # so it was let through then; recorded in the rung, nothing decided now.
+    replayed = _trial("replayed", tmp_path / "trial_0", [])
+    resumed.on_trial_add(None, replayed)
+    assert resumed.on_trial_result(None, replayed, {**weak, REPLAYED: True}) == TrialScheduler.CONTINUE
 
 
 def test_a_restored_search_takes_a_raised_budget():
