@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,8 +181,7 @@ def _identity(session: Any) -> dict[str, Any]:
     """Which trial or run the session belongs to (no waiting)."""
     name = getattr(getattr(session, "api", None), "__name__", "")
     if name == "ray.train":
-        run = session.api.get_context().get_experiment_name()
-        return {"trial_id": run.removeprefix("train_") if run.startswith("train_") else None, "run": run}
+        return _train_run(session.api)
     if name == "ray.tune":
         return {"trial_id": session.api.get_context().get_trial_id(), "run": None}
     return {"trial_id": None, "run": None}
@@ -194,10 +194,17 @@ def _commit_train(train: Any) -> dict[str, Any]:
     committed = train.get_all_reported_checkpoints(consistency_mode=CheckpointConsistencyMode.COMMITTED)
     if mine is None or mine.path not in {reported.checkpoint.path for reported in committed}:
         raise RuntimeError(f"hold: checkpoint {mine} is not among the committed ones {committed}")
-    run = train.get_context().get_experiment_name()
-    # Multi-worker trials name their TorchTrainer run train_<Tune trial id> (tune/trial.py).
-    return {"trial_id": run.removeprefix("train_") if run.startswith("train_") else None, "run": run,
-            "checkpoint": mine.path, "experiment_dir": None}
+    return {**_train_run(train), "checkpoint": mine.path, "experiment_dir": None}
+
+
+def _train_run(train: Any) -> dict[str, Any]:
+    """The Train run's name and, for a multi-worker trial's, the Tune trial's id: its runs are
+    ``train_runs/train_<trial id>/attempt_<n>`` (tune/trial.py), so the run folder's parent names the trial."""
+    context = train.get_context()
+    # get_storage() is a DeveloperAPI of Ray Train: the one way a worker learns where its run lives.
+    parent = posixpath.basename(posixpath.dirname(context.get_storage().experiment_fs_path.rstrip("/")))
+    return {"trial_id": parent.removeprefix("train_") if parent.startswith("train_") else None,
+            "run": context.get_experiment_name()}
 
 
 def _commit_tune(tune: Any) -> dict[str, Any]:
