@@ -97,7 +97,8 @@ def _session(args: list[str], log: Path, point: str, action: str, holds: Path) -
         if point == "recover":
             os.kill(wait_held(proc, trial_holds, log)["pid"], signal.SIGKILL)
             hold.release(trial_holds)
-        held = wait_held(proc, holds, log, timeout=400)
+        # The summary session runs the rest of the search first (~2-6 min on 2 cores, longer beside other jobs).
+        held = wait_held(proc, holds, log, timeout=1200 if point == "summary" else 400)
         if ACTIONS[action] is None:
             kill_group(proc)
             return held
