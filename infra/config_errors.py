@@ -34,15 +34,17 @@ _SYMBOLS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
 
 
 def one_line(error: pydantic.ValidationError, root: type, at: tuple[str, ...] = ()) -> str:
-    """The first problem of ``error`` (raised validating ``root``; an unknown key before any other) as one line,
-    its key as in the file.
+    """The first problem of ``error`` (raised validating ``root``; a missing key, then an unknown key, before any
+    other) as one line, its key as in the file.
 
     ``at``: where ``root`` sits in the file (e.g. ``("trial",)`` when a search file's trial section is
     validated on its own).
     """
     errors = error.errors()
-    # An unknown key first: a misspelt key's value was never checked, and its fix is the one that matters.
-    first = next((e for e in errors if e["type"] in ("extra_forbidden", "unexpected_keyword_argument")), errors[0])
+    first = errors[0]
+    if first["type"] != "missing":  # a missing key first (a renamed one's old name is then the unknown key)
+        # Then an unknown key: a misspelt key's value was never checked, and its fix is the one that matters.
+        first = next((e for e in errors if e["type"] in ("extra_forbidden", "unexpected_keyword_argument")), first)
     path, allowed, field = _walk(root, tuple(first["loc"]))
     key = ".".join((*at, *path))
     cause = (first.get("ctx") or {}).get("error")
