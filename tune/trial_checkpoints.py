@@ -61,6 +61,15 @@ def _read(fs: pyarrow.fs.FileSystem, path: str) -> Optional[bytes]:
         return None
 
 
+def _read_json(fs: pyarrow.fs.FileSystem, path: str) -> Any:
+    """The file's JSON; None when it is missing or cut off (by a kill while the folder was being written)."""
+    text = _read(fs, path)
+    try:
+        return json.loads(text) if text is not None else None
+    except ValueError:
+        return None
+
+
 def saved_checkpoints(fs: pyarrow.fs.FileSystem, trial_dir: str) -> list[SavedCheckpoint]:
     """The trial's checkpoint folders that say which epoch they hold, oldest epoch first."""
     try:
@@ -71,11 +80,7 @@ def saved_checkpoints(fs: pyarrow.fs.FileSystem, trial_dir: str) -> list[SavedCh
     for info in infos:
         if info.type != pyarrow.fs.FileType.Directory or not info.base_name.startswith(PREFIX):
             continue
-        text = _read(fs, posixpath.join(info.path, METRICS_FILE))
-        try:
-            metrics = json.loads(text) if text is not None else None
-        except ValueError:
-            metrics = None  # cut off by the kill: the folder was being written
+        metrics = _read_json(fs, posixpath.join(info.path, METRICS_FILE))
         if isinstance(metrics, dict) and isinstance(metrics.get("epoch"), int):
             found.append(SavedCheckpoint(info.path, metrics))
     return sorted(found, key=lambda saved: (saved.epoch, saved.path))
@@ -111,12 +116,7 @@ def _filesystem(uri: str) -> tuple[pyarrow.fs.FileSystem, str]:
 def earlier_rows(checkpoint_uri: str) -> list[dict[str, Any]]:
     """The rows of the epochs before a Train checkpoint's own (its history.json, train/checkpoint.py)."""
     fs, path = _filesystem(checkpoint_uri)
-    text = _read(fs, posixpath.join(path, HISTORY_FILE))
-    try:
-        rows = json.loads(text) if text is not None else []
-    except ValueError:
-        rows = []
-    return rows[:-1]
+    return (_read_json(fs, posixpath.join(path, HISTORY_FILE)) or [])[:-1]
 
 
 def train_start(runs_uri: str) -> tuple[str, Optional[str]]:
@@ -185,11 +185,7 @@ def paired(fs: pyarrow.fs.FileSystem, checkpoint_path: str, metrics: dict[str, A
     it was written (an interrupted search may have registered only the one before), else the registered one with
     its own epoch's numbers. ``checkpoint_path`` is the registered checkpoint, ``metrics`` the last report."""
     epoch = metrics.get("epoch")
-    text = _read(fs, posixpath.join(checkpoint_path, METRICS_FILE))
-    try:
-        own = json.loads(text) if text is not None else None
-    except ValueError:
-        own = None
+    own = _read_json(fs, posixpath.join(checkpoint_path, METRICS_FILE))
     if own is None and fs.get_file_info(checkpoint_path).type == pyarrow.fs.FileType.NotFound:
         # Deleted after a newer one was committed whose report never reached the rows (a multi-worker trial's Ray
         # Train checkpoint, named by the last row): the newest whole one, with its own epoch's numbers.
