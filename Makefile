@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed-stamp
 # Extra arguments for `make search`, e.g. make search ARGS="--num-samples 8"
 ARGS ?=
 
-.PHONY: search test test-fast test-matrix bench clean
+.PHONY: search test test-fast test-matrix bench docs clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -20,9 +20,11 @@ search: $(STAMP)
 # pytest's temp folders: a new one per run. pytest's shared default (/tmp/pytest-of-$USER) lets one suite's
 # clean-up delete the folders of another running beside it. Short and under /tmp, not in the checkout: some
 # tests put Ray's socket paths under it (at most 107 bytes). Removed when the suite passes, kept (and named)
-# when it fails. lint-imports first: the floors of pyproject.toml's [tool.importlinter] (README "Layout").
+# when it fails. lint-imports first: the floors of pyproject.toml's [tool.importlinter] (docs: Architecture);
+# then ruff, with the rules of pyproject.toml's [tool.ruff].
 test: $(STAMP)
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check .
 	tmp=$$(mktemp -d /tmp/signsearch-test-XXXXXX) && \
 	  if $(PY) -m pytest tests -m "not crash_matrix" --basetemp=$$tmp; then rm -rf $$tmp; \
 	  else status=$$?; echo "pytest's temp folders kept in $$tmp"; exit $$status; fi
@@ -46,5 +48,10 @@ bench: $(STAMP)
 	$(PY) bench/search_overhead.py
 	$(PY) bench/gpu_throughput.py
 
+# The documentation site (docs/, mkdocs.yml) into site/; --strict: a broken link or a missing page fails the build.
+# The reference pages are generated from the code while it builds (docs/hooks.py).
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache site

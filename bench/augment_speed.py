@@ -28,9 +28,20 @@ import torch
 import torchvision.transforms.v2 as v2
 from torch.utils.data import DataLoader, Dataset
 
-from train.data.augment import (MAX_BLUR_SIGMA, MAX_COLOR, MAX_HUE, MAX_NOISE_STD, MAX_PERSPECTIVE, MAX_ROTATION_DEG,
-                           MAX_SCALE, MAX_SHEAR_DEG, MAX_TRANSLATE, MIN_BLUR_SIGMA, build_augment)
 from train.config import AugmentConfig, ModelConfig
+from train.data.augment import (
+    MAX_BLUR_SIGMA,
+    MAX_COLOR,
+    MAX_HUE,
+    MAX_NOISE_STD,
+    MAX_PERSPECTIVE,
+    MAX_ROTATION_DEG,
+    MAX_SCALE,
+    MAX_SHEAR_DEG,
+    MAX_TRANSLATE,
+    MIN_BLUR_SIGMA,
+    build_augment,
+)
 from train.model import build_model
 
 STRENGTH = 0.5  # every group, so both pipelines do the same amount of work

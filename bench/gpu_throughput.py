@@ -179,7 +179,7 @@ def bare_rate(model_name: str, size: int, args: argparse.Namespace) -> float:
         torch.cuda.synchronize()
     rate = steps * args.batch / (time.perf_counter() - start)
     torch.backends.cudnn.benchmark = benchmark_before
-    del model, optimizer
+    model = optimizer = None  # step() reads them from cells: clear those (a del here is a name pyflakes then misses)
     torch.cuda.empty_cache()
     return rate
 
@@ -330,7 +330,8 @@ def report(out: dict[str, Any]) -> None:
               f"   per trial")
         for row in out["concurrent"]:
             print(f"  {row['trials']:>6}{row['threads_per_trial']:>14}{row['total_img_s']:>13.0f}"
-                  f"{row['speedup'] or float('nan'):>10.2f}{row['sum_of_loop_img_s']:>19.0f}   {row['per_trial_img_s']}")
+                  f"{row['speedup'] or float('nan'):>10.2f}{row['sum_of_loop_img_s']:>19.0f}"
+                  f"   {row['per_trial_img_s']}")
         four = next((row for row in out["concurrent"] if row["trials"] == 4), None)
         if four and four["speedup"] is not None:
             print(f"  4 trials: {four['speedup']:.2f}x one trial -> {verdict(four['speedup'] >= TARGET_SPEEDUP)} "

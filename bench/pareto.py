@@ -95,8 +95,8 @@ def at_epochs(curve: list[tuple[int, float]], epochs: int) -> float:
 
 
 def latency_check(experiment: Path, root: Path) -> list[dict[str, Any]]:
-    from results.export import main as export
     from artifact.latency import measure
+    from results.export import main as export
 
     out = []
     for how in ("fastest", "best"):

@@ -23,7 +23,8 @@ ENGINES: dict[str, tuple[str, ...]] = {
 
 
 def seconds_to_reach(rows: list[dict[str, Any]], target: float) -> Optional[float]:
-    """Seconds from the search's first trial start until an epoch first reached ``target`` (rows in completion order)."""
+    """Seconds from the search's first trial start until an epoch first reached ``target`` (rows in completion
+    order)."""
     start = min(row["trial_start"] for row in rows)
     for row in rows:
         if row["val_acc"] >= target - 1e-12:
@@ -63,5 +64,7 @@ def report_engines(runs: list[dict[str, Any]]) -> None:
               f"{r['epochs_to_best']:>13}{to_target:>15}{seconds:>13}{r['wall_s']:>9.1f}")
     for engine in dict.fromkeys(r["engine"] for r in runs):
         mine = [r for r in runs if r["engine"] == engine]
-        print(f"  median over {len(mine)} seed(s), {engine}: best {statistics.median(r['best_val_acc'] for r in mine):.4f}, "
-              f"epochs {statistics.median(r['epochs'] for r in mine):g}, wall {statistics.median(r['wall_s'] for r in mine):.0f} s")
+        best = statistics.median(r['best_val_acc'] for r in mine)
+        print(f"  median over {len(mine)} seed(s), {engine}: best {best:.4f}, "
+              f"epochs {statistics.median(r['epochs'] for r in mine):g}, "
+              f"wall {statistics.median(r['wall_s'] for r in mine):.0f} s")

@@ -156,9 +156,9 @@ def plain_loop_child(assignments: list[str]) -> None:
     from train.data.prepared import prepare
     from train.loop import Trainer
     from train.session import LocalSession
+    from tune.distributions import define_by_run
     from tune.engines.tpe import tpe_options
     from tune.objectives import direction
-    from tune.distributions import define_by_run
     from tune.space import load_search_file
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

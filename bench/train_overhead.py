@@ -87,8 +87,8 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     try:
-        mem_kb = int(next(l for l in Path("/proc/meminfo").read_text().splitlines()
-                          if l.startswith("MemTotal")).split()[1])
+        mem_kb = int(next(line for line in Path("/proc/meminfo").read_text().splitlines()
+                          if line.startswith("MemTotal")).split()[1])
         ram_gib = round(mem_kb / 2**20, 1)
     except (OSError, StopIteration):
         ram_gib = None
@@ -362,8 +362,8 @@ def main() -> None:
     out: dict[str, Any] = {"benchmark": "train_overhead", "machine": info, "model": MODEL,
                            "image_size": IMAGE_SIZE, "batch": BATCH, "threads": args.threads}
     try:
-        from train.data.prepared import prepare
         from train.config import DataConfig
+        from train.data.prepared import prepare
 
         data = data_config(root, args.tracks_per_class)
         prepared = prepare(DataConfig(**data))  # generate + cache once; every run below hits the cache

@@ -117,7 +117,7 @@ class RayConnection:
                     raise
                 raise ConfigError(f"dashboard port {self.dashboard_port} on {self.dashboard_host} is in use: give "
                                   "another one, or none (Ray then takes 8265 or the next free port)") from None
-            except Exception as error:  # noqa: BLE001 - only Ray's start-up timeout is retried, below
+            except Exception as error:  # only Ray's start-up timeout is retried, below
                 if STARTUP_TIMEOUT not in str(error) or attempt == START_ATTEMPTS:
                     raise
                 # The machine is busy (Ray gives a starting raylet a fixed 30 s to register): the processes of the

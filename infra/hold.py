@@ -219,7 +219,7 @@ def _commit_tune(tune: Any) -> dict[str, Any]:
             saved = next((t.checkpoint for t in trials if t.trial_id == trial_id), None)
             if saved is not None and Path(saved.path).name == Path(mine.path).name:
                 break
-        except Exception:  # noqa: BLE001 - no state yet, or one being copied: read it again
+        except Exception:  # no state yet, or one being copied: read it again
             pass
         time.sleep(POLL_S * 4)
     return {"trial_id": trial_id, "run": None, "checkpoint": mine.path, "experiment_dir": experiment}

@@ -38,7 +38,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def safe_load(text: str) -> Any:
     """``yaml.safe_load`` that refuses duplicate keys (:class:`DuplicateKey`, a ``yaml.YAMLError``): every YAML
     file the project reads goes through here."""
-    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -107,7 +107,8 @@ def apply_overrides(config: dict[str, Any], assignments: Iterable[str],
         except DuplicateKey as error:
             raise ConfigError(f"--set {assignment!r}: {error}") from None
         except yaml.YAMLError:
-            raise ConfigError(f"--set {assignment!r}: the value is not valid YAML (quote strings with spaces)") from None
+            raise ConfigError(f"--set {assignment!r}: the value is not valid YAML "
+                              "(quote strings with spaces)") from None
         name, dot, rest = key.partition(".")
         try:
             if dot and rest and name in (flat or {}):

@@ -33,8 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from results.report.build import build
     from train.config import ConfigError
-    from tune.experiment.records import ExperimentError
     from train.data import DataError
+    from tune.experiment.records import ExperimentError
 
     try:
         with tempfile.TemporaryDirectory(prefix="signsearch-report-") as scratch:

@@ -17,8 +17,8 @@ def has_checkpoint(location: str) -> bool:
 
 def resolve_checkpoint(path: Path) -> Path:
     """A checkpoint folder, given one, or an experiment folder (its summary's best checkpoint)."""
-    from train.config import ConfigError
     from train.checkpoint import CHECKPOINT_FILE
+    from train.config import ConfigError
     from tune.experiment.layout import SUMMARY_FILE
     from tune.experiment.records import Summary
 
@@ -39,8 +39,8 @@ def resolve_checkpoint(path: Path) -> Path:
 
 def load_checkpoint(folder: Path):
     """(config, model in eval mode with the checkpoint's weights, class names)."""
-    from train.config import parse
     from train.checkpoint import CONFIG_FILE, read_checkpoint
+    from train.config import parse
     from train.model import build_model
 
     raw, state = read_checkpoint(folder)

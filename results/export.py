@@ -41,11 +41,11 @@ import sys
 from pathlib import Path
 
 from artifact.convert import OPSET
+from artifact.model_dir import CARD_FILE, FORMAT_VERSION, MODEL_JSON, ONNX_FILE, TORCHSCRIPT_FILE
 from results.exporter.parity import ATOL, ParityError
 from results.exporter.pick import PICKS, constraints, picked
 from results.exporter.source import ExportError, locate
 from results.exporter.write import CHECK_IMAGES, export
-from artifact.model_dir import CARD_FILE, FORMAT_VERSION, MODEL_JSON, ONNX_FILE, TORCHSCRIPT_FILE
 
 EXPORT_FILES = (ONNX_FILE, TORCHSCRIPT_FILE, MODEL_JSON, CARD_FILE)
 """What the exporter writes into MODEL_DIR: the only files it may replace."""

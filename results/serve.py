@@ -30,13 +30,13 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, Optional
 
+from infra import hold
 from results.serving.checks import WILDCARDS, check_fits, check_host, check_port, check_port_free
 from results.serving.ingress import INGRESSES, haproxy_environment
 from results.serving.options import node_cpus
 from results.serving.processes import OWNER_ENV, descendants, owner_token, reap
-from results.serving.stopping import StopSignals, Stopped
+from results.serving.stopping import Stopped, StopSignals
 from results.serving.watchdog import Watchdog, sweep_dead
-from infra import hold
 from train.config import ConfigError
 
 READY_TIMEOUT_S = 120.0
@@ -190,8 +190,8 @@ def serve_until_stopped(args: argparse.Namespace, options, spec, signals: StopSi
         import ray
         from ray import serve
 
-        from results.serving.deployment import build
         from infra.connect import RayConnection
+        from results.serving.deployment import build
 
         try:
             # A signal while Ray starts or is joined ends the process at once, exit 0 (infra/connect.py).

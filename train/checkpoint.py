@@ -3,7 +3,8 @@
 A folder holds ``state.pt`` (model, optimizer, LR schedule, loss scaler, the epoch it ends, the class names
 and the data fingerprint), ``trial_config.json`` (the whole trial config, as :func:`train.config.parse`
 reads it) and ``metrics.json`` (what the loop reported for that epoch: a resumed run that has nothing left to
-train reports it again, and a summary pairs a checkpoint with its own epoch's numbers). Ray Tune and Ray Train copy such folders to storage; evaluation and export read them back.
+train reports it again, and a summary pairs a checkpoint with its own epoch's numbers). Ray Tune and Ray Train
+copy such folders to storage; evaluation and export read them back.
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ from infra.atomic_fs import ray_storage
 from train.config import TrialConfig, WorkersConfig
 from train.worker import train_loop_per_worker
 
-
 START_RETRIES = 10
 """Times Ray Train tries to place a trial's worker group (each try waits 60 s) before the trial fails."""
 

@@ -2,9 +2,9 @@
 
 Data stays as memory-mapped uint8 arrays (shared by every trial on a node through the page cache),
 or, on a GPU with room for it, as one uint8 copy on the GPU (:mod:`train.data.batches`); each step takes one
-batch on the device, augments it there with Kornia and normalises it, with no host synchronisation. Every random stream (shuffle, augmentation, dropout) is re-seeded from (seed, epoch, rank) at the
-start of each epoch, so a run resumed from an epoch-end checkpoint continues exactly as if it had
-never stopped.
+batch on the device, augments it there with Kornia and normalises it, with no host synchronisation. Every random
+stream (shuffle, augmentation, dropout) is re-seeded from (seed, epoch, rank) at the start of each epoch, so a run
+resumed from an epoch-end checkpoint continues exactly as if it had never stopped.
 """
 
 from __future__ import annotations
@@ -21,17 +21,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from infra import hold
+from train import checkpoint as checkpoints
+from train import schedule
+from train.config import TrialConfig
 from train.data.augment import build_augment
-from train import checkpoint as checkpoints, schedule
 from train.data.batches import batch_bounds, batch_sources, fixed_bounds
 from train.data.prepared import PreparedData, prepare
-from train.config import TrialConfig
 from train.device import amp_dtype
-from train.metrics import REPORTED_AGAIN, Epoch
 from train.freeze import apply_frozen_bn_eval, set_backbone_trainable
+from train.metrics import REPORTED_AGAIN, Epoch
 from train.model import build_model, input_normalization
 from train.session import LocalSession, Session, checkpoint_scratch
-
 
 
 class Trainer:

@@ -15,8 +15,15 @@ from typing import Any
 from torch import nn
 
 from train.config import ConfigError, ModelConfig
-from train.pretrained import (create_from_file, create_from_hub, explicit_weights_file, hub_cached_file,
-                              hub_unreachable_reason, pretrained_cfg, unavailable)
+from train.pretrained import (
+    create_from_file,
+    create_from_hub,
+    explicit_weights_file,
+    hub_cached_file,
+    hub_unreachable_reason,
+    pretrained_cfg,
+    unavailable,
+)
 from train.small_cnn import SmallCNN
 
 # ImageNet statistics (timm.data.IMAGENET_DEFAULT_MEAN/STD), used by small_cnn without importing timm.

@@ -19,8 +19,8 @@ from typing import Any, Callable, Iterator, Optional, Protocol
 import torch
 
 from train.config import WorkersConfig
-from train.metrics import TRAIN_PLACEMENT_GROUP
 from train.device import bare_process_device, pick_device, ray_gpu_ids, train_worker_device, tune_trial_device
+from train.metrics import TRAIN_PLACEMENT_GROUP
 
 
 class Session(Protocol):

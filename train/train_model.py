@@ -26,7 +26,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                         help="override keys of the file by dotted path, e.g. optim.lr=3e-3 workers.num_workers=2 "
                              "(trial.optim.lr=3e-3 for a search file)")
-    parser.add_argument("--storage", default="runs/train", help="where the run's checkpoints go (default: ./runs/train)")
+    parser.add_argument("--storage", default="runs/train",
+                        help="where the run's checkpoints go (default: ./runs/train)")
     parser.add_argument("--name", help="run name (default: train-<timestamp>)")
     parser.add_argument("--address", help="Ray to run on: a cluster address, 'auto' (Ray's lookup), or 'local' to "
                                           "always start one here (default: $RAY_ADDRESS, else the cluster `ray start` "
@@ -38,8 +39,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def load_trial_config(path: str, overrides: list[str]):
     """A trial config from ``path``: the file itself, or a search file's ``trial`` section; ``overrides`` are
     dotted keys of that file."""
-    from train.config import ConfigError, absolute_paths, parse
     from infra.overrides import apply_overrides, load_yaml
+    from train.config import ConfigError, absolute_paths, parse
 
     raw = apply_overrides(load_yaml(path), overrides)
     at: tuple[str, ...] = ()
@@ -57,10 +58,10 @@ def train(args: argparse.Namespace) -> str:
     """Run the TorchTrainer (named ``args.name``); return the final checkpoint's path."""
     import ray
 
-    from train.data.prepared import prepare
     from infra.connect import RayConnection
-    from train.launch import torch_trainer
     from infra.signals import terminate_like_ctrl_c
+    from train.data.prepared import prepare
+    from train.launch import torch_trainer
 
     cfg = load_trial_config(args.config, args.overrides)
     data = prepare(cfg.data)  # fail fast on bad data, and build the cache once before the workers start
@@ -76,9 +77,9 @@ def train(args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from infra.signals import stopped_code, terminate_like_ctrl_c
     from train.config import ConfigError
     from train.data import DataError
-    from infra.signals import stopped_code, terminate_like_ctrl_c
 
     terminate_like_ctrl_c()
     # Named here, so that an interrupted run can say which name continues it.

@@ -28,9 +28,10 @@ from typing import Optional
 
 import torch
 
-from train.config import ConfigError
 from infra.files import new_file_mode
+from train.config import ConfigError
 from train.model import SMALL_CNN
+
 # The same weight lookup and hub probe that build_model uses (one copy of that logic, in train.pretrained).
 from train.pretrained import ENV_WEIGHTS, create_from_file, hub_cached_file, hub_unreachable_reason, pretrained_cfg
 
@@ -132,7 +133,8 @@ def fetch(names: list[str], directory: Path) -> list[Path]:
         reason = unavailable_reason(name)
         if reason:
             raise FetchError(f"{name}: {reason}; run this on a machine that reaches the Hugging Face hub "
-                             f"(or holds the weights in its hub cache) and copy {directory} to the cluster's shared storage")
+                             f"(or holds the weights in its hub cache) and copy {directory} to the cluster's "
+                             "shared storage")
     written = []
     for name in names:
         model = load_pretrained(name)

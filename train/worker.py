@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """Entry point for ``TorchTrainer`` workers (Ray Train V2): ``loop_config`` is {"trial": the trial
     config dict, "data_key": the cache entry the driver prepared, or None, "tags": values added to every report,

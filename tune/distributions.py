@@ -83,7 +83,7 @@ class Choice(_Param):
 Param = Annotated[Union[LogUniform, Uniform, QUniform, RandInt, Choice], Field(discriminator="type")]
 
 
-class define_by_run:  # noqa: N801 - used like a function; a class so the searcher state pickles
+class define_by_run:  # used like a function; a class so the searcher state pickles
     """An Optuna define-by-run function sampling ``space`` in file order, honouring ``when``.
 
     Optuna parameter names are the dotted config keys ("optim.lr"); the call returns what was sampled,

@@ -4,10 +4,10 @@ are PRUNED there and have no values (tune/engines/study.py), so they are never o
 
 from __future__ import annotations
 
-from tune.experiment.storage import Experiment
-from tune.objectives import Objective
 from tune.engines.study import TRIAL_ATTR
 from tune.experiment.layout import study_url
+from tune.experiment.storage import Experiment
+from tune.objectives import Objective
 
 
 def front_trial_ids(experiment: Experiment, objectives: list[Objective]) -> list[str]:

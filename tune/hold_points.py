@@ -51,7 +51,7 @@ class HoldPoints(Callback, Stopper):
         for trial in trials:
             if trial.trial_id not in self._seen and trial.status == "PENDING":
                 self._seen.add(trial.trial_id)
-                hold.at("pending", len(self._seen), lambda: _where(trial))
+                hold.at("pending", len(self._seen), lambda trial=trial: _where(trial))
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._seen.add(trial.trial_id)

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from train.config import ConfigError, TrialConfig
+from tune.distributions import Choice, RandInt
 from tune.experiment.layout import LATENCY_FILE
 from tune.objectives import LATENCY_METRIC
-from tune.distributions import Choice, RandInt
 from tune.space import SearchFile
 
 ARCHITECTURE_PREFIXES = ("model.name", "model.cnn.", "data.image_size")
@@ -88,8 +88,8 @@ def measure_architecture(cfg: TrialConfig, num_classes: int, settings) -> dict[s
     import torch
 
     from artifact.convert import export_onnx
-    from train.model import build_exportable
     from artifact.latency import measure
+    from train.model import build_exportable
 
     model = build_exportable(dataclasses.replace(cfg.model, pretrained=False), num_classes)
     size = cfg.data.image_size
@@ -119,6 +119,7 @@ def measure_search(search: SearchFile, experiment, num_classes: int) -> LatencyT
         experiment.write_text(LATENCY_FILE, json.dumps(entries, indent=1))
         cnn = f" (width {cfg.model.cnn.width}, {cfg.model.cnn.blocks} blocks)" if entries[key]["cnn"] else ""
         print(f"latency: {cfg.model.name}{cnn} at {cfg.data.image_size} px: {entries[key][LATENCY_METRIC]:.3f} ms "
-              f"(median of {search.latency.repeats}, quietest of {search.latency.rounds} rounds, batch {search.latency.batch_size}, "
+              f"(median of {search.latency.repeats}, quietest of {search.latency.rounds} rounds, "
+              f"batch {search.latency.batch_size}, "
               f"{search.latency.threads} thread(s), {search.latency.execution_provider})", flush=True)
     return LatencyTable(num_classes, {key: entries[key] for key in configs})

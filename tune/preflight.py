@@ -22,9 +22,8 @@ from train.config import ConfigError, TrialConfig
 from train.data import DataError, check_root
 from train.metrics import REPORTED_METRICS
 from tune.distributions import Choice
-from tune.space import SearchFile
 from tune.experiment.storage import is_uri, normalise
-
+from tune.space import SearchFile
 
 SMALL_CNN = "small_cnn"  # train.model.SMALL_CNN, without importing torch for a small_cnn-only search
 

@@ -23,8 +23,8 @@ from typing import Any, ClassVar, Iterator, Optional
 
 from ray.tune.search import SearchGenerator
 
-from train.config import ConfigError
 from infra.ray_compat import count_restored_trials, raise_sample_budget
+from train.config import ConfigError
 from train.data import DataError
 from tune.experiment.layout import SEARCH_FILE
 from tune.experiment.records import RunRecord

@@ -22,7 +22,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="search-space YAML (see search_spaces/)")
     parser.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                        help="override YAML keys by dotted path, e.g. trial.data.root=/data/gtsrb budget.num_samples=32")
+                        help="override YAML keys by dotted path, "
+                             "e.g. trial.data.root=/data/gtsrb budget.num_samples=32")
     parser.add_argument("--storage", default="runs", help="results/checkpoints root: a path shared by all nodes, "
                                                           "or a URI such as s3://bucket/prefix (default: ./runs)")
     parser.add_argument("--resume", nargs="?", const="latest", default=None, metavar="EXPERIMENT_DIR",
@@ -56,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     from tune.wandb_logging import take_key
 
     take_key()  # WANDB_API_KEY out of the environment every Ray process and wandb-core inherit, into memory
-    from train.config import ConfigError
     from infra.connect import RayConnection
+    from train.config import ConfigError
     from train.data import DataError
     from tune import search as search_run
     from tune.space import load_search_file

@@ -16,32 +16,44 @@ from ray.tune.stopper import CombinedStopper
 
 from infra import hold
 from infra.atomic_fs import ray_storage
-from train.config import ConfigError
 from infra.connect import RayConnection
-from tune import preflight
-from tune.cluster import cluster_capacity
 from infra.signals import stopped_code
-from tune.hold_points import HoldPoints
-from tune.interrupt import Interrupts
-from tune.progress import CompactReporter, use_compact_engine
-from tune.experiment.layout import SEARCH_FILE, SUMMARY_FILE, TRAIN_RUNS, study_url, trial_dirname
-from tune.experiment.records import NOT_STARTED, UNFINISHED, RunRecord, Summary
-from tune.experiment.storage import Experiment, read_text
-from tune.latency import LatencyTable, measure_search
-from tune.objectives import LATENCY_METRIC
-from tune import moved
+from train.config import ConfigError
+from tune import moved, preflight
+from tune.cluster import cluster_capacity
 from tune.engine_label import engine_name
 from tune.engines import get_engine
 from tune.engines.study import StudySearcher
-from tune.resume import (ExtendableSearch, check_same_data, continue_search, find_experiment, has_saved_state,
-                         raise_budget)
+from tune.experiment.layout import SEARCH_FILE, SUMMARY_FILE, TRAIN_RUNS, study_url, trial_dirname
+from tune.experiment.records import NOT_STARTED, UNFINISHED, RunRecord, Summary
+from tune.experiment.storage import Experiment, read_text
+from tune.hold_points import HoldPoints
+from tune.interrupt import Interrupts
+from tune.latency import LatencyTable, measure_search
+from tune.objectives import LATENCY_METRIC
+from tune.progress import CompactReporter, use_compact_engine
+from tune.resume import (
+    ExtendableSearch,
+    check_same_data,
+    continue_search,
+    find_experiment,
+    has_saved_state,
+    raise_budget,
+)
 from tune.schedulers import create_scheduler, stopper_name
 from tune.sizes import prepare_sizes
 from tune.space import SearchFile
 from tune.summary import build_summary, saved_trials
+from tune.trial import (
+    TRIAL_ERROR,
+    describe_workers,
+    idle_gpu_warnings,
+    max_concurrent_trials,
+    reuse_trial_processes,
+    run_trial,
+    trial_resources,
+)
 from tune.trial_checkpoints import align_for_resume
-from tune.trial import (TRIAL_ERROR, describe_workers, idle_gpu_warnings, max_concurrent_trials, reuse_trial_processes,
-                        run_trial, trial_resources)
 from tune.watch import ErrorFiles, ReleaseTrainResources, SearchStalled, StallGuard, stall_reason
 
 

@@ -17,14 +17,14 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from train.config import ConfigError, TrialConfig, absolute_paths, parse
 from infra.config_errors import one_line
-from train.metrics import REPORTED_METRICS
-from tune.engines import ENGINES
-from tune.schedulers import NO_EARLY_STOPPING, SCHEDULERS
 from infra.overrides import apply_overrides, load_yaml, set_dotted
+from train.config import ConfigError, TrialConfig, absolute_paths, parse
+from train.metrics import REPORTED_METRICS
 from tune.distributions import Param, Scalar
+from tune.engines import ENGINES
 from tune.objectives import Latency, Objective, check_objectives, scheduled
+from tune.schedulers import NO_EARLY_STOPPING, SCHEDULERS
 from tune.space_checks import check_searched_not_fixed, check_space
 
 _STRICT = ConfigDict(extra="forbid", use_attribute_docstrings=True)
@@ -155,7 +155,8 @@ class SearchFile(BaseModel):
     def _tpe_settings_need_tpe(self):
         algorithm = self.searcher.algorithm
         for key in TPE_ONLY if algorithm.startswith("wandb_") else ():
-            value, default = (_as_yaml(v) for v in (getattr(self.searcher, key), SearcherConfig.model_fields[key].default))
+            value, default = (_as_yaml(v)
+                              for v in (getattr(self.searcher, key), SearcherConfig.model_fields[key].default))
             if value != default:
                 raise ValueError(f"searcher.{key}: {value} is a TPE setting that {algorithm} (W&B's engine) does not "
                                  f"use: leave it at {default} or use algorithm tpe")
@@ -169,7 +170,8 @@ class SearchFile(BaseModel):
                                  "use tpe or random for one metric")
             return self
         if self.searcher.algorithm.startswith("wandb_"):
-            raise ValueError(f"searcher.algorithm: {self.searcher.algorithm} optimises one metric (a W&B Sweep has one); "
+            raise ValueError(f"searcher.algorithm: {self.searcher.algorithm} optimises one metric "
+                             "(a W&B Sweep has one); "
                              "a search with objectives uses tpe, nsga2 or random")
         check_objectives(self.objectives, REPORTED_METRICS)
         first = scheduled(self.objectives)

@@ -15,12 +15,12 @@ from typing import Any, Optional
 from ray.tune import ResultGrid
 
 from train.metrics import REPORTED_METRICS
+from tune.distributions import sampled_params
+from tune.experiment import layout
 from tune.experiment.records import ERROR, NOT_STARTED, TERMINATED, UNFINISHED, Summary, TrialRecord
 from tune.experiment.storage import Experiment
-from tune.distributions import sampled_params
-from tune.space import SearchFile
-from tune.experiment import layout
 from tune.objectives import LATENCY_METRIC
+from tune.space import SearchFile
 from tune.trial import TRIAL_ERROR
 from tune.trial_checkpoints import TRAIN_CHECKPOINT, paired
 
@@ -57,7 +57,8 @@ def saved_trials(experiment: Experiment) -> dict[str, SavedTrial]:
     """Trial id -> its saved state, from the experiment state Tune saved last."""
     from ray.tune import ExperimentAnalysis
 
-    return {trial.trial_id: SavedTrial(trial.status, trial.config) for trial in ExperimentAnalysis(experiment.uri).trials}
+    return {trial.trial_id: SavedTrial(trial.status, trial.config)
+            for trial in ExperimentAnalysis(experiment.uri).trials}
 
 
 def _trial_record(result, search: SearchFile, experiment: Experiment, saved: Optional[SavedTrial]) -> TrialRecord:

@@ -72,7 +72,7 @@ def fit_reporting(trainer: TorchTrainer, relay: RelayReports, start: Optional[st
     def fit() -> None:
         try:
             trainer.fit()
-        except BaseException as error:  # noqa: BLE001 - re-raised in the trial's thread below
+        except BaseException as error:  # re-raised in the trial's thread below
             failure.append(error)
 
     if start is not None and ray.tune.get_checkpoint() is None:

@@ -14,9 +14,9 @@ from typing import Any, Optional
 
 import ray.tune
 
+from infra.ray_compat import worker_exception
 from train.config import ConfigError, TrialConfig, WorkersConfig, parse
 from train.data import DataError
-from infra.ray_compat import worker_exception
 from tune.cluster import Capacity, idle_gpu_share, max_trials
 from tune.objectives import LATENCY_METRIC
 
@@ -50,7 +50,7 @@ def run_trial(config: dict[str, Any], storage_path: str, metric: str = "val_acc"
         key = (data_keys or {}).get(cfg.data.image_size, data_key)
         latency = latencies.latency_ms(cfg) if latencies is not None else None
         _train(cfg, storage_path, key, {} if latency is None else {LATENCY_METRIC: latency})
-    except Exception as error:  # noqa: BLE001 - sorted out below: only permanent errors stop here
+    except Exception as error:  # sorted out below: only permanent errors stop here
         cause = permanent_cause(error)
         if cause is None:
             raise

@@ -139,16 +139,16 @@ class WandbTrialLogger(Callback):
                         last_step[trial_id] = step
                 elif kind == "finish" and trial_id in runs:
                     runs.pop(trial_id).finish(exit_code=payload)
-            except Exception as error:  # noqa: BLE001 - W&B trouble must never stop the search
+            except Exception as error:  # W&B trouble must never stop the search
                 log.warning("W&B: %s for trial %s failed: %s", kind, trial_id, error)
         for run in runs.values():  # trials still running when the search ended (interrupted)
             try:
                 run.finish()
-            except Exception as error:  # noqa: BLE001
+            except Exception as error:
                 log.warning("W&B: finishing a run failed: %s", error)
         try:
             wandb.teardown()  # stops the service process once everything is flushed
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             log.warning("W&B: teardown failed: %s", error)
 
     def _init(self, wandb, trial_id: str, config: dict):

@@ -35,11 +35,11 @@ def reach_rows(entries: list[Entry]) -> tuple[list[str], list[list[Any]]]:
 def build(locations: list[str], out: Optional[str], evaluate: bool, scratch: Path) -> str:
     """Write the comparison; return compare.html's path. ExperimentError/DataError (one line) before anything is
     written when an experiment cannot be read or the experiments do not compare."""
+    from infra.files import write_atomic
     from results.comparison.page import to_html
     from results.comparison.plots import best_so_far
     from results.report.data import load
     from results.report.evaluation import best_test_evaluation
-    from infra.files import write_atomic
     from tune.experiment.records import ExperimentError
 
     if len(locations) < 2:

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 from results.report.data import SearchResults
-from tune.experiment.records import ExperimentError
 from tune.engine_label import engine_name
+from tune.experiment.records import ExperimentError
 
 
 @dataclass
@@ -67,7 +67,8 @@ def check_comparable(entries: list[SearchResults]) -> None:
     for other in entries[1:]:
         if other.summary.data_fingerprint != first.summary.data_fingerprint:
             raise ExperimentError(f"{other.location}: searched other data than {first.location} (fingerprint "
-                                  f"{other.summary.data_fingerprint[:12]} against {first.summary.data_fingerprint[:12]}); "
+                                  f"{other.summary.data_fingerprint[:12]} against "
+                                  f"{first.summary.data_fingerprint[:12]}); "
                                   "only searches of the same data compare")
         if (other.metric, other.mode) != (first.metric, first.mode):
             raise ExperimentError(f"{other.location}: optimised {other.metric} ({other.mode}), {first.location} "

@@ -34,7 +34,8 @@ def to_html(title: str, notes: list[str], tables: list[tuple[str, list[str], lis
         out += [f"<h2>{esc(heading)}</h2>", *table(columns, rows), f'<p class="note">{esc(note)}</p>']
     for plot in plots:
         out += [f"<h2>{esc(plot.title)}</h2>",
-                f'<figure><img src="{_embedded(folder, plot.file)}" alt="{esc(plot.title)}" data-file="{esc(plot.file)}">'
+                f'<figure><img src="{_embedded(folder, plot.file)}" alt="{esc(plot.title)}" '
+                f'data-file="{esc(plot.file)}">'
                 f"<figcaption>{esc(plot.caption)}</figcaption></figure>"]
     out.append("</body></html>")
     return "\n".join(out) + "\n"

@@ -65,7 +65,8 @@ def pick(summary: dict[str, Any], how: str, limits: dict[str, tuple[str, float]]
             asked = f"--pick {how}" if how != "best" else "--max-latency-ms"
             raise ExportError(f"{asked} needs a multi-objective search with a {LATENCY} objective; "
                               f"{summary['experiment']} optimised {metric} alone (use --pick best, or search "
-                              f"with objectives: [{{metric: {metric}, mode: {mode}}}, {{metric: {LATENCY}, mode: min}}])")
+                              f"with objectives: [{{metric: {metric}, mode: {mode}}}, "
+                              f"{{metric: {LATENCY}, mode: min}}])")
         candidates = [summary["best"]] if summary.get("best") else []
         names = [metric]
     else:

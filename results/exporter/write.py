@@ -11,10 +11,10 @@ from typing import Any, Optional
 import numpy as np
 
 from artifact.convert import OPSET, export_onnx, export_torchscript
+from artifact.model_dir import CARD_FILE, MODEL_JSON, ONNX_FILE, TORCHSCRIPT_FILE, load_model_dir
 from results.exporter.model_card import model_card, model_json
 from results.exporter.parity import ParityError, check_parity
 from results.exporter.source import ExportError, Source, load_for_export
-from artifact.model_dir import CARD_FILE, MODEL_JSON, ONNX_FILE, TORCHSCRIPT_FILE, load_model_dir
 
 CHECK_IMAGES = 256
 """Real test images the parity check runs through torch, TorchScript and onnxruntime."""
@@ -44,8 +44,8 @@ def export(source: Source, out: Path, data_root: Optional[str], check_images: in
     from artifact.preprocess import Preprocessing
     from artifact.runtime import OnnxClassifier
     from infra.files import building
-    from train.model import input_normalization
     from train.data.prepared import load_test
+    from train.model import input_normalization
 
     cfg, model, state = load_for_export(source.checkpoint, data_root)
     test, test_classes = load_test(cfg.data)

@@ -51,14 +51,14 @@ def commands(exp, study_source: str) -> list[tuple[str, str]]:
 
 def build(args: argparse.Namespace, scratch: Path) -> tuple[str, list[str]]:
     """Write the report; return (report.html's path or URI, lines to print before it)."""
+    from infra.files import write_atomic
     from results.report import pareto as report_pareto
     from results.report import plots as report_plots
-    from results.report.evaluation import best_test_evaluation
     from results.report import to_wandb as report_wandb
     from results.report.data import leaderboard, load
+    from results.report.evaluation import best_test_evaluation
     from results.report.html import Report, terminal_table, to_html, to_markdown
     from results.report.study import load_study, with_pruned_as_complete
-    from infra.files import write_atomic
     from tune.experiment import storage
     from tune.experiment.layout import REPORT_DIR
     from tune.experiment.records import ExperimentError

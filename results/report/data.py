@@ -13,11 +13,18 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from train.metrics import REPORTED_AGAIN
-from tune.experiment import layout
-from tune.experiment.records import (ERROR, TERMINATED, ExperimentError, Summary, TrialRecord, open_experiment,
-                                     read_search)
-from tune.experiment.storage import Experiment, is_file, join, read_text
 from tune.distributions import Choice, Param
+from tune.experiment import layout
+from tune.experiment.records import (
+    ERROR,
+    TERMINATED,
+    ExperimentError,
+    Summary,
+    TrialRecord,
+    open_experiment,
+    read_search,
+)
+from tune.experiment.storage import Experiment, is_file, join, read_text
 from tune.space import Budget, SearchFile
 
 
@@ -104,7 +111,8 @@ class SearchResults:
         """Epochs at which ASHA compared trials (grace_period * reduction_factor^k below trial.epochs)."""
         if not self.budget.early_stopping:
             return []
-        # W&B's hyperband judges band b once a run has more than b rows: at epoch b + 1 (tune/schedulers/wandb_hyperband.py).
+        # W&B's hyperband judges band b once a run has more than b rows: at epoch b + 1
+        # (tune/schedulers/wandb_hyperband.py).
         shift = 1 if self.budget.scheduler == "wandb_hyperband" else 0
         rungs, rung = [], self.budget.grace_period
         while rung + shift < self.epochs:

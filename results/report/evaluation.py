@@ -50,10 +50,9 @@ def report(labels: np.ndarray, predicted: np.ndarray, class_names: list[str]) ->
 
 def evaluate(checkpoint: Path, split: str) -> dict[str, Any]:
     """The checkpoint's accuracy, per-class accuracy and confusions on ``split`` (test or val) of its data set."""
-    from train.data.prepared import load_test, prepare
-    from train.data import DataError
-
     from results.checkpoints import load_checkpoint
+    from train.data import DataError
+    from train.data.prepared import load_test, prepare
 
     cfg, model, class_names = load_checkpoint(checkpoint)
     if split == "test":
@@ -70,8 +69,8 @@ def evaluate(checkpoint: Path, split: str) -> dict[str, Any]:
 
 def write_outputs(result: dict[str, Any], folder: Path) -> tuple[Path, Path]:
     """evaluation-<split>.json and confusion-<split>.png in ``folder`` (created if missing)."""
-    from results.report.confusion import plot_confusion
     from infra.files import write_atomic
+    from results.report.confusion import plot_confusion
 
     folder.mkdir(parents=True, exist_ok=True)
     split = result["split"]

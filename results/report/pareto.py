@@ -52,7 +52,8 @@ def front_plot(exp: SearchResults, out: Path) -> Figure:
     save(fig, out / "pareto.png")
     caption = (f"Each trial's {exp.metric} against the latency of its architecture, exported to ONNX and timed in "
                f"onnxruntime before the search. Stars: the front (finished trials no other finished trial beats on "
-               f"both); crosses: trials {exp.stopper} stopped early, never on the front (their {exp.metric} is from the epoch "
+               f"both); crosses: trials {exp.stopper} stopped early, never on the front (their {exp.metric} is from "
+               f"the epoch "
                f"they stopped at).")
     return Plot("pareto.png", "Accuracy against latency", caption)
 

@@ -18,10 +18,10 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from results.report.confusion import plot_confusion
-from results.report.figures import pyplot, save
 from results.report.data import SearchResults
-from tune.distributions import LogUniform
+from results.report.figures import pyplot, save
 from results.report.study import StudyView
+from tune.distributions import LogUniform
 
 
 @dataclass

@@ -32,7 +32,6 @@ from tune.experiment.storage import is_file, is_uri, local_copy
 from tune.objectives import direction
 
 
-
 @dataclass
 class StudyView:
     study: optuna.Study
@@ -91,7 +90,8 @@ def rebuild(experiment: SearchResults) -> optuna.Study:
     distributions = {key: distribution(param) for key, param in experiment.space.items()}
     # In the order they started, so trial numbers read as in the search.
     for trial in sorted(experiment.trials, key=lambda t: min(t.done_at.values(), default=float("inf"))):
-        params = {k: v for k, v in trial.params.items() if k in distributions and distribution_contains(distributions[k], v)}
+        params = {k: v for k, v in trial.params.items()
+                  if k in distributions and distribution_contains(distributions[k], v)}
         outcome = trial.outcome(experiment.epochs)
         state = (TrialState.FAIL if outcome == "error" else
                  TrialState.COMPLETE if outcome == "complete" else TrialState.PRUNED)

@@ -4,7 +4,8 @@
   ``file`` -> ``{"top": [{"index": i, "class": name, "probability": p}, ...]}``
 - ``GET /healthz`` -> ``{"status": "ok"}``
 - ``GET /metadata``: model.json's model, input (preprocessing), sign-box convention, classes, metrics, recorded
-  latency and source, MODEL_CARD.md, and the serving settings; no path of the server (relative to the model folder, or null)
+  latency and source, MODEL_CARD.md, and the serving settings; no path of the server (relative to the model folder,
+  or null)
 - ``GET /stats``: the answering process's counters: requests, images, forward passes, batch sizes, seconds spent
   decoding and in onnxruntime
 

@@ -4,9 +4,9 @@ Each Ray Serve replica starts an inter-deployment gRPC server after its construc
 random port on every interface, whatever ``http_options.host`` says (ray/serve/_private/replica.py,
 ``_on_initialized``). A service told to stay on loopback must not listen beyond it. Serve 2.60 has no public
 option for that address, so the replica's constructor swaps the module-level helper that binds it
-(Ray Serve's private ``add_port_to_grpc_server`` of its replica module: infra/ray_compat.py replica_grpc_binder) for one that puts the given host in place of
-the wildcard. Callers reach the replica at its node's IP, which is 127.0.0.1 for the loopback Ray serve.py
-starts (infra/connect.py), so nothing else changes.
+(Ray Serve's private ``add_port_to_grpc_server`` of its replica module: infra/ray_compat.py replica_grpc_binder)
+for one that puts the given host in place of the wildcard. Callers reach the replica at its node's IP, which is
+127.0.0.1 for the loopback Ray serve.py starts (infra/connect.py), so nothing else changes.
 """
 
 from __future__ import annotations

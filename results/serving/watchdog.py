@@ -33,7 +33,15 @@ from pathlib import Path
 from typing import Optional
 
 from results.serving.processes import (
-    OWNER_ENV, PROC, alive, command, descendants, kill, owners, started, token_alive,
+    OWNER_ENV,
+    PROC,
+    alive,
+    command,
+    descendants,
+    kill,
+    owners,
+    started,
+    token_alive,
 )
 
 MODULE = "results.serving.watchdog"

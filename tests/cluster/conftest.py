@@ -21,8 +21,8 @@ from typing import Iterator
 import pytest
 import yaml
 
-from tests.conftest import REPO, free_port
 from infra import hold
+from tests.conftest import REPO, free_port
 
 LOCAL_YAML = REPO / "cluster" / "local.yaml"
 RAY_CLI = Path(sys.executable).with_name("ray")
@@ -58,8 +58,8 @@ class FakeCluster:
         """SIGKILL one fake node, as if its machine died: its raylet (``--node_id=<id>``), everything the
         raylet started (workers, agents), and the node's other processes (those the fake provider
         started with RAY_OVERRIDE_NODE_ID_FOR_TESTING=<id>, e.g. its log monitor). Nothing else."""
-        import ray  # noqa: F401  (Ray's bundled psutil)
         import psutil
+        import ray  # noqa: F401  (Ray's bundled psutil)
 
         assert node_id != HEAD_NODE_ID
         mine = self.processes()

@@ -75,7 +75,8 @@ def test_local_yaml_has_the_node_types_of_cluster_yaml():
     aws, local = _load(AWS), _load(LOCAL)
     assert set(_gpu_types(local)) == set(_gpu_types(aws)) == set(_gpu_types(_load(GCP))) == {"gpu.small", "gpu.multi"}
     for name in ("gpu.small", "gpu.multi"):
-        assert local["available_node_types"][name]["resources"]["GPU"] <= aws["available_node_types"][name]["resources"]["GPU"]
+        local_gpus = local["available_node_types"][name]["resources"]["GPU"]
+        assert local_gpus <= aws["available_node_types"][name]["resources"]["GPU"]
     # Sized for a 2-core machine (logical CPUs), with a short idle timeout so scale-down is seen.
     assert sum(spec["resources"]["CPU"] * spec["max_workers"] for spec in _gpu_types(local).values()) <= 4
     assert local["idle_timeout_minutes"] <= 0.5

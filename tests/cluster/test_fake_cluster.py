@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from infra import hold
 from tests.cluster.conftest import HEAD_NODE_ID, FakeCluster
 from tests.conftest import REPO
 from tests.helpers import dotted, kill_group, last_line_path, result_rows, start_in_session, trained_rows, wait_held
-from infra import hold
 
 pytestmark = pytest.mark.slow  # a fake multi-node Ray cluster and searches on it
 

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from tests.cluster.conftest import HEAD_NODE_ID
 from infra import hold
+from tests.cluster.conftest import HEAD_NODE_ID
 
 pytestmark = pytest.mark.slow  # a fake multi-node Ray cluster
 
@@ -54,7 +54,7 @@ def _next_node(driver: subprocess.Popen) -> str:
 
 
 @pytest.mark.timeout(420)
-def test_a_killed_node_is_replaced_while_its_resources_are_still_wanted(fake_cluster, tmp_path):  # noqa: F811
+def test_a_killed_node_is_replaced_while_its_resources_are_still_wanted(fake_cluster, tmp_path):
     cluster = fake_cluster
     holds, log = tmp_path / "hold", tmp_path / "driver.log"
     holds.mkdir()

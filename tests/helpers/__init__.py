@@ -74,7 +74,8 @@ def descendants(pid: int) -> list[tuple[int, str]]:
     while stack:
         for child in children.get(stack.pop(), []):
             try:
-                found.append((child, (Path("/proc") / str(child) / "cmdline").read_bytes().replace(b"\0", b" ").decode()))
+                cmdline = (Path("/proc") / str(child) / "cmdline").read_bytes()
+                found.append((child, cmdline.replace(b"\0", b" ").decode()))
             except OSError:
                 continue
             stack.append(child)

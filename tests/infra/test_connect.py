@@ -28,7 +28,8 @@ def test_a_dashboard_port_in_use_is_one_line(tmp_path):
         taken.bind(("127.0.0.1", port))
         taken.listen()
         result = subprocess.run(
-            [sys.executable, str(REPO / "tune" / "run_search.py"), "--config", str(REPO / "search_spaces" / "smoke.yaml"),
+            [sys.executable, str(REPO / "tune" / "run_search.py"),
+             "--config", str(REPO / "search_spaces" / "smoke.yaml"),
              "--address", "local", "--num-cpus", "1", "--dashboard-port", str(port),
              "--set", f"trial.data.root={tmp_path / 'signs'}", "wandb.enabled=false"],
             cwd=REPO, capture_output=True, text=True, timeout=300)

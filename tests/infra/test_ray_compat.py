@@ -56,7 +56,7 @@ def test_replay_into_asha_records_rungs():
 
 
 def test_raise_sample_budget():
-    from ray.tune.search import SearchGenerator, Searcher
+    from ray.tune.search import Searcher, SearchGenerator
 
     generator = SearchGenerator(Searcher(metric="val_acc", mode="max"))
     for name in ("_total_samples", "_finished"):

@@ -12,9 +12,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from artifact.preprocess import Preprocessing
 from results import export as export_cli
 from results.checkpoints import load_checkpoint
-from artifact.preprocess import Preprocessing
 from tests.helpers.deploy_models import MOBILENET, SMALL_CNN, experiment, exported_model, sign_data
 from train.data.prepared import load_test
 

@@ -11,7 +11,8 @@ OBJECTIVES = [{"metric": "val_acc", "mode": "max"}, {"metric": "latency_ms", "mo
 
 
 def _trial(trial_id: str, acc: float, latency: float) -> dict:
-    return {"trial_id": trial_id, "metrics": {"val_acc": acc, "latency_ms": latency}, "checkpoint": f"trial_{trial_id}/c"}
+    return {"trial_id": trial_id, "metrics": {"val_acc": acc, "latency_ms": latency},
+            "checkpoint": f"trial_{trial_id}/c"}
 
 
 FRONT = [_trial("acc", 0.99, 3.0), _trial("knee", 0.97, 1.2), _trial("mid", 0.93, 1.0), _trial("fast", 0.80, 0.5)]

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from infra.hold import ENV as HOLD_ENV
+from infra.hold import wait_held
 from tests.conftest import free_port
 from tests.helpers import descendants, kill_group, start_in_session
 from tests.helpers.deploy_models import SERVE, exported_model, sign_data, sign_files
 from tests.helpers.serve_process import Server, identities, listeners, running, start, still_running
-from infra.hold import ENV as HOLD_ENV, wait_held
 
 pytestmark = pytest.mark.slow  # results/serve.py as a process, on a Ray of its own
 

@@ -41,7 +41,8 @@ def test_a_gpu_id_missing_from_cuda_visible_devices_is_one_line_not_gpu_0():
 
 
 def test_more_than_one_gpu_per_worker_is_refused():
-    with pytest.raises(ConfigError, match=r"workers.gpus_per_worker: got 2.0, allowed: 0..1 \(a worker trains on one GPU"):
+    with pytest.raises(ConfigError,
+                       match=r"workers.gpus_per_worker: got 2.0, allowed: 0..1 \(a worker trains on one GPU"):
         parse({"workers": {"gpus_per_worker": 2}})
 
 

@@ -62,7 +62,8 @@ def test_one_worker_with_amp_trains_on_gpu_resident_data(tiny_data, tmp_path):
 
     data = {**tiny_data, "image_size": 64}  # 144 images x 64 x 64 x 3 = 1.8 MB of uint8, far above the model
     synthetic = tiny_data["synthetic"]
-    images_bytes = synthetic["num_classes"] * synthetic["tracks_per_class"] * synthetic["frames_per_track"] * 64 * 64 * 3
+    images = synthetic["num_classes"] * synthetic["tracks_per_class"] * synthetic["frames_per_track"]
+    images_bytes = images * 64 * 64 * 3
     cfg = parse(_config(data, epochs=4, model={"name": "small_cnn", "cnn": {"blocks": 2, "width": 8}}))
     held = []  # GPU memory in use at each epoch's report: data + weights + optimizer, no activations
 
@@ -89,8 +90,8 @@ def test_one_worker_with_amp_trains_on_gpu_resident_data(tiny_data, tmp_path):
 
 
 def test_same_seed_same_kornia_batch_on_cuda():
-    from train.data.augment import build_augment
     from train.config import AugmentConfig
+    from train.data.augment import build_augment
 
     augment = build_augment(AugmentConfig(geometric=0.6, photometric=0.6, erasing=0.5, p=0.8, hflip=True)).cuda()
     images = torch.rand(64, 3, 48, 48, generator=torch.Generator().manual_seed(0)).cuda()
@@ -111,7 +112,8 @@ def test_same_seed_same_kornia_batch_on_cuda():
 def test_four_trials_share_one_gpu(tiny_data, tmp_path):
     """gpus_per_worker 0.25: "auto" runs 4 trials at once on the one GPU, and all of them finish."""
     data = [f"trial.data.{key}={value}" for key, value in dotted(tiny_data)]
-    args = [sys.executable, str(REPO / "tune" / "run_search.py"), "--config", str(REPO / "search_spaces" / "smoke.yaml"),
+    args = [sys.executable, str(REPO / "tune" / "run_search.py"),
+            "--config", str(REPO / "search_spaces" / "smoke.yaml"),
             "--storage", str(tmp_path / "runs"), "--address", "local", "--num-cpus", "4", "--set", *data,
             "trial.workers.gpus_per_worker=0.25", "trial.workers.cpus_per_worker=1", "max_concurrent_trials=auto",
             "budget.num_samples=4", "trial.epochs=3", "budget.grace_period=3", "wandb.enabled=false",

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 import torch
 
+from infra import hold
 from tests.conftest import REPO
 from tests.helpers import kill_group, last_line_path, start_in_session, stop_when_held, wait_held
-from infra import hold
-from train.data.prepared import prepare
-from train.config import parse
 from train.checkpoint import CHECKPOINT_FILE
+from train.config import parse
+from train.data.prepared import prepare
 from train.loop import _epoch_order, run_local
 
 TRAIN = REPO / "train" / "train_model.py"
@@ -118,7 +118,8 @@ def test_two_workers_match_one_worker_with_the_same_global_batch(tiny_data, tmp_
     two_state = torch.load(last_line_path(log) / CHECKPOINT_FILE, weights_only=False)
     one_state = torch.load(tmp_path / "one" / f"checkpoint_{epochs:04d}" / CHECKPOINT_FILE, weights_only=False)
     train_images = len(prepare(parse(base).data).train.labels)
-    assert two_state["scheduler"]["last_epoch"] == one_state["scheduler"]["last_epoch"] == epochs * math.ceil(train_images / 32)
+    steps = epochs * math.ceil(train_images / 32)
+    assert two_state["scheduler"]["last_epoch"] == one_state["scheduler"]["last_epoch"] == steps
     chance = 1 / tiny_data["synthetic"]["num_classes"]
     assert two[-1][2] > 2 * chance and one[-1].val_acc > 2 * chance, (two, one)
     assert abs(two[-1][2] - one[-1].val_acc) <= VAL_ACC_TOLERANCE, (two[-1][2], one[-1].val_acc)

@@ -7,9 +7,9 @@ import errno
 import pytest
 from ray.train import Checkpoint
 
+from train.checkpoint import CHECKPOINT_FILE
 from train.config import parse
 from train.data import DataError
-from train.checkpoint import CHECKPOINT_FILE
 from train.loop import run_local
 from train.session import check_complete, check_persisted
 

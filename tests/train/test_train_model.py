@@ -1,4 +1,5 @@
-"""train/train_model.py's --config: a trial config file, or a search file's trial section, keys as the file writes them."""
+"""train/train_model.py's --config: a trial config file, or a search file's trial section, keys as the file writes
+them."""
 
 from __future__ import annotations
 

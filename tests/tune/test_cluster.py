@@ -12,8 +12,14 @@ import yaml
 
 from tests.conftest import REPO, free_port
 from train.config import ConfigError, WorkersConfig
-from tune.cluster import (Capacity, NodeGroup, autoscaling_config_path, capacity_from_config,
-                          capacity_from_nodes, max_trials)
+from tune.cluster import (
+    Capacity,
+    NodeGroup,
+    autoscaling_config_path,
+    capacity_from_config,
+    capacity_from_nodes,
+    max_trials,
+)
 from tune.trial import max_concurrent_trials
 
 LOCAL = yaml.safe_load((REPO / "cluster" / "local.yaml").read_text())
@@ -73,7 +79,8 @@ def test_a_multi_worker_trial_driver_needs_cpu_too():
 
 
 def test_a_trial_whose_workers_fit_no_single_node_is_one_line_with_strict_pack():
-    with pytest.raises(ConfigError, match=r"4 worker\(s\) of 1 CPU, 1 GPU on one node \(workers.placement: strict_pack\)"):
+    with pytest.raises(ConfigError,
+                       match=r"4 worker\(s\) of 1 CPU, 1 GPU on one node \(workers.placement: strict_pack\)"):
         max_concurrent_trials(_workers(n=4, gpus=1), "auto", capacity_from_config(LOCAL))
 
 
@@ -92,7 +99,8 @@ def test_shipped_gpu_spaces_leave_no_gpu_of_the_aws_cluster_idle(space):
     assert idle_gpu_warnings(workers, capacity) == []
     assert max_concurrent_trials(workers, "auto", capacity) >= 2
     wasteful = WorkersConfig(num_workers=1, cpus_per_worker=4, gpus_per_worker=0.5)
-    assert idle_gpu_warnings(wasteful, capacity)[0].startswith("warning: a gpu.small node (4 CPU, 1 GPU) leaves 0.5 GPU idle")
+    warning = idle_gpu_warnings(wasteful, capacity)[0]
+    assert warning.startswith("warning: a gpu.small node (4 CPU, 1 GPU) leaves 0.5 GPU idle")
 
 
 def test_workers_are_packed_per_node_not_pooled():

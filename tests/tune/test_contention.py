@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from infra import hold
 from tests.conftest import REPO, free_port
 from tests.helpers import dotted, fixed_model_smoke, kill_group, start_in_session, wait_held
-from infra import hold
 from train.config import WorkersConfig
 from tune.cluster import Capacity, NodeGroup
 from tune.trial import max_concurrent_trials

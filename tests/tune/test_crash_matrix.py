@@ -33,9 +33,9 @@ from pathlib import Path
 import optuna
 import pytest
 
+from infra import hold
 from tests.conftest import REPO
 from tests.helpers import dotted, fixed_model_smoke, kill_group, start_in_session, wait_held
-from infra import hold
 
 RUN_SEARCH = REPO / "tune" / "run_search.py"
 ACTIONS = {"kill": None, "sigint": signal.SIGINT, "sigterm": signal.SIGTERM}

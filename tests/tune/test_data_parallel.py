@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from infra import hold
 from tests.helpers import dotted, fixed_model_smoke, kill_group, last_line_path, trained_rows, wait_held
 from tests.helpers.search import start_search
-from infra import hold
 
 pytestmark = pytest.mark.slow  # searches on Rays of their own
 
@@ -50,7 +50,8 @@ def search_command(tiny_data: dict, tmp_path: Path, shape: dict, num_samples: in
             "--num-cpus", "2", "--num-gpus", str(shape["num_gpus"]),
             "--set", *data, "wandb.enabled=false", f"budget.num_samples={num_samples}",
             f"trial.epochs={MAX_EPOCHS}", "budget.grace_period=1", "budget.reduction_factor=2",
-            f"trial.workers.num_workers={shape['workers']}", f"trial.workers.cpus_per_worker={shape['cpus_per_worker']}",
+            f"trial.workers.num_workers={shape['workers']}",
+            f"trial.workers.cpus_per_worker={shape['cpus_per_worker']}",
             f"trial.workers.gpus_per_worker={shape['gpus_per_worker']}", "trial.workers.fake_gpus=true",
             "failure.stall_timeout_s=120", "trial.model.cnn.blocks=2", "trial.model.cnn.width=8"]
 

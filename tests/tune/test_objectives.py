@@ -3,7 +3,6 @@ architectures and one real measurement, and the multi-objective study the search
 
 from __future__ import annotations
 
-
 import optuna
 import pytest
 import yaml
@@ -11,10 +10,10 @@ import yaml
 from tests.conftest import REPO
 from train.config import ConfigError
 from tune import preflight
-from tune.latency import architecture_key, architectures, measure_architecture
-from tune.objectives import Latency
 from tune.engines.study import StudySearcher
 from tune.experiment.layout import study_url
+from tune.latency import architecture_key, architectures, measure_architecture
+from tune.objectives import Latency
 from tune.space import SearchFile, load_search_file
 
 PARETO = REPO / "search_spaces" / "smoke_pareto.yaml"

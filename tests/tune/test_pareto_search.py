@@ -22,10 +22,10 @@ import optuna
 import pytest
 import yaml
 
+from infra import hold
 from tests.conftest import REPO
 from tests.helpers import dotted, kill_group, wait_held
 from tests.helpers.search import search_to_the_end, start_search
-from infra import hold
 from tune.engines.study import StudySearcher
 from tune.experiment.layout import study_url
 from tune.space import load_search_file

@@ -99,5 +99,6 @@ def test_search_and_train_model_from_another_directory_use_the_users_paths(elsew
     assert _train_entries(elsewhere / "cache") == entries
 
     # Nothing landed in the folders Ray runs trials and workers in.
-    strays = [p for p in ray_tmp.rglob("*") if p.suffix in (".npy", ".ppm", ".safetensors") or p.name == "synthetic.json"]
+    strays = [p for p in ray_tmp.rglob("*")
+              if p.suffix in (".npy", ".ppm", ".safetensors") or p.name == "synthetic.json"]
     assert not strays, strays[:5]

@@ -14,10 +14,11 @@ from pathlib import Path
 import optuna
 import pytest
 
+from infra import hold
 from tests.helpers import kill_group, last_line_path, stop_when_held, wait_held
 from tests.helpers.cli import run_main
 from tests.helpers.search import SMOKE, epochs_of, search_args, search_to_the_end, start_search
-from infra import hold
+
 
 @pytest.mark.slow
 @pytest.mark.timeout(400)
@@ -94,9 +95,11 @@ def test_an_interrupted_search_resumes_without_rerunning_finished_trials(tiny_da
     if held_epoch == 1:
         # --resume of the finished search has nothing to run: wall_s, the trials' time (Tune's fit() of every
         # session), grows by the few seconds fit() takes to see that, not by Ray's start (~20 s here).
-        search_to_the_end(search_args(tiny_data, f"file://{storage}") + ["--resume"], tmp_path / "noop.log", timeout=300)
+        search_to_the_end(search_args(tiny_data, f"file://{storage}") + ["--resume"], tmp_path / "noop.log",
+                          timeout=300)
         again = json.loads((experiment / "summary.json").read_text())
-        assert again["num_trials"] == 3 and 0 <= again["wall_s"] - summary["wall_s"] < 8, (again["wall_s"], summary["wall_s"])
+        assert again["num_trials"] == 3 and 0 <= again["wall_s"] - summary["wall_s"] < 8, \
+            (again["wall_s"], summary["wall_s"])
 
     # The Optuna study came back whole: the resumed search reattached to study.db (for this file://
     # storage it lives in ./runs/<experiment>/ of the directory the search ran in, the repository), so

@@ -8,9 +8,8 @@ import optuna
 import pytest
 import yaml
 
-from train.config import ConfigError
 from tests.helpers import dotted as leaves
-from train.config import absolute_paths, parse
+from train.config import ConfigError, absolute_paths, parse
 from tune.distributions import define_by_run, sampled_params
 from tune.space import load_search_file
 
@@ -132,7 +131,8 @@ BAD = {
     "param not a config key": ({"space|optim.learning_rate": {"type": "uniform", "low": 0.1, "high": 0.2}},
                                "space.optim.learning_rate: value 0.1 is not a valid config: unknown key"),
     "param value out of range": ({"space|augment.geometric": {"type": "uniform", "low": 0.0, "high": 2.0}},
-                                 "space.augment.geometric: value 2.0 is not a valid config: augment.geometric: got 2.0"),
+                                 "space.augment.geometric: value 2.0 is not a valid config: "
+                                 "augment.geometric: got 2.0"),
     "when names a later param": ({"space|optim.lr": {"type": "loguniform", "low": 1e-4, "high": 1e-2,
                                                       "when": {"augment.geometric": 0.1}}},
                                  "space.optim.lr.when: 'augment.geometric' must be a parameter listed earlier"),
@@ -146,7 +146,8 @@ BAD = {
                                "trial.data.synthetic.num_classes: got 1, allowed: 2..43"),
     "trial bad epochs": ({"trial|epochs": 0}, "trial.epochs: got 0, allowed: >= 1"),
     "trial several workers on a GPU fraction": ({"trial|workers": {"num_workers": 2, "gpus_per_worker": 0.5}},
-                                                "trial.workers.gpus_per_worker: got 0.5, allowed: 0 or 1 with several workers"),
+                                                "trial.workers.gpus_per_worker: got 0.5, "
+                                                "allowed: 0 or 1 with several workers"),
     "fixed and searched": ({"trial|optim|lr": 0.01}, "trial.optim.lr is fixed (0.01) and searched by space.optim.lr"),
     "grace beyond budget": ({"budget|grace_period": 99}, "budget.grace_period (99) exceeds trial.epochs (8)"),
     "bad experiment name": ({"experiment": "my search"}, "experiment: String should match pattern"),

@@ -91,9 +91,9 @@ def test_the_exported_command_trains_one_trial_as_an_agent_runs_it(tiny_data, tm
     assert bad.returncode == 2 and bad.stderr.strip() == (
         "error: agent parameter(s) nope are not in the space (space keys: model.name, model.cnn.blocks, "
         "model.cnn.width, optim.lr, optim.weight_decay, augment.geometric, augment.photometric)")
+    from tune.engines.wandb_params import active
     from tune.space import load_search_file
     from tune.sweep.agent import agent_values
-    from tune.engines.wandb_params import active
 
     space = load_search_file(REPO / "search_spaces" / "smoke.yaml").space
     # model.cnn.blocks holds only for small_cnn: swept always, dropped here (as the Optuna searcher never samples it).

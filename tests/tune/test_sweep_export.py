@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from tune.space import load_search_file
-from tune.engines.wandb_sweep import engine_config
 from tune.engines.wandb_config import sweeps_module, validate
+from tune.engines.wandb_sweep import engine_config
+from tune.space import load_search_file
 
 SPACES = sorted((REPO / "search_spaces").glob("*.yaml"))
 
@@ -151,7 +151,8 @@ def test_grid_where_every_parameter_is_finite(tmp_path):
         "model.cnn.blocks": {"type": "randint", "low": 2, "high": 4},
         "augment.erasing": {"type": "quniform", "low": 0.0, "high": 0.2, "q": 0.1}}}))
     config = yaml.safe_load(export(str(space), "--method", "grid").stdout)
-    assert config["parameters"] == {"model.cnn.blocks": {"values": [2, 3]}, "augment.erasing": {"values": [0.0, 0.1, 0.2]}}
+    assert config["parameters"] == {"model.cnn.blocks": {"values": [2, 3]},
+                                    "augment.erasing": {"values": [0.0, 0.1, 0.2]}}
 
 
 def test_the_engine_proposes_the_same_values_from_the_same_runs_and_seed(tmp_path):

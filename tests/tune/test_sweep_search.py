@@ -19,11 +19,11 @@ from pathlib import Path
 import optuna
 import pytest
 
-from tests.helpers import descendants, kill_group, last_line_path, result_rows, trained_rows
-from tests.helpers.searched import tiny_search
-from tests.helpers.search import search_args, start_search
-from tests.helpers.wandb_records import read_offline_run
 from infra import hold
+from tests.helpers import descendants, kill_group, last_line_path, result_rows, trained_rows
+from tests.helpers.search import search_args, start_search
+from tests.helpers.searched import tiny_search
+from tests.helpers.wandb_records import read_offline_run
 
 pytestmark = pytest.mark.slow  # the module's search (and a --resume of it) runs on a Ray of its own
 
@@ -154,8 +154,8 @@ def test_a_wandb_engine_search_resumes_exactly_after_a_kill(engine_search):
 
     # Exact resume of the engine: the 3rd trial, proposed after the restart, is what W&B's engine proposes from the
     # first two trials with the same seed (the runs come from study.db, the seed is seed + trials so far).
-    from tune.space import load_search_file
     from tune.engines.wandb_sweep import SWEEP_ATTR, SweepSearcher, engine_config
+    from tune.space import load_search_file
 
     search = load_search_file(experiment / "search.yaml")
     trials = sorted(study.trials, key=lambda t: t.number)
@@ -216,7 +216,8 @@ def test_compare_a_tpe_and_a_wandb_search(engine_search, tiny_data, tmp_path_fac
     assert summary_rows(entries)[1][0][1] == "tpe+asha"
     assert table_rows(page)[1] == [[cell(v) for v in row] for row in reach_rows(entries)[1]]
     # Epochs each needed to reach the other's best, recounted from the trials' result.json rows in completion order.
-    bests = [json.loads((folder / "summary.json").read_text())["best"]["metrics"]["val_acc"] for folder in (tpe, engine)]
+    bests = [json.loads((folder / "summary.json").read_text())["best"]["metrics"]["val_acc"]
+             for folder in (tpe, engine)]
     for i, folder in enumerate((tpe, engine)):
         done = []
         for path in folder.glob("trial_*/result.json"):

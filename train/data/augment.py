@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import math
-
 from typing import Any, Optional
 
 import kornia.augmentation as K

@@ -39,11 +39,11 @@ from typing import Any, Optional
 
 import numpy as np
 
-from train.data.arrays import gather, reserved_memmap, truncate_rows, write_meta_last
+from infra.files import build_once
 from train.config import DataConfig
+from train.data.arrays import gather, reserved_memmap, truncate_rows, write_meta_last
 from train.data.decode import IMAGE_ERRORS, load_image
 from train.data.records import DataError, Records
-from infra.files import build_once
 
 log = logging.getLogger("train.data.cache")
 

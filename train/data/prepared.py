@@ -13,9 +13,8 @@ from typing import Optional
 
 import numpy as np
 
-from train.data import cache
 from train.config import DataConfig
-from train.data import DataError, check_root, detect_format, read_records
+from train.data import DataError, cache, check_root, detect_format, read_records
 from train.data.split import train_val_split
 from train.data.synthetic import ensure_synthetic
 

@@ -1,5 +1,6 @@
 """Drawing synthetic traffic signs: the classes (plate shape, colour scheme, glyph), one training track's frames
-and one test photo, each from its own seeded ``numpy.random.Generator``; :mod:`train.data.synthetic` writes them to disk.
+and one test photo, each from its own seeded ``numpy.random.Generator``; :mod:`train.data.synthetic` writes them to
+disk.
 
 A class is a plate shape (circle, triangle, octagon, diamond, square) with a colour scheme and a glyph.
 The first 25 classes each have their own shape/colour plate; classes 25..42 reuse those plates and

@@ -29,11 +29,11 @@ from typing import Any, Optional, Sequence
 import pydantic
 from PIL import Image
 
-from train.config import SyntheticConfig
 from infra.config_errors import one_line
+from infra.files import build_once
+from train.config import SyntheticConfig
 from train.data.readers.synthetic import SYNTHETIC_MARKER
 from train.data.records import DataError
-from infra.files import build_once
 from train.data.sign_drawing import GENERATOR_VERSION, photo_for_test_set, sign_classes, split_rng, track_frames
 
 log = logging.getLogger("train.data.synthetic")

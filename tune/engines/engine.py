@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable
 if TYPE_CHECKING:
     from tune.distributions import Param
     from tune.engines.study import StudySearcher
-    from tune.space import SearchFile, SearcherConfig
+    from tune.space import SearcherConfig, SearchFile
 
 
 def study_searcher(search: "SearchFile", **study: Any) -> "StudySearcher":

@@ -25,8 +25,8 @@ import math
 from typing import TYPE_CHECKING, Any, Optional
 
 from train.config import ConfigError
-from tune.objectives import LATENCY_METRIC, direction
 from tune.engines.wandb_params import conditions, sweep_parameter
+from tune.objectives import LATENCY_METRIC, direction
 
 if TYPE_CHECKING:  # annotations only: tune/space.py imports the engine registry, which imports this
     from tune.space import SearchFile

@@ -3,8 +3,8 @@ trial and the in-Ray engine so all three read a sweep's values the same way.
 
 W&B Sweeps have no conditional parameters. A parameter with ``when`` is therefore swept unconditionally, and
 :func:`active` drops it from a trial whose condition does not hold, exactly as the Optuna searcher never samples
-it there (tune.distributions.define_by_run): the trial trains the same config either way, and the sweep's value for it is
-kept in the W&B run's config but has no effect.
+it there (tune.distributions.define_by_run): the trial trains the same config either way, and the sweep's value for
+it is kept in the W&B run's config but has no effect.
 """
 
 from __future__ import annotations

@@ -14,8 +14,9 @@ killed and failed runs the worst metric seen (its ``metric.impute: worst`` defau
 
 Every sweep value is stored as the trial's user attribute ``sweep_values`` (the engine's own vector, conditional
 parameters included); the study's parameters are the values the trial used (a conditional parameter whose
-``when`` fails is left out, tune/engines/wandb_params.py). The sweep config the engine runs is the one ``python -m tune.sweep
-export`` writes (tune/engines/wandb_config.py), method from the engine's name (tune/engines/wandb_config.py :func:`engine_config`).
+``when`` fails is left out, tune/engines/wandb_params.py). The sweep config the engine runs is the one
+``python -m tune.sweep export`` writes (tune/engines/wandb_config.py), method from the engine's name
+(tune/engines/wandb_config.py :func:`engine_config`).
 
 Reproducibility: the engine draws from Python's ``random`` (random search, params.HyperParameter.sample) and
 numpy's global RNG (bayes: its random candidates and GP subsampling; sklearn's GP is fixed at random_state=2).

@@ -18,9 +18,9 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict
 
-from train.config import ConfigError, TrialConfig
 from infra.config_errors import one_line
 from infra.overrides import safe_load
+from train.config import ConfigError, TrialConfig
 from tune.experiment import layout
 from tune.experiment.storage import Experiment, is_dir, normalise, read_text
 from tune.objectives import Objective

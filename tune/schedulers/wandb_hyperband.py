@@ -19,8 +19,8 @@ from typing import Any
 
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from tune.schedulers.scheduler import Scheduler, result_rows
 from tune.engines.wandb_config import engine_config, sweeps_module
+from tune.schedulers.scheduler import Scheduler, result_rows
 
 
 class WandbHyperband(FIFOScheduler):

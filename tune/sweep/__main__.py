@@ -89,8 +89,8 @@ def export_text(space_file: str, overrides: list[str], method: str,
     """(the sweep config as YAML, warnings for the user: e.g. a grid cut short by run_cap)."""
     import yaml
 
-    from tune.space import load_search_file
     from tune.engines.wandb_config import export_notes, one_objective, sweep_config
+    from tune.space import load_search_file
 
     # Paths stay as written (relative to the repository root, where W&B's agent runs), not made absolute.
     search = one_objective(load_search_file(space_file, overrides, base=Path(".")), objective)

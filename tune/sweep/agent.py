@@ -21,8 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
-from train.config import ConfigError
 from infra.overrides import safe_load
+from train.config import ConfigError
 from tune.space import SearchFile
 
 
@@ -55,9 +55,9 @@ def run_agent_trial(search: SearchFile, values: dict[str, Any], engine: str = "w
     """Train one trial with ``values``, logging to a W&B run (the agent's); return the exit code."""
     import wandb
 
+    from infra.signals import Stopped, terminate_like_ctrl_c
     from train.loop import run
     from train.session import LocalSession
-    from infra.signals import Stopped, terminate_like_ctrl_c
     from tune.engines.wandb_params import active
     from tune.wandb_logging import api_key, wandb_mode
 

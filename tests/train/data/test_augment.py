@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from train.data.augment import BatchAugment, RandomHueRotation, build_augment
 from train.config import AugmentConfig
+from train.data.augment import BatchAugment, RandomHueRotation, build_augment
 
 OFF = dict(geometric=0.0, photometric=0.0, erasing=0.0, hflip=False)
 ALL_ON = dict(geometric=1.0, photometric=1.0, erasing=1.0, p=1.0, hflip=True)

@@ -15,12 +15,19 @@ import pytest
 
 import train.data.cache as cache
 import train.data.prepared as prepared
-from tests.helpers.layouts import (BORDER, class_colour, corrupt, write_asl, write_gtsrb, write_gtsrb_kaggle,
-                                 write_image, write_imagefolder)
+from tests.conftest import REPO
+from tests.helpers.layouts import (
+    BORDER,
+    class_colour,
+    corrupt,
+    write_asl,
+    write_gtsrb,
+    write_gtsrb_kaggle,
+    write_image,
+    write_imagefolder,
+)
 from train.config import DataConfig, SyntheticConfig
 from train.data import ASL_FRAME_BLOCK, DataError
-
-from tests.conftest import REPO
 
 
 def config(root: Path, tmp_path: Path, **fields) -> DataConfig:

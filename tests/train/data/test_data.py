@@ -8,10 +8,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers.layouts import (BORDER, GT_PLACES, class_colour, corrupt, roi_of, write_asl, write_gtsrb,
-                                 write_gtsrb_kaggle, write_image, write_imagefolder)
-from train.data import (FORMATS, GTSRB_CLASS_NAMES, TRACK_STRIDE, DataError, detect_format, load_image,
-                        read_records)
+from tests.helpers.layouts import (
+    BORDER,
+    GT_PLACES,
+    class_colour,
+    corrupt,
+    roi_of,
+    write_asl,
+    write_gtsrb,
+    write_gtsrb_kaggle,
+    write_image,
+    write_imagefolder,
+)
+from train.data import FORMATS, GTSRB_CLASS_NAMES, TRACK_STRIDE, DataError, detect_format, load_image, read_records
 
 
 def one_line(error: pytest.ExceptionInfo) -> str:

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 import train.data.synthetic as synthetic
+from tests.conftest import REPO
 from train.config import SyntheticConfig
 from train.data import DataError, detect_format, read_records
 
-from tests.conftest import REPO
 TINY = dict(num_classes=3, tracks_per_class=2, frames_per_track=3, test_per_class=2, frame_size=24)
 
 

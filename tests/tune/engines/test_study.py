@@ -15,8 +15,8 @@ from ray.tune.schedulers import ASHAScheduler
 
 from train.config import ConfigError
 from tune.engines.study import TRIAL_ATTR, StudySearcher
-from tune.experiment.layout import study_url
 from tune.engines.tpe import tpe_options
+from tune.experiment.layout import study_url
 from tune.space import SearchFile, load_search_file
 
 BEST_LR = 10 ** -2.5

@@ -1,4 +1,5 @@
-"""What Tune does not restore, restored: ASHA's rungs (tune/schedulers/asha.py) and a raised sample budget (tune/resume.py)."""
+"""What Tune does not restore, restored: ASHA's rungs (tune/schedulers/asha.py) and a raised sample budget
+(tune/resume.py)."""
 
 from __future__ import annotations
 
