@@ -22,7 +22,9 @@ class _Param(BaseModel):
 
 class _Range(_Param):
     low: float
+    """Lowest value (inclusive)."""
     high: float
+    """Highest value (inclusive for floats; exclusive for randint)."""
     _high_note: ClassVar[str] = ""
 
     @model_validator(mode="after")
@@ -34,6 +36,7 @@ class _Range(_Param):
 
 class LogUniform(_Range):
     type: Literal["loguniform"]
+    """Floats between low and high, uniform in their logarithm (learning rates, weight decay); low > 0."""
 
     @model_validator(mode="after")
     def _positive(self):
@@ -47,6 +50,7 @@ class LogUniform(_Range):
 
 class Uniform(_Range):
     type: Literal["uniform"]
+    """Floats between low and high, uniform."""
 
     def suggest(self, trial, name: str) -> float:
         return trial.suggest_float(name, self.low, self.high)
@@ -54,7 +58,9 @@ class Uniform(_Range):
 
 class QUniform(_Range):
     type: Literal["quniform"]
+    """Floats between low and high in steps of q."""
     q: float = Field(gt=0)
+    """Step between the values quniform draws from."""
 
     def suggest(self, trial, name: str) -> float:
         return trial.suggest_float(name, self.low, self.high, step=self.q)
@@ -64,8 +70,11 @@ class RandInt(_Range):
     """Integers from low (inclusive) to high (exclusive), as ``ray.tune.randint``."""
 
     type: Literal["randint"]
+    """Integers from low (inclusive) to high (exclusive), as ``ray.tune.randint``."""
     low: int
+    """Lowest integer (inclusive)."""
     high: int
+    """One above the highest integer (exclusive, as ``ray.tune.randint``)."""
     _high_note: ClassVar[str] = "; high is exclusive"
 
     def suggest(self, trial, name: str) -> int:
@@ -74,7 +83,9 @@ class RandInt(_Range):
 
 class Choice(_Param):
     type: Literal["choice"]
+    """One of ``values``, unordered (model names, widths, booleans)."""
     values: list[Scalar] = Field(min_length=1)
+    """The values to choose from."""
 
     def suggest(self, trial, name: str) -> Scalar:
         return trial.suggest_categorical(name, self.values)

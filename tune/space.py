@@ -95,6 +95,8 @@ with --set still loads; startup_trials, which every shipped space sets for its T
 
 
 class Wandb(BaseModel):
+    """The ``wandb:`` section: every trial a W&B run, logged from the search's driver (tune/wandb_logging.py)."""
+
     model_config = _STRICT
     enabled: bool = True
     """Log every trial as a W&B run; offline (local files) when WANDB_API_KEY is not set."""
@@ -105,6 +107,8 @@ class Wandb(BaseModel):
 
 
 class Failure(BaseModel):
+    """The ``failure:`` section: retries, and the stall guard."""
+
     model_config = _STRICT
     max_failures: int = Field(2, ge=0)
     """Retries of a failed trial, each resuming from its last checkpoint."""
@@ -127,20 +131,25 @@ class SearchFile(BaseModel):
     """Parameters to search, keyed by their dotted path in ``trial`` (e.g. optim.lr); a searched key takes no
     fixed value in ``trial``."""
     budget: Budget = Budget()
+    """How many trials, and how they are stopped early."""
     max_concurrent_trials: Union[int, Literal["auto"]] = "auto"
     """Trials at once; "auto" derives it from the cluster's total CPUs/GPUs (max_workers included)."""
     searcher: SearcherConfig = SearcherConfig()
+    """Which engine proposes the trials, and its settings."""
     metric: str = "val_acc"
     """Reported metric that ASHA and the searcher optimise; with ``objectives``, the first objective the loop
     reports (set from it: leave metric/mode out, or give the same)."""
     mode: Literal["max", "min"] = "max"
+    """max: a higher metric is better (val_acc); min: lower is better (val_loss)."""
     objectives: Optional[list[Objective]] = Field(None, min_length=2)
     """Several objectives (a multi-objective search, tune/objectives.py), e.g. [{metric: val_acc, mode: max},
     {metric: latency_ms, mode: min}]; null: the single objective metric/mode."""
     latency: Latency = Latency()
     """How latency_ms is measured when it is an objective (tune/latency.py)."""
     wandb: Wandb = Wandb()
+    """Weights & Biases logging of every trial."""
     failure: Failure = Failure()
+    """Retries of failed trials, and when a search that cannot place its trials stops."""
 
     @model_validator(mode="after")
     def _within_budget(self):

@@ -1,0 +1,61 @@
+"""README.md and the documentation pages: every shell block marked runnable (``<!-- runnable -->`` on the line
+before its fence) runs as written, from the repository root; README.md fits a screen or two."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+MARK = "<!-- runnable -->"
+BLOCK = re.compile(re.escape(MARK) + r"\n```(?:bash|sh|shell)\n(.*?)\n```", re.S)
+
+
+def runnable_blocks() -> list[tuple[str, str]]:
+    pages = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
+    blocks = []
+    for page in pages:
+        text = page.read_text()
+        found = BLOCK.findall(text)
+        assert len(found) == text.count(MARK), f"{page}: a {MARK} line not right before a ```bash fence"
+        blocks += [(f"{page.relative_to(REPO)}#{i + 1}", block) for i, block in enumerate(found)]
+    return blocks
+
+
+def test_readme_fits_in_150_lines():
+    assert len((REPO / "README.md").read_text().splitlines()) <= 150
+
+
+def test_readme_and_the_docs_have_runnable_blocks():
+    names = [name for name, _ in runnable_blocks()]
+    assert any(name.startswith("README.md") for name in names) and any(name.startswith("docs/") for name in names)
+
+
+@pytest.fixture(scope="module")
+def shell_path(tmp_path_factory) -> str:
+    """PATH with a `signsearch` that runs this checkout's results/cli.py main, the function the installed script
+    calls (tests/results/test_cli.py checks the entry point): a worktree may share a venv installed from elsewhere.
+    A block that activates .venv puts the installed script first."""
+    bin_dir = tmp_path_factory.mktemp("bin")
+    script = bin_dir / "signsearch"
+    script.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m results.cli "$@"\n')
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return os.pathsep.join([str(bin_dir), str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,block", runnable_blocks(), ids=[name for name, _ in runnable_blocks()])
+def test_runnable_block_runs_as_written(name, block, shell_path, tmp_path):
+    if not (REPO / ".venv" / "bin" / "activate").exists():  # a worktree on a shared venv: PATH is set up above
+        block = "\n".join(line for line in block.splitlines() if not line.startswith("source .venv/bin/activate"))
+    env = {**os.environ, "PATH": shell_path, "PYTHONPATH": str(REPO), "HOME": os.environ.get("HOME", str(tmp_path))}
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=REPO, env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, \
+        f"{name}:\n{block}\n--- stdout\n{result.stdout[-2000:]}\n--- stderr\n{result.stderr[-2000:]}"
