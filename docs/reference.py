@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import importlib
 import io
+import os
 import re
 import sys
 import types
@@ -215,27 +216,32 @@ def _cell(text: str) -> str:
 
 
 def table(rows: list[Key], page_prefix: str = "") -> str:
-    """One table per section: key (with its anchor), type and allowed values, default, what it is."""
-    out: list[str] = []
-    section = None
+    """One table per section, top level first: key (with its anchor), type and allowed values, default, what."""
+    sections: dict[str, list[Key]] = {"": []}
     for key in rows:
-        parent = key.path.rpartition(".")[0]
-        if parent != section:
-            section = parent
-            title = f"`{page_prefix}{parent}`" if parent else "Top level"
-            out += ["", f"## {title}", "", "| key | type, allowed | default | what |", "| --- | --- | --- | --- |"]
-        anchor = f"{page_prefix}{key.path}"
-        name = key.path.rpartition(".")[2]
-        kind = key.type + (f": {key.allowed}" if key.allowed else "")
-        what = key.doc + (f" [↓](#{_heading_id(page_prefix + key.path)})" if key.section and key.path != "trial"
-                          else "")
-        out.append(f'| <span id="{anchor}"></span>`{name}` | {_cell(kind)} | {_cell(key.default)} | {_cell(what)} |')
+        sections.setdefault(key.path.rpartition(".")[0], []).append(key)
+    out: list[str] = []
+    for parent, keys_ in sections.items():
+        title = f"`{page_prefix}{parent}`" if parent else "Top level"
+        out += ["", f"## {title} {{ #{section_id(page_prefix + parent)} }}", "",
+                "| key | type, allowed | default | what |", "| --- | --- | --- | --- |"]
+        for key in keys_:
+            name = key.path.rpartition(".")[2]
+            kind = key.type + (f": {key.allowed}" if key.allowed else "")
+            what = key.doc
+            target = next((t for t in (key.path, f"{key.path}.{PARAM}", f"{key.path}[]") if t in sections), None)
+            if target:
+                what += f" [Its keys ↓](#{section_id(page_prefix + target)})"
+            elif key.path == "trial" and not page_prefix:
+                what += " [Its keys](trial-config.md)"
+            out.append(f'| <span id="{page_prefix}{key.path}"></span>`{name}` | {_cell(kind)} | {_cell(key.default)} '
+                       f"| {_cell(what)} |")
     return "\n".join(out) + "\n"
 
 
-def _heading_id(path: str) -> str:
-    """The id MkDocs' toc gives a heading `` `path` ``."""
-    return re.sub(r"[^\w-]", "", path.replace(".", "").replace(" ", "-")).lower()
+def section_id(path: str) -> str:
+    """The heading anchor of a section's table (a key's own anchor is its dotted path)."""
+    return f"section-{path}" if path else "top-level"
 
 
 def search_file_page() -> str:
@@ -258,13 +264,18 @@ def trial_config_page() -> str:
 def capture(main: Callable[[list[str]], Any], argv: list[str], prog: str) -> str:
     """What ``main(argv)`` prints for --help, with the program named as a user types it."""
     out = io.StringIO()
-    saved = sys.argv[0]
+    saved, columns = sys.argv[0], os.environ.get("COLUMNS")
     sys.argv[0] = prog
+    os.environ["COLUMNS"] = "100"  # argparse wraps to the terminal: the same page from every terminal
     try:
         with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
             main(argv)
     finally:
         sys.argv[0] = saved
+        if columns is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = columns
     return out.getvalue().rstrip()
 
 

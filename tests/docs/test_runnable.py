@@ -1,5 +1,6 @@
 """README.md and the documentation pages: every shell block marked runnable (``<!-- runnable -->`` on the line
-before its fence) runs as written, from the repository root; README.md fits a screen or two."""
+before its fence) runs as written, from the repository root, and every YAML block so marked is a valid search file;
+README.md fits a screen or two."""
 
 from __future__ import annotations
 
@@ -14,17 +15,18 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 MARK = "<!-- runnable -->"
-BLOCK = re.compile(re.escape(MARK) + r"\n```(?:bash|sh|shell)\n(.*?)\n```", re.S)
+BLOCK = re.compile(re.escape(MARK) + r"\n```(bash|yaml)\n(.*?)\n```", re.S)
 
 
-def runnable_blocks() -> list[tuple[str, str]]:
+def runnable_blocks(language: str = "bash") -> list[tuple[str, str]]:
     pages = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
     blocks = []
     for page in pages:
         text = page.read_text()
         found = BLOCK.findall(text)
-        assert len(found) == text.count(MARK), f"{page}: a {MARK} line not right before a ```bash fence"
-        blocks += [(f"{page.relative_to(REPO)}#{i + 1}", block) for i, block in enumerate(found)]
+        assert len(found) == text.count(MARK), f"{page}: a {MARK} line not right before a ```bash or ```yaml fence"
+        blocks += [(f"{page.relative_to(REPO)}#{i + 1}", block) for i, (lang, block) in enumerate(found)
+                   if lang == language]
     return blocks
 
 
@@ -59,3 +61,12 @@ def test_runnable_block_runs_as_written(name, block, shell_path, tmp_path):
                             text=True, timeout=60)
     assert result.returncode == 0, \
         f"{name}:\n{block}\n--- stdout\n{result.stdout[-2000:]}\n--- stderr\n{result.stderr[-2000:]}"
+
+
+@pytest.mark.parametrize("name,block", runnable_blocks("yaml"), ids=[name for name, _ in runnable_blocks("yaml")])
+def test_runnable_search_file_is_valid(name, block, tmp_path):
+    from tune.space import load_search_file
+
+    path = tmp_path / "space.yaml"
+    path.write_text(block + "\n")
+    load_search_file(path)
