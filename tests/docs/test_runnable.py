@@ -70,3 +70,10 @@ def test_runnable_search_file_is_valid(name, block, tmp_path):
     path = tmp_path / "space.yaml"
     path.write_text(block + "\n")
     load_search_file(path)
+
+
+def test_readme_links_lead_to_files():
+    """README.md is read on the repository's web page, where the site's generated pages do not exist."""
+    links = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", (REPO / "README.md").read_text())
+    missing = [link for link in links if "://" not in link and not (REPO / link).exists()]
+    assert links and not missing, missing
