@@ -329,6 +329,12 @@ def experiment_folder_page() -> str:
              "## Names in the code\n", "| name | value | what |", "| --- | --- | --- |"]
     lines += [f"| `{name}` | {f'`{value}`' if value else ''} | {_cell(_markdown(text))} |"
               for name, value, text in layout_names()]
+    from tune.experiment.records import RunRecord, Summary
+
+    for title, model in (("summary.json", Summary), ("run.json", RunRecord)):
+        about = _markdown(" ".join((model.__doc__ or "").split()))
+        lines += ["", f"## {title} {{ #{title.replace('.', '-')} }}", "", about,
+                  table(list(keys(model)), f"{title}:").replace("\n## ", "\n### ")]
     return "\n".join(lines) + "\n"
 
 
