@@ -162,7 +162,7 @@ def keys(model: Any, prefix: str = "") -> Iterator[Key]:
         is_space = typing.get_origin(info.annotation) is dict and model is SearchFile and name == "space"
         yield Key(path, type_name(info.annotation), default(info), allowed(info), doc(info),
                   nested is not None or is_space)
-        if model is SearchFile and name == "trial":
+        if nested is TrialConfig:
             continue  # the trial config has its own page
         if nested is not None:
             yield from keys(nested, f"{path}.")
@@ -212,7 +212,10 @@ def trial_config_keys() -> list[Key]:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
+    """Text for a table cell: a | would end the cell, and a <name> outside `code` would be taken for HTML."""
+    parts = re.split(r"(`[^`]*`)", text)
+    parts = [p if p.startswith("`") else p.replace("<", "&lt;").replace(">", "&gt;") for p in parts]
+    return "".join(parts).replace("|", "\\|")
 
 
 def table(rows: list[Key], page_prefix: str = "") -> str:
@@ -233,7 +236,7 @@ def table(rows: list[Key], page_prefix: str = "") -> str:
             target = next((t for t in (key.path, f"{key.path}.{PARAM}", f"{key.path}[]") if t in sections), None)
             if target:
                 what += f" [Its keys ↓](#{section_id(page_prefix + target)})"
-            elif key.path == "trial" and not page_prefix:
+            elif key.section:  # a whole trial config: its keys have their own page
                 what += " [Its keys](trial-config.md)"
             out.append(f'| <span id="{page_prefix}{key.path}"></span>`{name}` | {_cell(kind)} | {_cell(key.default)} '
                        f"| {_cell(what)} |")
@@ -325,10 +328,15 @@ def experiment_folder_page() -> str:
     lines = ["# Experiment folder\n",
              f"{_markdown(title.strip())} Generated from `tune/experiment/layout.py` while the "
              "site builds; `tune/experiment/records.py` holds the schema of `summary.json`, `run.json` and "
-             "`search.yaml`.\n", "```text", _dedent(listing), "```\n",
-             "## Names in the code\n", "| name | value | what |", "| --- | --- | --- |"]
+             "`search.yaml`.\n", "| file | what |", "| --- | --- |"]
+    for line in _dedent(listing).splitlines():  # "name   what   when", columns two or more spaces apart
+        name, *what = re.split(r"\s{2,}", line.strip())
+        lines.append(f"| `{name}` | {_cell('; '.join(what))} |")
+    lines += ["", "## Names in the code\n", '<div class="names" markdown>', "",
+              "| name | value | what |", "| --- | --- | --- |"]
     lines += [f"| `{name}` | {f'`{value}`' if value else ''} | {_cell(_markdown(text))} |"
               for name, value, text in layout_names()]
+    lines += ["", "</div>"]
     from tune.experiment.records import RunRecord, Summary
 
     for title, model in (("summary.json", Summary), ("run.json", RunRecord)):
