@@ -24,7 +24,8 @@ def runnable_blocks(language: str = "bash") -> list[tuple[str, str]]:
     for page in pages:
         text = page.read_text()
         found = BLOCK.findall(text)
-        assert len(found) == text.count(MARK), f"{page}: a {MARK} line not right before a ```bash or ```yaml fence"
+        marks = len(re.findall(f"^{re.escape(MARK)}$", text, re.M))
+        assert len(found) == marks, f"{page}: a {MARK} line not right before a ```bash or ```yaml fence"
         blocks += [(f"{page.relative_to(REPO)}#{i + 1}", block) for i, (lang, block) in enumerate(found)
                    if lang == language]
     return blocks
