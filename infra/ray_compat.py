@@ -172,8 +172,9 @@ def ray_instances_here() -> list[tuple[str, float]]:
     ``--static_resource_list`` (``CPU,2.0,...``) flags are what Ray's own "auto" lookup
     (``ray._private.services._find_address_from_flag``) parses.
     """
-    import psutil
     import ray  # noqa: F401  (puts Ray's bundled psutil on sys.path)
+    # isort: split
+    import psutil
 
     found = []
     for process in psutil.process_iter(["cmdline"]):

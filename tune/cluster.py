@@ -129,8 +129,9 @@ def autoscaling_config_path(gcs_address: str) -> Optional[Path]:
     None when the cluster's autoscaler runs here without a config (a plain ``ray start --head`` or
     ``ray.init()``: such a cluster never grows).
     """
-    import psutil
     import ray  # noqa: F401  (puts Ray's bundled psutil on sys.path)
+    # isort: split
+    import psutil
 
     port = gcs_address.rsplit(":", 1)[-1]
     for process in psutil.process_iter(["cmdline", "cwd"]):

@@ -58,8 +58,9 @@ class FakeCluster:
         """SIGKILL one fake node, as if its machine died: its raylet (``--node_id=<id>``), everything the
         raylet started (workers, agents), and the node's other processes (those the fake provider
         started with RAY_OVERRIDE_NODE_ID_FOR_TESTING=<id>, e.g. its log monitor). Nothing else."""
-        import psutil
         import ray  # noqa: F401  (Ray's bundled psutil)
+        # isort: split
+        import psutil
 
         assert node_id != HEAD_NODE_ID
         mine = self.processes()
