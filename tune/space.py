@@ -23,6 +23,7 @@ from train.metrics import REPORTED_METRICS
 from tune.engines import ENGINES
 from tune.schedulers import NO_EARLY_STOPPING, SCHEDULERS
 from infra.overrides import apply_overrides, load_yaml, set_dotted
+from tune.confirm_settings import Confirm
 from tune.distributions import Param, Scalar
 from tune.objectives import Latency, Objective, check_objectives, scheduled
 from tune.space_checks import check_searched_not_fixed, check_space
@@ -141,6 +142,8 @@ class SearchFile(BaseModel):
     """How latency_ms is measured when it is an objective (tune/latency.py)."""
     wandb: Wandb = Wandb()
     failure: Failure = Failure()
+    confirm: Confirm = Confirm()
+    """The confirmation stage after the search (tune/confirm_settings.py); off unless top_k > 0."""
 
     @model_validator(mode="after")
     def _within_budget(self):
@@ -149,6 +152,7 @@ class SearchFile(BaseModel):
                              f"({self.trial.epochs})")
         if self.max_concurrent_trials != "auto" and self.max_concurrent_trials < 1:
             raise ValueError(f"max_concurrent_trials must be >= 1 or 'auto', got {self.max_concurrent_trials}")
+        self.confirm.check_against(self.trial.seed)
         return self
 
     @model_validator(mode="after")
@@ -203,6 +207,8 @@ class SearchFile(BaseModel):
         if self.objectives is None:  # a single-objective search.yaml reads as it did before objectives existed
             raw.pop("objectives")
             raw.pop("latency")
+        if self.confirm.top_k == 0:  # likewise without a confirmation stage
+            raw.pop("confirm")
         for key in self.space:
             *parents, leaf = key.split(".")
             node = raw["trial"]
