@@ -22,7 +22,8 @@ epoch n reached the driver, before Tune records it), ``checkpoint_registered`` (
 checkpoint and deleted the one before; its experiment state is not saved yet), ``complete`` (a trial ended at
 epoch n, finished or stopped by ASHA, not yet saved as such), ``recover`` (a failed trial is about to be retried),
 ``summary`` (the search ended; summary.json not written yet), ``interrupt`` (right after the n-th Ctrl-C or
-SIGTERM was handled, inside the signal handler). results/serve.py: ``serve`` (step 1: its Ray is up, nothing of
+SIGTERM was handled, inside the signal handler), ``confirm_started`` (the n-th confirmation run of this session
+started: tune/confirmation/). results/serve.py: ``serve`` (step 1: its Ray is up, nothing of
 Serve started).
 
 "Committed" is what the resume after the fault the test injects will read, so the test can assert
@@ -61,7 +62,7 @@ TIMEOUT_ENV = "SIGNSEARCH_HOLD_TIMEOUT_S"
 DEFAULT_TIMEOUT_S = 600.0
 TRAINING_POINTS = ("epoch_start", "reported", "checkpoint")
 DRIVER_POINTS = ("pending", "started", "result", "checkpoint_registered", "complete", "recover", "summary",
-                 "interrupt")
+                 "interrupt", "confirm_started")
 POINTS = (*TRAINING_POINTS, *DRIVER_POINTS, "serve")
 MARKER = "held.json"
 RELEASE = "release"

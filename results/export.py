@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check-images", type=int, default=CHECK_IMAGES, help="real test images in the parity check")
     parser.add_argument("--atol", type=float, default=ATOL, help="largest accepted |logit difference| vs torch")
     parser.add_argument("--pick", choices=PICKS, help="which trial of the search's Pareto front to export: best "
-                        "(accuracy), fastest (latency_ms), balanced (the front's knee); default: the best trial")
+                        "(accuracy), fastest (latency_ms), balanced (the front's knee); default: the best trial, or "
+                        "with a confirmation stage the confirmed winner's median-seed run")
     parser.add_argument("--max-latency-ms", type=float, help="pick among front trials at most this slow")
     parser.add_argument("--min-val-acc", type=float, help="pick among front trials at least this accurate")
     args = parser.parse_args(argv)
@@ -111,8 +112,8 @@ def main(argv: list[str] | None = None) -> int:
             shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
             raise ExportError(f"--out {out} holds files the exporter did not write ({shown}); refusing to replace "
                               "it: give a new folder, or --force to write the export's files beside them")
-        source = locate(args.path)
         limits = constraints(args.max_latency_ms, args.min_val_acc)
+        source = locate(args.path, confirmed_winner=not (args.pick or limits))  # --pick: the search's own trials
         if args.pick or limits:
             source = picked(source, args.path, args.pick or "best", limits)
             shown = ", ".join(f"{k} {v:.4g}" for k, v in source.trial["metrics"].items()

@@ -80,3 +80,21 @@ class HoldPoints(Callback, Stopper):
             HoldPoints._registered = None
             hold.at("checkpoint_registered", epoch, lambda: _where(trial))
         return False
+
+
+class ConfirmHolds(Callback):
+    """The confirmation stage's hold point: ``confirm_started`` when the n-th confirmation run of this session
+    starts (its trial folder is under the experiment's ``confirm/``)."""
+
+    def __init__(self) -> None:
+        self._started = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {}  # a resumed session counts its own runs
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__()
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._started += 1
+        hold.at("confirm_started", self._started, lambda: _where(trial))

@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     from train.data import DataError
     from tune import search as search_run
     from tune.space import load_search_file
+    from tune.summary import summary_line
 
     overrides = args.overrides + ([] if args.num_samples is None else [f"budget.num_samples={args.num_samples}"])
     try:
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as stop:  # before the search (or its Ray) started
         print("interrupted before the search started: nothing to continue", flush=True)
         return stopped_code(stop)
-    print(search_run.summary_line(summary))
+    print(summary_line(summary))
     print(summary)
     return 0
 

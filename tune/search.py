@@ -21,12 +21,13 @@ from infra.signals import stopped_code
 from train.config import ConfigError
 from tune import moved, preflight
 from tune.cluster import cluster_capacity
+from tune.confirmation.stage import confirm_search
 from tune.engine_label import engine_name
 from tune.engines import get_engine
 from tune.engines.study import StudySearcher
 from tune.experiment.layout import SEARCH_FILE, SUMMARY_FILE, TRAIN_RUNS, study_url, trial_dirname
 from tune.experiment.records import NOT_STARTED, UNFINISHED, RunRecord, Summary
-from tune.experiment.storage import Experiment, read_text
+from tune.experiment.storage import Experiment
 from tune.hold_points import HoldPoints
 from tune.interrupt import Interrupts
 from tune.latency import LatencyTable, measure_search
@@ -252,6 +253,13 @@ def run(search: SearchFile, *, storage: str, resume: Optional[str] = None,
             # summary.json is written whole (by rename) or not at all.
             summary, path, stalled = _write_summary(results, search, experiment, record, data.fingerprint,
                                                     latencies, interrupts)
+            if search.confirm.top_k and stalled is None and not (summary.interrupted or interrupts.count):
+                stops = interrupts.count
+                summary, path, stalled = confirm_search(
+                    search, experiment, summary, record, count_other_rays=ray_connection.num_cpus is None,
+                    interrupted=lambda: interrupts.count > stops, verbose=verbose,
+                    links=[f"Experiment: {experiment.uri}"],
+                    data_key=data.cache_key, data_keys=data_keys or None, latencies=latencies)
     except KeyboardInterrupt as stop:
         ray.shutdown()
         if not resume and not has_saved_state(experiment):
@@ -265,7 +273,8 @@ def run(search: SearchFile, *, storage: str, resume: Optional[str] = None,
     ray.shutdown()  # flushes the workers' forwarded logs, so the summary path really is the last line
     if stalled is not None:
         raise SearchStalled(stalled)
-    if summary.interrupted or interrupts.count:  # a stop asked for is a stop, also when nothing was left to stop
+    unconfirmed = summary.confirmation is not None and summary.confirmation.status == "unfinished"
+    if summary.interrupted or interrupts.count or unconfirmed:  # a stop asked for is a stop, also with nothing left
         raise SearchInterrupted(experiment, path, interrupts.exit_code)
     if summary.best is None:
         permanent = [r.metrics[TRIAL_ERROR] for r in results if (r.metrics or {}).get(TRIAL_ERROR)]
@@ -296,11 +305,3 @@ def _no_result(summary: Summary, search: SearchFile, experiment: Experiment) -> 
     first = f"; first error: {errors[0]}" if errors else ""
     return SearchFailed(f"no trial reported '{search.metric}' ({summary.num_errors} of "
                         f"{summary.num_trials} failed{first}); see {experiment.child(SUMMARY_FILE)}")
-
-
-def summary_line(summary_path: str) -> str:
-    summary = Summary.model_validate_json(read_text(summary_path))
-    best = summary.best
-    return (f"best {summary.metric}={best.metrics[summary.metric]:.4f} (trial {best.trial_id}, "
-            f"{best.epochs} epochs); {summary.num_trials} trials, {summary.total_epochs} epochs "
-            f"in {summary.wall_s:.0f} s")

@@ -21,6 +21,7 @@ from infra.config_errors import one_line
 from infra.overrides import apply_overrides, load_yaml, set_dotted
 from train.config import ConfigError, TrialConfig, absolute_paths, parse
 from train.metrics import REPORTED_METRICS
+from tune.confirm_settings import Confirm
 from tune.distributions import Param, Scalar
 from tune.engines import ENGINES
 from tune.objectives import Latency, Objective, check_objectives, scheduled
@@ -150,6 +151,8 @@ class SearchFile(BaseModel):
     """Weights & Biases logging of every trial."""
     failure: Failure = Failure()
     """Retries of failed trials, and when a search that cannot place its trials stops."""
+    confirm: Confirm = Confirm()
+    """The confirmation stage after the search (tune/confirm_settings.py); off unless top_k > 0."""
 
     @model_validator(mode="after")
     def _within_budget(self):
@@ -158,6 +161,7 @@ class SearchFile(BaseModel):
                              f"({self.trial.epochs})")
         if self.max_concurrent_trials != "auto" and self.max_concurrent_trials < 1:
             raise ValueError(f"max_concurrent_trials must be >= 1 or 'auto', got {self.max_concurrent_trials}")
+        self.confirm.check_against(self.trial.seed)
         return self
 
     @model_validator(mode="after")
@@ -214,6 +218,8 @@ class SearchFile(BaseModel):
         if self.objectives is None:  # a single-objective search.yaml reads as it did before objectives existed
             raw.pop("objectives")
             raw.pop("latency")
+        if self.confirm.top_k == 0:  # likewise without a confirmation stage
+            raw.pop("confirm")
         for key in self.space:
             *parents, leaf = key.split(".")
             node = raw["trial"]

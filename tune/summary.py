@@ -158,3 +158,20 @@ def _multi_objective(search: SearchFile, experiment: Experiment, latency: Option
 
     return {"objectives": search.objectives, "front": front_trial_ids(experiment, search.objectives),
             "latency": latency}
+
+
+def summary_line(summary_path: str) -> str:
+    """The search's one line (the console's next-to-last), with the confirmed winner when there is one."""
+    from tune.experiment.storage import read_text
+
+    summary = Summary.model_validate_json(read_text(summary_path))
+    best = summary.best
+    line = (f"best {summary.metric}={best.metrics[summary.metric]:.4f} (trial {best.trial_id}, "
+            f"{best.epochs} epochs); {summary.num_trials} trials, {summary.total_epochs} epochs "
+            f"in {summary.wall_s:.0f} s")
+    confirmation = summary.confirmation
+    if confirmation is not None and confirmation.winner is not None:
+        line += (f"; confirmation: {confirmation.total_epochs} epochs in {confirmation.wall_s:.0f} s, winner trial "
+                 f"{confirmation.winner}" + (f" (not distinguishable at {len(confirmation.seeds)} seeds)"
+                                             if confirmation.distinguishable is False else ""))
+    return line

@@ -66,8 +66,11 @@ class WandbTrialLogger(Callback):
     """A W&B run per Tune trial, logged from the driver; see the module docstring."""
 
     def __init__(self, *, project: str, entity: Optional[str], group: str, directory: Path,
-                 time_attr: str = "epoch", engine: Optional[str] = None):
+                 time_attr: str = "epoch", engine: Optional[str] = None, job_type: Optional[str] = None):
         self.engine = engine
+        self.job_type = job_type
+        """W&B's job type of the runs, also one of their tags: "confirm" for the confirmation stage's (none for the
+        search's own trials)."""
         """The search's engine (tune.engine_label.engine_name): in every run's config and tags, so W&B's UI
         groups and compares searches by it."""
         self.project = project
@@ -160,11 +163,12 @@ class WandbTrialLogger(Callback):
             save_code=False, disable_git=True, x_save_requirements=False,
             api_key=api_key())      # from memory: the environment no longer holds it (take_key)
         engine = getattr(self, "engine", None)  # a search pickled before engines were named has none
+        job_type = getattr(self, "job_type", None)
         if engine:
             config = {**config, "engine": engine}
         return wandb.init(project=self.project, entity=self.entity, group=self.group, id=trial_id,
                           name=trial_id, config=config, dir=str(self.directory), mode=wandb_mode(),
-                          tags=[engine] if engine else None,
+                          tags=[tag for tag in (engine, job_type) if tag] or None, job_type=job_type,
                           reinit="create_new", resume="allow", settings=settings)
 
     # -- what Ray pickles (tuner.pkl holds the callbacks) --------------------------------------------

@@ -103,6 +103,11 @@ def model_json(cfg, state: dict[str, Any], source, classes: list[dict[str, Any]]
         },
         "versions": versions(),
     }
+    from results.exporter.confirmed import confirmation_meta
+
+    confirmed = confirmation_meta(source)
+    if confirmed is not None:
+        meta["confirmation"] = confirmed
     latency = recorded_latency(source)
     if latency is not None:
         meta["latency"] = latency
@@ -182,6 +187,9 @@ def model_card(meta: dict[str, Any], source) -> str:
                       f"of {s['epochs']} epochs, and trials that would have finished are missing from the ranking. "
                       "Continue it with `--resume` and export again for the search's real result.", ""]
         lines += [f"Sampled parameters of this trial: `{json.dumps(src['sampled_params'])}`", ""]
+        from results.exporter.confirmed import card_lines
+
+        lines += card_lines(meta)
         if source.search_yaml:
             lines += ["Search file (`search.yaml`):", "", "```yaml", source.search_yaml.rstrip(), "```", ""]
     else:

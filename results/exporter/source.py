@@ -39,8 +39,9 @@ def _read_summary(experiment: Path) -> Optional[dict[str, Any]]:
     return Summary.read(str(experiment)).model_dump(mode="json")
 
 
-def locate(path: Path) -> Source:
-    """The checkpoint folder given, or the best trial's checkpoint of the experiment folder given."""
+def locate(path: Path, confirmed_winner: bool = True) -> Source:
+    """The checkpoint folder given, or of the experiment folder given its confirmed winner's shipped run (a search with
+    a confirmation stage; ``confirmed_winner`` false: as without one), else its best trial's checkpoint."""
     from results.checkpoints import has_checkpoint
     from train.checkpoint import CHECKPOINT_FILE
     from tune.experiment.layout import SEARCH_FILE, SUMMARY_FILE
@@ -57,6 +58,15 @@ def locate(path: Path) -> Source:
         if summary is None:
             raise ExportError(f"{path}: neither a checkpoint folder (no {CHECKPOINT_FILE}) nor an experiment "
                               f"folder with a {SUMMARY_FILE}")
+        confirmed = shipped_trial(path, summary) if confirmed_winner else None
+        if confirmed is not None:  # the confirmed winner's median-seed run (results/exporter/confirmed.py)
+            checkpoint, trial = confirmed
+            if not has_checkpoint(str(checkpoint)):
+                raise ExportError(f"{path / SUMMARY_FILE}: the confirmed winner's checkpoint {checkpoint} is missing")
+            source = Source(checkpoint, path, summary, trial)
+            if (path / SEARCH_FILE).is_file():
+                source.search_yaml = (path / SEARCH_FILE).read_text()
+            return source
         best = summary["best"] or {}
         if not best.get("checkpoint"):
             raise ExportError(f"{path / SUMMARY_FILE}: no finished trial with a checkpoint to export")
@@ -68,6 +78,25 @@ def locate(path: Path) -> Source:
     if source.experiment is not None and (source.experiment / SEARCH_FILE).is_file():
         source.search_yaml = (source.experiment / SEARCH_FILE).read_text()
     return source
+
+
+def shipped_trial(path: Path, summary: dict[str, Any]) -> Optional[tuple[Path, dict[str, Any]]]:
+    """(checkpoint, trial entry) of the run to ship by default; None for a search without a confirmation stage.
+    ExportError while the stage is unfinished."""
+    confirmation = summary.get("confirmation")
+    if not confirmation:
+        return None
+    if confirmation["status"] != "finished" or not confirmation.get("shipped"):
+        raise ExportError(f"{path}: its confirmation stage is unfinished, so the confirmed winner is not known; "
+                          f"continue it with python tune/run_search.py --config {path / 'search.yaml'} --resume {path} "
+                          "(or export the search's own pick with --pick best)")
+    run = confirmation["shipped"]
+    finalist = next(f for f in confirmation["finalists"] if f["trial_id"] == confirmation["winner"])
+    if not run.get("checkpoint"):
+        raise ExportError(f"{path}: the confirmed winner's run {run['trial_id']} has no checkpoint")
+    trial = {**run, "params": finalist["params"], "confirms": finalist["trial_id"]}
+    return path / run["checkpoint"], trial
+
 
 
 def load_for_export(checkpoint: Path, data_root: Optional[str]):

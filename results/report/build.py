@@ -27,6 +27,9 @@ def facts(exp, evaluation, study_source: str) -> list[tuple[str, str]]:
     if evaluation is not None:
         facts.append(("best trial on the test split", f"accuracy {evaluation['accuracy']:.4f} on "
                                                       f"{evaluation['images']} images"))
+    if summary.confirmation is not None:
+        facts.append(("confirmation", summary.confirmation.verdict or f"unfinished: continue with python "
+                      f"tune/run_search.py --config {exp.child(SEARCH_FILE)} --resume {exp.location}"))
     if summary.interrupted:
         facts.append(("interrupted", f"yes: continue with python tune/run_search.py --config "
                                      f"{exp.child(SEARCH_FILE)} --resume {exp.location}"))
@@ -52,6 +55,7 @@ def commands(exp, study_source: str) -> list[tuple[str, str]]:
 def build(args: argparse.Namespace, scratch: Path) -> tuple[str, list[str]]:
     """Write the report; return (report.html's path or URI, lines to print before it)."""
     from infra.files import write_atomic
+    from results.report import confirmation as report_confirmation
     from results.report import pareto as report_pareto
     from results.report import plots as report_plots
     from results.report import to_wandb as report_wandb
@@ -86,6 +90,9 @@ def build(args: argparse.Namespace, scratch: Path) -> tuple[str, list[str]]:
     if report_pareto.is_pareto(exp):
         figures.insert(0, report_pareto.front_plot(exp, out))
         tables.append(report_pareto.front_table(exp))
+    if report_confirmation.has_confirmation(exp):  # first: the numbers that decide what ships
+        figures.insert(0, report_confirmation.confirmation_plot(exp, out))
+        tables.insert(0, report_confirmation.confirmation_table(exp))
     report = Report(f"Search report: {exp.name}", facts(exp, evaluation, study_source), columns, rows, figures,
                     commands(exp, study_source), tables)
     write_atomic(out / "report.md", to_markdown(report))

@@ -9,6 +9,8 @@
     trial_<id>/          one Tune trial: result.json (a row per epoch), checkpoint_<n>/, error.txt (its failures)
     train_runs/train_<id>/checkpoint_<n>/   a multi-worker trial's Ray Train checkpoints
     summary.json         every trial and the best one (Summary)                 written at the end
+    confirm/             the confirmation stage's Tune run: confirm/trial_<id>/ per finalist and seed, its own
+                         experiment state (Tuner.restore), confirm/train_runs/ (tune/confirmation/)
     stalled.txt          the stall guard's line, read and removed by the driver (tune/watch.py)
     best_config.yaml     the best trial's trial config, for train/train_model.py
     report/              results/analyze.py's report
@@ -35,6 +37,8 @@ RESULT_FILE = "result.json"
 """Tune's per-trial log: one JSON row per report."""
 TRAIN_RUNS = "train_runs"
 """Folder of the multi-worker trials' TorchTrainer runs (their checkpoints)."""
+CONFIRM_DIR = "confirm"
+"""The confirmation stage's Tune run (tune/confirmation/stage.py): a Tune experiment of its own inside this one."""
 REPORT_DIR = "report"
 WANDB_DIR = "wandb"
 

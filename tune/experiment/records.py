@@ -22,6 +22,7 @@ from infra.config_errors import one_line
 from infra.overrides import safe_load
 from train.config import ConfigError, TrialConfig
 from tune.experiment import layout
+from tune.experiment.confirmation import Confirmation
 from tune.experiment.storage import Experiment, is_dir, normalise, read_text
 from tune.objectives import Objective
 from tune.space import SearchFile
@@ -108,15 +109,22 @@ class Summary(BaseModel):
     first on the first objective; null for a single-objective search."""
     latency: Optional[dict[str, Union[int, float, str]]] = None
     """How latency_ms was measured (batch_size, threads, execution_provider, warmup, repeats, onnxruntime)."""
+    confirmation: Optional[Confirmation] = None
+    """The confirmation stage (``confirm:`` in the search file): the finalists trained again per seed, the confirmed
+    winner; null when the stage is off. ``best`` stays the search's own best trial."""
 
     def write(self, experiment: Experiment) -> str:
         """Write summary.json (and best_config.yaml when there is a best trial); return summary.json's path."""
-        if self.best is not None:
+        confirmed = self.confirmation.shipped_config() if self.confirmation is not None else None
+        if confirmed is not None:  # the confirmed winner, with the seed of the run that ships
+            header, config = confirmed
+        elif self.best is not None:
             header = (f"# Best trial {self.best.trial_id} of {self.experiment}: {self.metric}="
-                      f"{self.best.metrics.get(self.metric)}\n"
-                      f"# Re-run: python train/train_model.py --config {experiment.child(layout.BEST_CONFIG_FILE)}\n")
-            experiment.write_text(layout.BEST_CONFIG_FILE,
-                                  header + yaml.safe_dump(self.best.config.to_dict(), sort_keys=False))
+                      f"{self.best.metrics.get(self.metric)}\n")
+            config = self.best.config
+        if confirmed is not None or self.best is not None:
+            header += f"# Re-run: python train/train_model.py --config {experiment.child(layout.BEST_CONFIG_FILE)}\n"
+            experiment.write_text(layout.BEST_CONFIG_FILE, header + yaml.safe_dump(config.to_dict(), sort_keys=False))
         return experiment.write_text(layout.SUMMARY_FILE, self.model_dump_json(indent=2))
 
     @classmethod
@@ -176,6 +184,8 @@ class RunRecord(BaseModel):
     """Seconds Tune's ``fit()`` ran in the sessions before this one (up to CLOCK_S short for a killed one)."""
     sessions: int = 0
     """Sessions started: 1 for a search never resumed."""
+    confirm_wall_s: float = 0.0
+    """Seconds the confirmation stage's ``fit()`` ran over the sessions (not in ``wall_s``, the search's)."""
 
     @classmethod
     def read(cls, experiment: Experiment) -> Optional["RunRecord"]:
