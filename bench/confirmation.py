@@ -45,7 +45,8 @@ def run_search(root: Path, seed: int, args: argparse.Namespace) -> Path:
     from tune.space import load_search_file
 
     search = load_search_file(SPACE, [
-        f"experiment=bench-confirm-{seed}", f"trial.data.root={root / 'signs'}", f"trial.data.cache_dir={root / 'cache'}",
+        f"experiment=bench-confirm-{seed}", f"trial.data.root={root / 'signs'}",
+        f"trial.data.cache_dir={root / 'cache'}",
         f"searcher.seed={seed}", f"budget.num_samples={args.trials}", f"trial.epochs={args.epochs}",
         f"confirm.top_k={args.top_k}", f"confirm.seeds={args.seeds}", "wandb.enabled=false", *args.overrides])
     connection = RayConnection(address="local", num_cpus=os.cpu_count() or 2)
@@ -108,7 +109,8 @@ def report(out: dict[str, Any]) -> None:
     print(f"  {'search':<8}{'raw':>10}{'confirmed':>11}{'same':>6}{'distinct':>10}{'raw score':>11}{'its mean':>10}"
           f"{'optimism':>10}{'ep search/stage':>17}{'wall s search/stage':>21}")
     for i, r in enumerate(runs):
-        print(f"  {i:<8}{r['raw_winner']:>10}{r['confirmed_winner']:>11}{'yes' if r['raw_winner_confirmed'] else 'NO':>6}"
+        same = "yes" if r["raw_winner_confirmed"] else "NO"
+        print(f"  {i:<8}{r['raw_winner']:>10}{r['confirmed_winner']:>11}{same:>6}"
               f"{str(r['distinguishable']):>10}{r['raw_search_score']:>11.4f}{r['raw_confirmed_mean']:>10.4f}"
               f"{r['raw_optimism']:>+10.4f}{r['search_epochs']:>9}/{r['stage_epochs']:<7}"
               f"{r['search_wall_s']:>12.0f}/{r['stage_wall_s']:<8.0f}")

@@ -15,8 +15,11 @@ def summary_rows(entries: list[Entry]) -> tuple[list[str], list[list[Any]]]:
     metric = entries[0].exp.metric
     columns = ["experiment", "engine", "trials", "epochs", "wall time (s)", f"best {metric}", "best trial",
                "its test accuracy"]
-    rows = [[e.name + (" [UNFINISHED]" if unfinished(e) else ""), e.engine, e.exp.summary.num_trials, e.exp.summary.total_epochs, round(e.exp.summary.wall_s, 1),
-             e.best_value, e.exp.best.trial_id, e.test_accuracy] for e in entries]
+    # An interrupted or stalled search did not spend its budget: marked where its name is, so it never passes as
+    # comparable with the finished ones.
+    rows = [[e.name + (" [UNFINISHED]" if unfinished(e) else ""), e.engine, e.exp.summary.num_trials,
+             e.exp.summary.total_epochs, round(e.exp.summary.wall_s, 1), e.best_value, e.exp.best.trial_id,
+             e.test_accuracy] for e in entries]
     return columns, rows
 
 
@@ -54,11 +57,11 @@ def build(locations: list[str], out: Optional[str], evaluate: bool, scratch: Pat
     """Write the comparison; return compare.html's path and the lines for the console. ``sizes``: the groups'
     sizes as given with ``--`` (None: grouped by the engine each experiment recorded). ExperimentError/DataError
     (one line) before anything is written when an experiment cannot be read or the experiments do not compare."""
+    from infra.files import write_atomic
     from results.comparison.page import to_html
     from results.comparison.plots import best_so_far, best_vs_time
     from results.report.data import load
     from results.report.evaluation import best_test_evaluation
-    from infra.files import write_atomic
     from tune.experiment.records import ExperimentError
 
     if len(locations) < 2:

@@ -20,7 +20,7 @@ def recorded_search(folder: Path, engine: str, curves: list[list[float]], *, int
     """An experiment at ``folder`` searched by ``engine`` (a key of ENGINES): one trial per curve (val_acc per epoch;
     trial i starts 10 s after trial i-1, one epoch takes 2 s). ``interrupted``: the last trial is UNFINISHED and the
     summary says interrupted; ``num_samples``: budget.num_samples (default: the trials)."""
-    from tune.experiment.layout import SEARCH_FILE, RESULT_FILE, trial_dirname
+    from tune.experiment.layout import RESULT_FILE, SEARCH_FILE, trial_dirname
     from tune.experiment.records import Summary, TrialRecord
     from tune.experiment.storage import Experiment
     from tune.space import load_search_file
