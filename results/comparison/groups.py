@@ -40,7 +40,16 @@ class Group:
 
     def scores(self) -> list[float]:
         """Every scored trial's last metric over the group's searches (pooled): the draws of the estimator."""
-        return [t.value for e in self.entries for t in e.exp.scored()]
+        return [value for e in self.entries for value in _drawn(e)]
+
+    def fewest(self) -> int:
+        """The fewest trials one of its searches contributed (at least 1): where the expected best is read off."""
+        return max(1, min(len(_drawn(e)) for e in self.entries))
+
+    def expected_at(self, n: int, digits: tuple[str, str] = (".4g", ".2g")) -> str:
+        """'mean ± std' of the best of n trials; '-' without a finished trial to draw from."""
+        expected = self.expected(n)
+        return f"{expected[-1].mean:{digits[0]}} ± {expected[-1].std:{digits[1]}}" if expected else "-"
 
     def expected(self, up_to: Optional[int] = None) -> list[ExpectedBest]:
         """For n = 1..up_to (default: the pooled count; more is fine: draws are with replacement)."""
@@ -53,6 +62,12 @@ class Group:
         xs = list(range(1, shortest + 1))
         at = [[e.best[x - 1] for e in self.entries] for x in xs]
         return xs, [statistics.median(v) for v in at], [min(v) for v in at], [max(v) for v in at]
+
+
+def _drawn(entry: Entry) -> list[float]:
+    """A search's trials' last scores; a trial an interrupt cut short (UNFINISHED) is left out: its score is not one
+    the search gave it. Early-stopped trials count, at the score they were stopped with."""
+    return [t.value for t in entry.exp.scored() if t.status in (TERMINATED, ERROR)]
 
 
 def unfinished(entry: Entry) -> Optional[str]:
@@ -95,17 +110,16 @@ def group_rows(groups: list[Group]) -> tuple[list[str], list[list]]:
     """Per group: searches, best metric median (min – max), the pooled trials, expected best at a few trial
     counts, and the median epochs to reach each other group's median best."""
     metric = groups[0].entries[0].exp.metric
-    counts = sorted({min(len(e.exp.scored()) for e in g.entries) for g in groups})
+    counts = sorted({g.fewest() for g in groups})
     columns = ["engine", "searches", f"best {metric}: median (min – max)", "trials pooled",
                *(f"expected best of {n} trials" for n in counts)]
     if len(groups) > 1:
         columns += [f"epochs to reach {o.label}'s median best ({o.median_best:.4g})" for o in groups]
     rows = []
     for g in groups:
-        expected = g.expected(max(counts))
         spread = "" if len(g.entries) == 1 else f" ({min(g.bests):.4g} – {max(g.bests):.4g})"
         row = [g.label, g.seeds, f"{g.median_best:.4g}{spread}", len(g.scores()),
-               *(f"{expected[n - 1].mean:.4g} ± {expected[n - 1].std:.2g}" for n in counts)]
+               *(g.expected_at(n) for n in counts)]
         if len(groups) > 1:
             for other in groups:
                 median, reached = epochs_to_reach(g, other.median_best)
@@ -118,11 +132,10 @@ def console_lines(groups: list[Group]) -> list[str]:
     lines = []
     metric = groups[0].entries[0].exp.metric
     for g in groups:
-        expected = g.expected()
-        n = min(len(e.exp.scored()) for e in g.entries)
+        n = g.fewest()
         spread = "" if len(g.entries) == 1 else f" (min {min(g.bests):.4f}, max {max(g.bests):.4f})"
         lines.append(f"{g.label}: {g.seeds}; best {metric} median {g.median_best:.4f}{spread}; expected best of {n} "
-                     f"trials {expected[n - 1].mean:.4f} ± {expected[n - 1].std:.4f} (from {len(g.scores())} trials)")
+                     f"trials {g.expected_at(n, ('.4f', '.4f'))} (from {len(g.scores())} trials)")
         for other in groups:
             if other is not g:
                 median, reached = epochs_to_reach(g, other.median_best)

@@ -26,6 +26,8 @@ def _label(entry: Entry) -> str:
 def best_so_far(groups: list[Group], out: Path) -> Plot:
     """Left: best so far against epochs trained; right: expected best against trials."""
     plt = pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     fig, (ax, right) = plt.subplots(1, 2, figsize=(13, 5), dpi=100, layout="constrained", width_ratios=[3, 2])
     metric = groups[0].entries[0].exp.metric
     for group, colour in zip(groups, COLOURS * len(groups)):
@@ -53,6 +55,7 @@ def best_so_far(groups: list[Group], out: Path) -> Plot:
     ax.legend(loc="best", fontsize=8)
     ax.set_title(f"Best {metric} against epochs trained", fontsize=11)
     right.set_xlabel("trials (n)")
+    right.xaxis.set_major_locator(MaxNLocator(integer=True))
     right.set_ylabel(f"expected best {metric} of n trials")
     right.legend(loc="best", fontsize=8)
     right.set_title("Expected best against trials (Dodge et al. 2019)", fontsize=11)

@@ -143,6 +143,8 @@ def test_an_interrupted_search_is_marked(searches, tmp_path):
     page = (tmp_path / "page" / "compare.html").read_text()
     assert f"UNFINISHED: cut: {marker}" in html.unescape(page)
     assert [row[0] for row in tables(page)["Searches"]] == ["tpe-0", "cut [UNFINISHED]"]
+    # Its trials count towards the expected best but the one the interrupt cut short: 3 + 1 pooled.
+    assert tables(page)["Engines over seeds"][0][3] == "4"
 
 
 def test_the_same_experiment_twice_is_refused(searches, tmp_path):
