@@ -9,8 +9,8 @@ from its pooled trials (Dodge et al. 2019), and the epochs it needed to reach th
 Writes DIR/compare.html (default ./compare/); the last line printed is its path. Experiments of different data or
 metrics do not compare: one line on stderr, exit 2, nothing written. Each best trial's test accuracy comes from
 evaluation-test.json beside its checkpoint, evaluated now when missing (unless --no-evaluate). The same experiment
-given twice is refused (one line, exit 2); an interrupted or stalled search is marked UNFINISHED on the page and the
-console (its budget is not the others').
+given twice is refused (one line, exit 2); an interrupted or stalled search is marked UNFINISHED on the page and by a
+warning: line on stderr (its budget is not the others').
 """
 
 from __future__ import annotations
@@ -51,11 +51,13 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         with tempfile.TemporaryDirectory(prefix="signsearch-compare-") as scratch:
-            path, lines = build(locations, args.out, not args.no_evaluate, Path(scratch),
-                                sizes if len(sizes) > 1 else None)
+            path, lines, warnings = build(locations, args.out, not args.no_evaluate, Path(scratch),
+                                          sizes if len(sizes) > 1 else None)
     except (ConfigError, DataError) as error:  # ExperimentError is a ConfigError
         print(f"error: {error}", file=sys.stderr)
         return 2
+    for line in warnings:
+        print(line, file=sys.stderr)
     print("\n".join(lines))
     print(path)
     return 0

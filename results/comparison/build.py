@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from results.comparison.facts import Entry, check_comparable, entry, reach
-from results.comparison.groups import console_lines, group_entries, group_rows, unfinished
+from results.comparison.groups import console_lines, group_entries, group_rows, unfinished, warning_lines
 
 
 def summary_rows(entries: list[Entry]) -> tuple[list[str], list[list[Any]]]:
@@ -53,10 +53,11 @@ def refuse_repeats(locations: list[str]) -> None:
 
 
 def build(locations: list[str], out: Optional[str], evaluate: bool, scratch: Path,
-          sizes: Optional[list[int]] = None) -> tuple[str, list[str]]:
-    """Write the comparison; return compare.html's path and the lines for the console. ``sizes``: the groups'
-    sizes as given with ``--`` (None: grouped by the engine each experiment recorded). ExperimentError/DataError
-    (one line) before anything is written when an experiment cannot be read or the experiments do not compare."""
+          sizes: Optional[list[int]] = None) -> tuple[str, list[str], list[str]]:
+    """Write the comparison; return compare.html's path, the lines for the console and its warnings. ``sizes``: the
+    groups' sizes as given with ``--`` (None: grouped by the engine each experiment recorded).
+    ExperimentError/DataError (one line) before anything is written when an experiment cannot be read or the
+    experiments do not compare."""
     from infra.files import write_atomic
     from results.comparison.page import to_html
     from results.comparison.plots import best_so_far, best_vs_time
@@ -107,4 +108,4 @@ def build(locations: list[str], out: Optional[str], evaluate: bool, scratch: Pat
                "a search that never reached it counting as more than any ('never': the median did not)")]
     title = "Search comparison: " + " vs ".join(g.label for g in groups)
     write_atomic(folder / "compare.html", to_html(title, notes, tables, plots, folder))
-    return str(folder / "compare.html"), console_lines(groups)
+    return str(folder / "compare.html"), console_lines(groups), warning_lines(groups)

@@ -142,7 +142,9 @@ def console_lines(groups: list[Group]) -> list[str]:
                 lines.append(f"  to reach {other.label}'s median best {other.median_best:.4f}: "
                              f"{'never' if median is None else f'{median:g} epochs'} (median; {reached} of "
                              f"{len(g.entries)} searches reached it)")
-    for e in (e for g in groups for e in g.entries):
-        if unfinished(e):
-            lines.append(f"warning: {e.name} is unfinished ({unfinished(e)})")
     return lines
+
+
+def warning_lines(groups: list[Group]) -> list[str]:
+    """One ``warning:`` line (stderr, like every warning of the project) per unfinished search."""
+    return [f"warning: {e.name} is unfinished ({unfinished(e)})" for g in groups for e in g.entries if unfinished(e)]

@@ -102,7 +102,7 @@ def test_three_and_three_searches_per_engine(searches, tmp_path):
     assert lines[0].startswith("tpe+asha: 3 searches; best val_acc median 0.8000 (min 0.7500, max 0.9000); "
                                "expected best of 3 trials ")
     assert "to reach random+none's median best 0.6500: 6 epochs (median; 3 of 3 searches reached it)" in stdout
-    assert "UNFINISHED" not in page and "warning" not in stdout
+    assert "UNFINISHED" not in page and stderr == ""
 
     # Without '--': grouped by the engine each search recorded (search.yaml), to the same table.
     again = tmp_path / "again"
@@ -139,7 +139,7 @@ def test_an_interrupted_search_is_marked(searches, tmp_path):
     code, stdout, stderr = compare(str(tpe[0]), str(cut), "--out", str(tmp_path / "page"), "--no-evaluate")
     assert code == 0, stderr
     marker = "interrupted: 1 of 3 trials finished, 3 epochs; its budget is not the others'"
-    assert f"warning: cut is unfinished ({marker})" in stdout.splitlines()
+    assert stderr.splitlines() == [f"warning: cut is unfinished ({marker})"]
     page = (tmp_path / "page" / "compare.html").read_text()
     assert f"UNFINISHED: cut: {marker}" in html.unescape(page)
     assert [row[0] for row in tables(page)["Searches"]] == ["tpe-0", "cut [UNFINISHED]"]
