@@ -45,11 +45,14 @@ def best_so_far(groups: list[Group], out: Path) -> Plot:
             ax.step(xs, median, where="post", color=colour, lw=2.2,
                     label=f"{group.label}: median of {len(group.entries)} searches (band: min–max)")
         expected = group.expected()
+        if not expected:  # no finished trial to draw from (every one cut short by an interrupt)
+            continue
         ns = [e.n for e in expected]
-        means = [e.mean for e in expected]
-        right.plot(ns, means, color=colour, lw=2, label=f"{group.label} ({len(ns)} trials pooled)")
-        right.fill_between(ns, [e.mean - e.std for e in expected], [e.mean + e.std for e in expected], color=colour,
-                           alpha=0.15)
+        right.plot(ns, [e.mean for e in expected], color=colour, lw=2, label=f"{group.label} ({len(ns)} trials pooled)")
+        # ± one standard deviation, clipped to the scores seen: the best of n draws never leaves their range.
+        low, high = min(group.scores()), max(group.scores())
+        right.fill_between(ns, [max(e.mean - e.std, low) for e in expected],
+                           [min(e.mean + e.std, high) for e in expected], color=colour, alpha=0.15)
     ax.set_ylabel(f"best {metric} so far")
     ax.set_xlabel("epochs trained, all trials together (in the order they finished)")
     ax.legend(loc="best", fontsize=8)
@@ -66,8 +69,9 @@ def best_so_far(groups: list[Group], out: Path) -> Plot:
                "it ended. Epochs are the search's cost independent of the machine. Right: the expected best of n "
                "trials, from each engine's trials pooled over its searches (each trial's last reported score, an "
                "early-stopped trial's included), exact from their empirical distribution (draws with replacement), "
-               "± one standard deviation. Trials of an adaptive engine are not independent draws: this is what n of "
-               "its trials delivered, not a sample of n fresh ones; with early stopping a trial costs fewer epochs.")
+               "± one standard deviation (within the scores seen). Trials of an adaptive engine are not independent "
+               "draws: this is what n of its trials delivered, not a sample of n fresh ones; with early stopping a "
+               "trial costs fewer epochs.")
     return Plot("best_vs_epochs.png", title, caption)
 
 

@@ -159,3 +159,13 @@ def test_the_same_experiment_twice_is_refused(searches, tmp_path):
     code, stdout, stderr = compare(str(tpe[0]), "--", "--", str(rnd[0]), "--out", str(out), "--no-evaluate")
     assert code == 2 and len(stderr.splitlines()) == 1 and "at least one experiment on each side" in stderr
     assert not out.exists()
+
+
+def test_a_search_cut_before_any_trial_finished_still_compares(searches, tmp_path):
+    _, rnd = searches
+    cut = recorded_search(tmp_path / "runs" / "cut", "tpe+asha", [[0.3, 0.4]], interrupted=True, num_samples=3)
+    code, stdout, stderr = compare(str(cut), str(rnd[0]), "--out", str(tmp_path / "page"), "--no-evaluate")
+    assert code == 0, stderr
+    engines = tables((tmp_path / "page" / "compare.html").read_text())["Engines over seeds"]
+    assert engines[0][:5] == ["tpe+asha", "1 search (one seed: no spread)", "0.4", "0", "-"]  # nothing to draw from
+    assert "expected best of 1 trials - (from 0 trials)" in stdout
