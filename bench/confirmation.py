@@ -1,4 +1,4 @@
-"""Benchmark: the confirmation stage (docs/confirmation.md) on the synthetic GTSRB-layout set.
+"""Benchmark: the confirmation stage (docs/how-to/confirmation.md) on the synthetic GTSRB-layout set.
 
 N searches of search_spaces/smoke.yaml (searcher seeds 0..N-1, W&B off, a new local Ray each) with
 ``confirm: {top_k, seeds}``, through the real runner (``tune.search.run``, which runs the stage after the search).
