@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     from train.config import ConfigError
     from train.data import DataError
     from tune import search as search_run
+    from tune.search_outcome import SearchFailed, SearchInterrupted
     from tune.space import load_search_file
     from tune.summary import summary_line
 
@@ -76,10 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except (search_run.SearchFailed, search_run.SearchStalled) as error:
+    except (SearchFailed, search_run.SearchStalled) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    except search_run.SearchInterrupted as stop:
+    except SearchInterrupted as stop:
         if stop.summary:
             print(stop.summary)
         print("\n".join(stop.lines()), flush=True)

@@ -25,7 +25,7 @@ from tune.confirmation.stage import confirm_search
 from tune.engine_label import engine_name
 from tune.engines import get_engine
 from tune.engines.study import StudySearcher
-from tune.experiment.layout import SEARCH_FILE, SUMMARY_FILE, TRAIN_RUNS, study_url, trial_dirname
+from tune.experiment.layout import SEARCH_FILE, TRAIN_RUNS, study_url, trial_dirname
 from tune.experiment.records import NOT_STARTED, UNFINISHED, RunRecord, Summary
 from tune.experiment.storage import Experiment
 from tune.hold_points import HoldPoints
@@ -42,6 +42,7 @@ from tune.resume import (
     raise_budget,
 )
 from tune.schedulers import create_scheduler, stopper_name
+from tune.search_outcome import SearchInterrupted, no_result
 from tune.sizes import prepare_sizes
 from tune.space import SearchFile
 from tune.summary import build_summary, saved_trials
@@ -56,30 +57,6 @@ from tune.trial import (
 )
 from tune.trial_checkpoints import align_for_resume
 from tune.watch import ErrorFiles, ReleaseTrainResources, SearchStalled, StallGuard, stall_reason
-
-
-class SearchInterrupted(Exception):
-    """Ctrl-C or SIGTERM: the search stopped; ``summary`` is its summary.json (None when stopped at once);
-    ``code`` the exit code (130 Ctrl-C, 143 SIGTERM)."""
-
-    def __init__(self, experiment: Optional[Experiment], summary: Optional[str], code: int = 130):
-        super().__init__("interrupted")
-        self.experiment = experiment
-        self.summary = summary
-        self.code = code
-
-    def lines(self) -> list[str]:
-        if self.experiment is None:
-            return ["interrupted before the search started: nothing to continue"]
-        how = ("stopped at once; the search state saved last is kept" if self.summary is None
-               else "interrupted; finished trials are kept, unfinished ones continue from their checkpoints")
-        return [f"{how}. Continue with:",
-                f"  python tune/run_search.py --config {self.experiment.child(SEARCH_FILE)} "
-                f"--resume {self.experiment.uri}"]
-
-
-class SearchFailed(Exception):
-    """No trial reported the metric; the message is one line."""
 
 
 def _searcher(search: SearchFile, experiment: Experiment, concurrency: int) -> StudySearcher:
@@ -280,7 +257,7 @@ def run(search: SearchFile, *, storage: str, resume: Optional[str] = None,
         permanent = [r.metrics[TRIAL_ERROR] for r in results if (r.metrics or {}).get(TRIAL_ERROR)]
         if permanent and len(permanent) == summary.num_trials:
             raise ConfigError(permanent[0])  # every trial failed on a configuration, data or disk error
-        raise _no_result(summary, search, experiment)
+        raise no_result(summary, search, experiment)
     return path
 
 
@@ -297,11 +274,3 @@ def _write_summary(results, search: SearchFile, experiment: Experiment, record: 
                            and (unfinished or summary.num_trials < search.budget.num_samples))
     summary.stalled = stalled
     return summary, summary.write(experiment), stalled
-
-
-def _no_result(summary: Summary, search: SearchFile, experiment: Experiment) -> Exception:
-    """The one line for a search in which no trial reported the metric."""
-    errors = [t.error for t in summary.trials if t.error]
-    first = f"; first error: {errors[0]}" if errors else ""
-    return SearchFailed(f"no trial reported '{search.metric}' ({summary.num_errors} of "
-                        f"{summary.num_trials} failed{first}); see {experiment.child(SUMMARY_FILE)}")

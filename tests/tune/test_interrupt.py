@@ -121,7 +121,7 @@ def test_sigterm_raises_like_ctrl_c_before_the_search_handles_it(handlers):
 
 def test_stopped_codes_and_the_search_interrupted_lines(tmp_path):
     from tune.experiment.storage import Experiment
-    from tune.search import SearchInterrupted
+    from tune.search_outcome import SearchInterrupted
 
     assert (exit_code(signal.SIGINT), exit_code(signal.SIGTERM)) == (130, 143)
     assert str(Stopped(signal.SIGINT)) == "Ctrl-C" and Stopped(signal.SIGINT).exit_code == 130
